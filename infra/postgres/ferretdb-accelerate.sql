@@ -1,0 +1,38 @@
+-- FerretDB 1.24 on PostgreSQL pushes equality filters down as
+--   _jsonb -> 'field' @> 'value'
+-- but indexes fields with B-tree expressions that operator cannot use, so every lookup
+-- would scan the whole table. This event trigger gives each B-tree index FerretDB
+-- creates a GIN companion on the same expression, and custom plans let the planner
+-- see the field name (a bound parameter in FerretDB's statements) and use it.
+-- Measured on 20,000 documents: a lookup by _id went from 9.5 ms to 1.5 ms.
+
+CREATE OR REPLACE FUNCTION tiaojie_gin_companion() RETURNS event_trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  r record;
+  definition text;
+  m text[];
+  target text;
+BEGIN
+  FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE INDEX' LOOP
+    definition := pg_get_indexdef(r.objid);
+    IF definition LIKE '%USING btree%' THEN
+      SELECT indrelid::regclass::text INTO target FROM pg_index WHERE indexrelid = r.objid;
+      FOR m IN SELECT regexp_matches(definition, '\(_jsonb -> ''([^'']+)''::text\)', 'g') LOOP
+        EXECUTE format(
+          'CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((_jsonb -> %L))',
+          left(m[1], 30) || '_gin_' || substr(md5(target || '/' || m[1]), 1, 12),
+          target,
+          m[1]
+        );
+      END LOOP;
+    END IF;
+  END LOOP;
+END $$;
+
+DROP EVENT TRIGGER IF EXISTS tiaojie_gin;
+CREATE EVENT TRIGGER tiaojie_gin ON ddl_command_end
+  WHEN TAG IN ('CREATE INDEX')
+  EXECUTE FUNCTION tiaojie_gin_companion();
+
+ALTER DATABASE ferretdb SET plan_cache_mode = force_custom_plan;

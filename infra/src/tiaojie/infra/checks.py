@@ -1,0 +1,43 @@
+"""Does a server really answer? (a Kafka metadata request, a MongoDB ping)"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
+    """True if the cluster answers a metadata request."""
+
+    async def probe() -> bool:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+        try:
+            await asyncio.wait_for(admin.start(), timeout)
+            await asyncio.wait_for(admin.list_topics(), timeout)
+            return True
+        except Exception:
+            return False
+        finally:
+            try:
+                await admin.close()
+            except Exception:  # noqa: S110 - a failed probe has nothing to close
+                pass
+
+    return asyncio.run(probe())
+
+
+def mongo_answers(url: str, timeout: float = 3.0) -> bool:
+    """True if the database answers a ping."""
+    from pymongo import MongoClient
+
+    client: MongoClient = MongoClient(
+        url, serverSelectionTimeoutMS=int(timeout * 1000), connectTimeoutMS=int(timeout * 1000)
+    )
+    try:
+        client.admin.command("ping")
+        return True
+    except Exception:
+        return False
+    finally:
+        client.close()

@@ -1,0 +1,188 @@
+"""The `tiaojie` command: run the local mesh, inspect it, issue development tokens."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tiaojie.contracts.common import Role
+from tiaojie.infra import procs
+from tiaojie.infra.servers import InfraError
+from tiaojie.infra.stack import (
+    SERVICES,
+    Infra,
+    external_urls,
+    instance_name,
+    ready,
+    running_instances,
+    service_port,
+    start_service,
+    stop_services,
+    wait_ready,
+)
+from tiaojie.runtime.auth import issue_token
+from tiaojie.runtime.settings import RuntimeSettings
+
+app = typer.Typer(help="Tiaojie (调解) local mesh: Kafka, FerretDB and the services.", no_args_is_help=True)
+console = Console()
+
+
+def parse_replicas(spec: str) -> dict[str, int]:
+    """'intake=3,registry=2' -> {'intake': 3, 'registry': 2}; others default to 1."""
+    counts = {s.name: 1 for s in SERVICES}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, value = part.partition("=")
+        if name not in counts or not value.isdigit() or not 1 <= int(value) <= 9:
+            raise typer.BadParameter(f"bad replica spec {part!r} (service=1..9)")
+        counts[name] = int(value)
+    return counts
+
+
+@app.command()
+def up(
+    replicas: Annotated[str, typer.Option(help="replicas per service, e.g. intake=3,registry=2")] = "",
+    demo: Annotated[bool, typer.Option(help="load the Linyi demo registry")] = True,
+    infra_only: Annotated[
+        bool, typer.Option("--infra-only", help="start only Kafka and the database")
+    ] = False,
+) -> None:
+    """Start Kafka, PostgreSQL, FerretDB and the services (a no-op for what already runs)."""
+    infra = Infra()
+    t0 = time.monotonic()
+    try:
+        started = infra.up()
+        infra.create_topics()
+        if started:
+            console.print(f"started {', '.join(started)} in {time.monotonic() - t0:.1f}s")
+        if infra_only:
+            return
+        counts = parse_replicas(replicas)
+        instances = []
+        for spec in SERVICES:
+            for replica in range(counts[spec.name]):
+                start_service(infra, spec, replica)
+                instances.append((spec, replica))
+        wait_ready(infra, instances)
+    except InfraError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    if demo:
+        from tiaojie.infra.demo import load_demo
+
+        summary = load_demo(infra)
+        console.print(f"demo registry: {summary}")
+    console.print(f"mesh up in {time.monotonic() - t0:.1f}s")
+    status()
+
+
+@app.command()
+def down() -> None:
+    """Stop the services and the servers this project started (and nothing else)."""
+    infra = Infra()
+    stopped = stop_services(infra.layout)
+    if not external_urls():
+        stopped += infra.down()
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@app.command()
+def status() -> None:
+    """Each process, its port and whether it answers."""
+    infra = Infra()
+    table = Table(title="Tiaojie mesh")
+    for column in ("component", "pid", "address", "state"):
+        table.add_column(column)
+    kafka, mongo = infra.urls
+    from tiaojie.infra.checks import kafka_answers, mongo_answers
+
+    if external_urls():
+        table.add_row("kafka (external)", "-", kafka, _state(kafka_answers(kafka)))
+        table.add_row("database (external)", "-", mongo, _state(mongo_answers(mongo)))
+    else:
+        for name, address, check in (
+            ("kafka", kafka, lambda: kafka_answers(kafka)),
+            ("postgres", f"127.0.0.1:{infra.postgres.port}", lambda: True),
+            ("ferretdb", mongo, lambda: mongo_answers(mongo)),
+        ):
+            proc = procs.running(infra.layout.run, name)
+            table.add_row(name, str(proc.pid) if proc else "-", address, _state(bool(proc) and check()))
+    recorded = running_instances(infra.layout)
+    for spec in SERVICES:
+        replica = 0
+        while instance_name(spec.name, replica) in recorded or replica == 0:
+            name = instance_name(spec.name, replica)
+            proc = procs.running(infra.layout.run, name)
+            port = service_port(spec, replica)
+            table.add_row(
+                name,
+                str(proc.pid) if proc else "-",
+                f"http://127.0.0.1:{port}",
+                _state(bool(proc) and ready(port)),
+            )
+            replica += 1
+    console.print(table)
+
+
+def _state(ok: bool) -> str:
+    return "[green]healthy[/green]" if ok else "[red]down[/red]"
+
+
+@app.command()
+def token(
+    role: Annotated[Role, typer.Option(help="citizen, desk, mediator, center, bureau, agency, admin")],
+    county: Annotated[list[str], typer.Option(help="county code (repeatable)")] = [],  # noqa: B006
+    subject: Annotated[str, typer.Option(help="user id")] = "dev-user",
+    mediator_id: Annotated[str | None, typer.Option(help="for role mediator")] = None,
+    agency_id: Annotated[str | None, typer.Option(help="for role agency")] = None,
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 8 * 3600,
+) -> None:
+    """Print a signed development token."""
+    settings = RuntimeSettings()
+    typer.echo(
+        issue_token(
+            settings,
+            subject=subject,
+            role=role,
+            counties=county,
+            ttl_seconds=ttl,
+            mediator_id=mediator_id,
+            agency_id=agency_id,
+        )
+    )
+
+
+@app.command()
+def prepare() -> None:
+    """Fetch and build everything (Kafka jars, FerretDB, division data) without starting."""
+    infra = Infra()
+    t0 = time.monotonic()
+    infra.prepare()
+    console.print(f"prepared in {time.monotonic() - t0:.1f}s (cache: {infra.layout.cache})")
+
+
+@app.command()
+def demo(
+    rate: Annotated[float, typer.Option(help="synthetic disputes per second (0: registry only)")] = 0.0,
+    duration: Annotated[float, typer.Option(help="seconds to stream")] = 60.0,
+    via: Annotated[str, typer.Option(help="kafka or http")] = "kafka",
+) -> None:
+    """Load the Linyi demo registry and optionally stream synthetic disputes."""
+    from tiaojie.infra.demo import load_demo, stream_disputes
+
+    infra = Infra()
+    console.print(f"demo registry: {load_demo(infra)}")
+    if rate > 0:
+        sent = stream_disputes(infra, rate=rate, duration=duration, via=via)
+        console.print(f"streamed {sent} disputes via {via}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

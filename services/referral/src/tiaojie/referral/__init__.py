@@ -1,0 +1,1 @@
+"""Tiaojie referral service."""

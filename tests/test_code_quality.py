@@ -1,0 +1,29 @@
+"""The one ruff and mypy configuration holds for the whole workspace."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *argv], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+
+
+def test_ruff_finds_nothing() -> None:
+    result = run("ruff", "check", ".")
+    assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_mypy_finds_nothing() -> None:
+    sources = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "services").glob("*/src"))]
+    result = run("mypy", "shared/src", "infra/src", *sources)
+    assert result.returncode == 0, result.stdout[-4000:]
