@@ -78,25 +78,165 @@ class CaseRegistered(EventData):
     received_at: datetime
     acceptance_due: datetime | None = None
     referral_id: str | None = None
+    duplicate_of: str | None = None
 
 
-class CaseAssignmentRecorded(EventData):
+class CaseEvent(EventData):
+    """Fields every lifecycle event after registration carries, so a consumer can project
+    a case from any one of them: where it is, who holds it, its new status and when."""
+
+    case_id: str
+    county: str
+    township: str | None = None
+    category: Category | None = None
+    organisation_id: str | None = None
+    status: CaseStatus
+    at: datetime
+    by: str = ""  # user id or "system:<service>"; never a personal name
+    referral_id: str | None = None  # set when the case came from (or went to) a referral
+
+
+class CaseAccepted(CaseEvent):
+    """受理: the case number is assigned and the mediation clock starts."""
+
+    event_type = "tiaojie.intake.CaseAccepted"
+
+    case_number: str  # e.g. (2026)临兰人调字第123号
+    mediation_due: datetime
+
+
+class CaseRejected(CaseEvent):
+    """不予受理, with a reason from the fixed list."""
+
+    event_type = "tiaojie.intake.CaseRejected"
+
+    reason_code: str
+    reason_text: str = ""
+
+
+class CaseAssignmentRecorded(CaseEvent):
     """Intake recorded the mediator the registry assigned to a case."""
 
     event_type = "tiaojie.intake.CaseAssignmentRecorded"
 
-    case_id: str
-    county: str
-    organisation_id: str | None = None
     mediator_id: str
-    assigned_at: datetime
-    status: CaseStatus
+
+
+class SessionRecorded(CaseEvent):
+    """A mediation session was held; the first one moves the case into mediation."""
+
+    event_type = "tiaojie.intake.SessionRecorded"
+
+    session_number: int
+    held_at: datetime
+
+
+class CaseResolved(CaseEvent):
+    """调解成功: an oral or written agreement."""
+
+    event_type = "tiaojie.intake.CaseResolved"
+
+    agreement_form: str  # oral | written
+    amount: float | None = None
+    performance_due: date | None = None
+    agreement_summary: str = ""  # no personal data: parties appear as 申请人/被申请人
+    judicial_confirmation_due: date | None = None
+
+
+class CaseFailed(CaseEvent):
+    """调解不成, with the route the parties are guided to."""
+
+    event_type = "tiaojie.intake.CaseFailed"
+
+    route: str  # litigation | arbitration | administrative | other
+    reason: str = ""
+
+
+class AgreementPerformed(CaseEvent):
+    """Proof of performance of the agreement was recorded."""
+
+    event_type = "tiaojie.intake.AgreementPerformed"
+
+
+class FollowUpRecorded(CaseEvent):
+    """回访: a follow-up visit was recorded."""
+
+    event_type = "tiaojie.intake.FollowUpRecorded"
+
+    satisfied: bool | None = None
+
+
+class CaseArchived(CaseEvent):
+    """归档: the file is complete and closed."""
+
+    event_type = "tiaojie.intake.CaseArchived"
+
+
+class CaseWithdrawn(CaseEvent):
+    """The applicant withdrew; `previous_status` is the stage it was withdrawn at."""
+
+    event_type = "tiaojie.intake.CaseWithdrawn"
+
+    previous_status: CaseStatus
+
+
+class CaseTransferred(CaseEvent):
+    """The case moved to another organisation after an accepted transfer (转办/交办/上报)."""
+
+    event_type = "tiaojie.intake.CaseTransferred"
+
+    from_organisation_id: str | None = None
+    transfer_id: str
+    kind: str  # lateral | assign_down | escalate_up
+
+
+class DeadlineChanged(CaseEvent):
+    """A statutory clock was set, paused, resumed or extended (by consent)."""
+
+    event_type = "tiaojie.intake.DeadlineChanged"
+
+    clock: str  # acceptance | mediation
+    due: datetime | None = None
+    change: str  # set | paused | resumed | extended
+    reason: str = ""
+
+
+class DuplicateLinked(CaseEvent):
+    """A new submission matched an open case and was linked to it instead of opening one."""
+
+    event_type = "tiaojie.intake.DuplicateLinked"
+
+    channel: Channel
+
+
+class RiskRaised(CaseEvent):
+    """A case was rated 重大 (grave): published at once, with the signals found."""
+
+    event_type = "tiaojie.intake.RiskRaised"
+
+    risk_level: RiskLevel
+    signals: list[str] = Field(default_factory=list)
+    party_keys: list[str] = Field(default_factory=list)
 
 
 __all__ = [
+    "AgreementPerformed",
+    "CaseAccepted",
+    "CaseArchived",
     "CaseAssignmentRecorded",
+    "CaseEvent",
+    "CaseFailed",
     "CaseRegistered",
+    "CaseRejected",
+    "CaseResolved",
+    "CaseTransferred",
+    "CaseWithdrawn",
+    "DeadlineChanged",
     "DisputeSubmission",
     "DisputeSubmitted",
+    "DuplicateLinked",
+    "FollowUpRecorded",
     "PartyIn",
+    "RiskRaised",
+    "SessionRecorded",
 ]

@@ -86,4 +86,17 @@ class MediatorAssigned(EventData):
     assigned_at: datetime
 
 
-__all__ = ["Candidate", "MediatorAssigned", "MediatorUpdated", "OrganisationUpdated"]
+class AssignmentFailed(EventData):
+    """Nobody eligible anywhere up the hierarchy: the case needs a person to decide."""
+
+    event_type = "tiaojie.registry.AssignmentFailed"
+
+    case_id: str
+    county: str
+    organisation_id: str | None = None
+    tried: list[str] = Field(default_factory=list)  # organisations searched, in order
+    reason: str
+    failed_at: datetime
+
+
+__all__ = ["AssignmentFailed", "Candidate", "MediatorAssigned", "MediatorUpdated", "OrganisationUpdated"]
