@@ -180,6 +180,19 @@ def demo(
         console.print(f"streamed {sent} disputes via {via}")
 
 
+def _mount_service_commands() -> None:
+    """Commands services contribute (e.g. stats: `tiaojie hotspots detect`, `tiaojie rebuild`)."""
+    try:
+        from tiaojie.stats.cli import hotspots_app, rebuild_command  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    app.add_typer(hotspots_app, name="hotspots")
+    app.command("rebuild")(rebuild_command)
+
+
+_mount_service_commands()
+
+
 def main() -> None:
     app()
 

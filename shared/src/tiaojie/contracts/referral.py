@@ -29,6 +29,101 @@ class AgencyRegistered(EventData):
     active: bool = True
 
 
+class ReferralRequested(EventData):
+    """A referral arrived (from an agency or another body) and awaits the receiving
+    organisation's answer; `response_due` is the response clock (1 working day)."""
+
+    event_type = "tiaojie.referral.ReferralRequested"
+
+    referral_id: str
+    agency_id: str | None = None
+    agency_kind: AgencyKind | None = None
+    agency_ref: str | None = None
+    referral_kind: str
+    county: str
+    township: str | None = None
+    category: Category | None = None
+    organisation_id: str
+    requested_at: datetime
+    response_due: datetime
+    due: datetime | None = None
+
+
+class ReferralDeclined(EventData):
+    """The receiving organisation declined; the referral returns to its sender."""
+
+    event_type = "tiaojie.referral.ReferralDeclined"
+
+    referral_id: str
+    agency_id: str | None = None
+    agency_kind: AgencyKind | None = None
+    agency_ref: str | None = None
+    county: str
+    organisation_id: str
+    reason: str
+    declined_at: datetime
+
+
+class ReferralClosed(EventData):
+    """The referred dispute ended: resolved, failed or withdrawn; the sender was told."""
+
+    event_type = "tiaojie.referral.ReferralClosed"
+
+    referral_id: str
+    agency_id: str | None = None
+    agency_kind: AgencyKind | None = None
+    agency_ref: str | None = None
+    county: str
+    case_id: str | None = None
+    outcome: str  # resolved | failed | withdrawn
+    closed_at: datetime
+    agreement_summary: str = ""
+    judicial_confirmation_ready: bool = False
+
+
+class DeadlineReminded(EventData):
+    """催办: a configurable share of a referral's or transfer's time was used."""
+
+    event_type = "tiaojie.referral.DeadlineReminded"
+
+    subject_id: str  # referral or transfer id
+    subject_kind: str  # referral | transfer
+    county: str
+    agency_kind: AgencyKind | None = None
+    stage: str  # response | handling
+    due: datetime
+    share_used: float
+    reminded_at: datetime
+
+
+class DeadlineOverdue(EventData):
+    """A referral or transfer passed its deadline and was escalated."""
+
+    event_type = "tiaojie.referral.DeadlineOverdue"
+
+    subject_id: str
+    subject_kind: str
+    county: str
+    agency_kind: AgencyKind | None = None
+    stage: str
+    due: datetime
+    overdue_at: datetime
+    escalated_to: list[str] = Field(default_factory=list)  # organisation ids told
+
+
+class DeadlineCleared(EventData):
+    """An overdue referral or transfer was answered or closed: it is no longer overdue."""
+
+    event_type = "tiaojie.referral.DeadlineCleared"
+
+    subject_id: str
+    subject_kind: str
+    county: str
+    agency_kind: AgencyKind | None = None
+    stage: str
+    cleared_at: datetime
+
+
 class ReferralAccepted(EventData):
     """The receiving organisation accepted a referral: intake creates (or links) the case."""
 
@@ -98,7 +193,13 @@ class TransferDeclined(EventData):
 
 __all__ = [
     "AgencyRegistered",
+    "DeadlineCleared",
+    "DeadlineOverdue",
+    "DeadlineReminded",
     "ReferralAccepted",
+    "ReferralClosed",
+    "ReferralDeclined",
+    "ReferralRequested",
     "TransferAccepted",
     "TransferDeclined",
     "TransferRequested",
