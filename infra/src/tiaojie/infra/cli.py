@@ -182,12 +182,14 @@ def demo(
 
 def _mount_service_commands() -> None:
     """Commands services contribute (e.g. stats: `tiaojie hotspots detect`, `tiaojie rebuild`)."""
+    import importlib
+
     try:
-        from tiaojie.stats.cli import hotspots_app, rebuild_command  # type: ignore[attr-defined]
+        stats_cli = importlib.import_module("tiaojie.stats.cli")
     except ImportError:
         return
-    app.add_typer(hotspots_app, name="hotspots")
-    app.command("rebuild")(rebuild_command)
+    app.add_typer(stats_cli.hotspots_app, name="hotspots")
+    app.command("rebuild")(stats_cli.rebuild_command)
 
 
 _mount_service_commands()
