@@ -219,6 +219,54 @@ class RiskRaised(CaseEvent):
     party_keys: list[str] = Field(default_factory=list)
 
 
+class CaseNominated(EventData):
+    """A mediator or centre user nominated an archived case for the typical-case library
+    (topic intake.nominations.v1). The case's texts carry names and numbers, so they travel
+    encrypted for the library alone (content_enc: JSON of NominatedContent, encrypted with
+    tiaojie.runtime.pii.Protector and the platform's PII key); the library anonymises them
+    before it stores anything."""
+
+    event_type = "tiaojie.intake.CaseNominated"
+
+    case_id: str
+    county: str
+    township: str | None = None
+    category: Category
+    organisation_id: str | None = None
+    case_number: str | None = None
+    outcome: CaseStatus  # the case's final outcome: resolved | failed | withdrawn
+    amount: float | None = None
+    referral_kind: str | None = None  # e.g. delegation, when a court referred it
+    received_at: datetime
+    closed_at: datetime | None = None
+    nominated_by: str
+    nominated_at: datetime
+    note: str = ""  # why the nominator thinks it is typical (free text: anonymised too)
+    content_enc: str
+
+
+class NominatedSession(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    held_at: datetime
+    place: str = ""
+    participants: str = ""
+    record: str = ""
+
+
+class NominatedContent(BaseModel):
+    """The decrypted content of CaseNominated: the case's free texts, not yet anonymised."""
+
+    model_config = ConfigDict(frozen=True)
+
+    description: str
+    parties: list[dict[str, str]] = Field(default_factory=list)  # {"role": ..., "name": ...}
+    sessions: list[NominatedSession] = Field(default_factory=list)
+    agreement_text: str = ""
+    failure_reason: str = ""
+    follow_up_record: str = ""
+
+
 __all__ = [
     "AgreementPerformed",
     "CaseAccepted",
@@ -226,6 +274,7 @@ __all__ = [
     "CaseAssignmentRecorded",
     "CaseEvent",
     "CaseFailed",
+    "CaseNominated",
     "CaseRegistered",
     "CaseRejected",
     "CaseResolved",
@@ -236,6 +285,8 @@ __all__ = [
     "DisputeSubmitted",
     "DuplicateLinked",
     "FollowUpRecorded",
+    "NominatedContent",
+    "NominatedSession",
     "PartyIn",
     "RiskRaised",
     "SessionRecorded",

@@ -29,6 +29,9 @@ AGENCIES = "referral.agencies.v1"
 # stats: hotspot and individual-risk alerts, keyed by alert id.
 ALERTS = "stats.alerts.v1"
 
+# case-library: nomination, curation and publication of typical cases, keyed by entry id.
+LIBRARY = "library.entries.v1"
+
 DLQ_SUFFIX = ".dlq"
 
 # Which service produces which topic: the producer creates its topics (and their DLQs
@@ -38,6 +41,7 @@ PRODUCED_BY: dict[str, tuple[str, ...]] = {
     "registry": (ORGANISATIONS, MEDIATORS, ASSIGNMENTS),
     "referral": (REFERRALS, AGENCIES),
     "stats": (ALERTS,),
+    "library": (LIBRARY,),
 }
 # Inbound topics a service owns although others write to them.
 INBOUND_OWNED_BY: dict[str, tuple[str, ...]] = {
@@ -54,6 +58,7 @@ ALL_TOPICS: tuple[str, ...] = (
     REFERRALS,
     AGENCIES,
     ALERTS,
+    LIBRARY,
 )
 
 
