@@ -1,0 +1,447 @@
+"""The mesh end to end, measured against raw aiokafka on the same broker in the same run.
+
+    uv run python benchmarks/mesh.py [--burst 3000] [--seconds 20] [--rounds 2] [--replicas intake=2]
+
+Phases, interleaved per round so that machine noise hits all of them alike:
+  raw-produce   aiokafka producer (acks=all, idempotent) sending DisputeSubmitted CloudEvents
+  raw-consume   aiokafka consumer reading them back, parsing envelope + payload (pydantic), committing
+  mesh-kafka    the same disputes on intake.submissions.v1, timed until every one is assigned
+                (intake registers, registry assigns, stats projects), i.e. the sustained maximum
+  mesh-http     disputes POSTed to intake (32 concurrent clients), timed until assigned
+Then latency from submission to assignment at 50% and 80% of the measured maximum (throttled,
+never unthrottled), CPU microseconds per dispute per service, peak RSS per service, and
+database operations per dispute (FerretDB's own request counters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.support.mesh import Mesh  # noqa: E402
+
+from tiaojie.contracts import topics  # noqa: E402
+from tiaojie.contracts.common import Channel, Role  # noqa: E402
+from tiaojie.contracts.envelope import CloudEvent, new_event  # noqa: E402
+from tiaojie.contracts.intake import DisputeSubmission, DisputeSubmitted  # noqa: E402
+from tiaojie.infra import synthetic  # noqa: E402
+from tiaojie.infra.demo import LINYI_COUNTIES, _post_all, demo_registry  # noqa: E402
+from tiaojie.infra.servers import FERRETDB_DEBUG_PORT  # noqa: E402
+from tiaojie.infra.stack import SERVICES, Infra  # noqa: E402
+from tiaojie.runtime.auth import issue_token  # noqa: E402
+from tiaojie.runtime.divisions import load_divisions  # noqa: E402
+from tiaojie.runtime.kafka import create_physical_topics, ensure_topics  # noqa: E402
+from tiaojie.runtime.settings import RuntimeSettings  # noqa: E402
+
+SOURCE = "/bench/grid-system"
+
+
+def case_id_of(event: CloudEvent) -> str:
+    """The case id intake derives for a Kafka submission (idempotent registration)."""
+    from tiaojie.intake.service import case_id_for
+
+    return case_id_for(scope=f"kafka:{event.source}", key=event.id)
+
+
+@dataclass
+class Row:
+    phase: str
+    round: int
+    disputes: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.disputes / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class Resources:
+    cpu_us_per_dispute: dict[str, float] = field(default_factory=dict)
+    rss_peak_mb: dict[str, float] = field(default_factory=dict)
+    db_ops_per_dispute: float = 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def db_requests() -> float:
+    data_commands = ("find", "insert", "update", "delete", "findAndModify", "aggregate", "count", "getMore")
+    try:
+        text = httpx.get(f"http://127.0.0.1:{FERRETDB_DEBUG_PORT}/debug/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return float("nan")
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("ferretdb_client_requests_total") and any(
+            f'command="{c}"' in line for c in data_commands
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+class Disputes:
+    """Synthetic disputes over Linyi's real townships."""
+
+    def __init__(self, settings: RuntimeSettings, seed: int = 7) -> None:
+        divisions = load_divisions(str(settings.divisions_path))
+        self.rng = random.Random(seed)
+        self.townships = {c: [t.code for t in divisions.townships_of(c)] for c in LINYI_COUNTIES}
+
+    def body(self, channel: Channel) -> dict[str, Any]:
+        county = self.rng.choice(LINYI_COUNTIES)
+        return synthetic.submission(
+            self.rng, county=county, township=self.rng.choice(self.townships[county]), channel=channel
+        )
+
+    def events(self, n: int) -> list[CloudEvent]:
+        return [
+            new_event(
+                DisputeSubmitted(submission=DisputeSubmission.model_validate(self.body(Channel.SYSTEM))),
+                source=SOURCE,
+                subject=str(uuid.uuid4()),
+            )
+            for _ in range(n)
+        ]
+
+
+class AssignmentWatch:
+    """Follows registry.assignments.v1 and records when each case was assigned."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.settings = settings
+        self.seen: dict[str, float] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            self.settings.topic(topics.ASSIGNMENTS),
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            auto_offset_reset="latest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+        await self._consumer.start()
+        await self._consumer.seek_to_end()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        async for record in self._consumer:
+            doc = orjson.loads(record.value)
+            if doc.get("type", "").endswith("MediatorAssigned"):
+                self.seen.setdefault(doc["data"]["case_id"], time.monotonic())
+
+    async def wait_for(self, case_ids: set[str], timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if case_ids <= self.seen.keys():
+                return max(self.seen[c] for c in case_ids)
+            await asyncio.sleep(0.05)
+        missing = len(case_ids - self.seen.keys())
+        raise TimeoutError(f"{missing} of {len(case_ids)} disputes not assigned within {timeout}s")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        if self._consumer:
+            await self._consumer.stop()
+
+
+async def raw_produce(settings: RuntimeSettings, topic: str, values: list[bytes]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=2
+    )
+    await producer.start()
+    try:
+        t0 = time.monotonic()
+        futures = [await producer.send(topic, value, key=str(i).encode()) for i, value in enumerate(values)]
+        await asyncio.gather(*futures)
+        return time.monotonic() - t0
+    finally:
+        await producer.stop()
+
+
+async def raw_consume(settings: RuntimeSettings, topic: str, expect: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        t0 = time.monotonic()
+        got = 0
+        while got < expect:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+            for records in batch.values():
+                for record in records:
+                    event = CloudEvent.model_validate(orjson.loads(record.value))
+                    DisputeSubmitted.model_validate(event.data)
+                    got += 1
+            if batch:
+                await consumer.commit()
+        return time.monotonic() - t0
+    finally:
+        await consumer.stop()
+
+
+async def mesh_kafka(
+    settings: RuntimeSettings, watch: AssignmentWatch, events: list[CloudEvent], *, rate: float | None = None
+) -> tuple[float, list[float]]:
+    """Publish to the submissions topic (as fast as possible, or at `rate`/s); returns the time until
+    all were assigned and each dispute's submission-to-assignment latency."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=2
+    )
+    await producer.start()
+    sent_at: dict[str, float] = {}
+    try:
+        t0 = time.monotonic()
+        futures = []
+        for i, event in enumerate(events):
+            if rate:
+                await asyncio.sleep(max(0.0, t0 + i / rate - time.monotonic()))
+            sent_at[case_id_of(event)] = time.monotonic()
+            futures.append(
+                await producer.send(
+                    settings.topic(topics.SUBMISSIONS),
+                    event.to_bytes(),
+                    key=(event.subject or event.id).encode(),
+                )
+            )
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    done = await watch.wait_for(set(sent_at), timeout=600)
+    return done - t0, [watch.seen[c] - s for c, s in sent_at.items()]
+
+
+async def mesh_http(
+    settings: RuntimeSettings,
+    url: str,
+    watch: AssignmentWatch,
+    disputes: Disputes,
+    n: int,
+    concurrency: int = 32,
+) -> float:
+    token = issue_token(settings, subject="bench-desk", role=Role.DESK, counties=list(LINYI_COUNTIES))
+    case_ids: set[str] = set()
+    bodies = [disputes.body(Channel.DESK) for _ in range(n)]
+    limit = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(
+        base_url=url,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+        limits=httpx.Limits(max_connections=concurrency),
+    ) as client:
+
+        async def post(body: dict[str, Any]) -> None:
+            async with limit:
+                response = await client.post("/api/v1/disputes", json=body)
+                response.raise_for_status()
+                case_ids.add(response.json()["id"])
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(post(b) for b in bodies))
+    done = await watch.wait_for(case_ids, timeout=600)
+    return done - t0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    return "\n".join([line, rule, *body])
+
+
+async def run(args: argparse.Namespace) -> None:
+    infra = Infra()
+    infra.up()
+    namespace = "bench" + uuid.uuid4().hex[:6]
+    settings = infra.settings(namespace=namespace)
+    await ensure_topics(settings, topics.ALL_TOPICS)
+    scratch = settings.topic("bench.raw.v1")
+    replicas = {s.name: 1 for s in SERVICES}
+    for part in filter(None, args.replicas.split(",")):
+        name, _, count = part.partition("=")
+        replicas[name] = int(count)
+
+    mesh = Mesh(settings=settings, log_dir=ROOT / ".data" / "bench" / namespace)
+    for spec in SERVICES:
+        for replica in range(replicas[spec.name]):
+            mesh.add(spec, replica=replica, extra_env={"TIAOJIE_LOG_LEVEL": "WARNING"}).start()
+    for process in mesh.services.values():
+        process.wait_ready()
+    orgs, mediators = demo_registry(load_divisions(str(settings.divisions_path)))
+    for m in mediators:
+        m["capacity"] = 100000  # the benchmark measures throughput, not capacity limits
+    token = issue_token(settings, subject="bench", role=Role.ADMIN, counties=list(LINYI_COUNTIES))
+    await _post_all(mesh.url("registry"), token, orgs, mediators)
+    await asyncio.sleep(3)  # let intake project the organisations before routing
+
+    disputes = Disputes(settings)
+    watch = AssignmentWatch(settings)
+    await watch.start()
+    rows: list[Row] = []
+    resources = Resources()
+    try:
+        # Warm-up: first messages pay for connections, JIT-less imports and caches.
+        await mesh_kafka(settings, watch, disputes.events(200))
+        for round_no in range(1, args.rounds + 1):
+            await create_physical_topics(settings, [f"{scratch}{round_no}"])
+            values = [e.to_bytes() for e in disputes.events(args.burst)]
+            rows.append(
+                Row(
+                    "raw-produce",
+                    round_no,
+                    args.burst,
+                    await raw_produce(settings, f"{scratch}{round_no}", values),
+                )
+            )
+            rows.append(
+                Row(
+                    "raw-consume",
+                    round_no,
+                    args.burst,
+                    await raw_consume(settings, f"{scratch}{round_no}", args.burst),
+                )
+            )
+            before_cpu = {n: cpu_seconds(p.proc.pid) for n, p in mesh.services.items() if p.proc}
+            before_db = db_requests()
+            seconds, _ = await mesh_kafka(settings, watch, disputes.events(args.burst))
+            rows.append(Row("mesh-kafka", round_no, args.burst, seconds))
+            if round_no == args.rounds:
+                resources.db_ops_per_dispute = (db_requests() - before_db) / args.burst
+                resources.cpu_us_per_dispute = {
+                    n: (cpu_seconds(p.proc.pid) - before_cpu[n]) * 1e6 / args.burst
+                    for n, p in mesh.services.items()
+                    if p.proc
+                }
+            http_n = max(200, args.burst // 3)
+            rows.append(
+                Row(
+                    "mesh-http",
+                    round_no,
+                    http_n,
+                    await mesh_http(settings, mesh.url("intake"), watch, disputes, http_n),
+                )
+            )
+        best = max(r.rate for r in rows if r.phase == "mesh-kafka")
+        latency: dict[str, list[float]] = {}
+        for share in (0.5, 0.8):
+            rate = best * share
+            n = max(100, int(rate * args.seconds))
+            _, latencies = await mesh_kafka(settings, watch, disputes.events(n), rate=rate)
+            latency[f"{int(share * 100)}% ({rate:.0f}/s)"] = latencies
+        for name, process in mesh.services.items():
+            if process.proc:
+                resources.rss_peak_mb[name] = rss_peak_mb(process.proc.pid)
+    finally:
+        await watch.stop()
+        mesh.stop_all()
+
+    raw_produce_rate = statistics.median(r.rate for r in rows if r.phase == "raw-produce")
+    raw_consume_rate = statistics.median(r.rate for r in rows if r.phase == "raw-consume")
+    raw_pipe = min(raw_produce_rate, raw_consume_rate)
+    print(
+        f"\nmachine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"namespace {namespace}, replicas {args.replicas or 'one each'}\n"
+    )
+    print(
+        table(
+            ["phase", "round", "disputes", "seconds", "disputes/s", "ratio to raw pipe"],
+            [
+                [
+                    r.phase,
+                    str(r.round),
+                    str(r.disputes),
+                    f"{r.seconds:.2f}",
+                    f"{r.rate:.0f}",
+                    f"{r.rate / raw_pipe:.3f}",
+                ]
+                for r in rows
+            ],
+        )
+    )
+    print()
+    print(
+        table(
+            ["load (share of mesh max)", "p50 ms", "p95 ms", "p99 ms", "n"],
+            [
+                [
+                    k,
+                    f"{percentile(v, 0.5) * 1000:.0f}",
+                    f"{percentile(v, 0.95) * 1000:.0f}",
+                    f"{percentile(v, 0.99) * 1000:.0f}",
+                    str(len(v)),
+                ]
+                for k, v in latency.items()
+            ],
+        )
+    )
+    print()
+    print(
+        table(
+            ["service", "CPU µs per dispute", "peak RSS MB"],
+            [
+                [
+                    n,
+                    f"{resources.cpu_us_per_dispute.get(n, float('nan')):.0f}",
+                    f"{resources.rss_peak_mb.get(n, 0):.0f}",
+                ]
+                for n in mesh.services
+            ],
+        )
+    )
+    print(f"\ndatabase operations per dispute (all services): {resources.db_ops_per_dispute:.1f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--burst", type=int, default=2000, help="disputes per throughput phase")
+    parser.add_argument("--seconds", type=float, default=15, help="length of each throttled latency phase")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--replicas", default="", help="e.g. intake=2,registry=2")
+    asyncio.run(run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
