@@ -28,7 +28,7 @@ def auth(
 
 
 def small_registry(
-    county: str = COUNTY, township: str = TOWNSHIP
+    county: str = COUNTY, township: str = TOWNSHIP, *, capacity: int | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A county centre, one township committee, and two certified mediators in each."""
     centre, committee = f"org-{county}-centre", f"org-{township}-tc"
@@ -65,6 +65,7 @@ def small_registry(
             "grade": "2",
             "certificate_number": f"T{i}{org[-6:]}",
             "certificate_expires_on": "2030-12-31",
+            **({"capacity": capacity} if capacity is not None else {}),
         }
         for org in (centre, committee)
         for i in (1, 2)
@@ -78,8 +79,10 @@ async def load_registry(
     settings: RuntimeSettings,
     county: str = COUNTY,
     township: str = TOWNSHIP,
+    *,
+    capacity: int | None = None,
 ) -> None:
-    orgs, mediators = small_registry(county, township)
+    orgs, mediators = small_registry(county, township, capacity=capacity)
     headers = auth(settings, Role.ADMIN, [county])
     for body in orgs:
         (

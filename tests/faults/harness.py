@@ -1,0 +1,276 @@
+"""Fault-test harness: a private mesh per test, a steady load, and the ledger that
+reconciles every acknowledged input against the databases and the dead-letter topics.
+
+The invariant (DESIGN.md §4): every acknowledged input is in a database or in a DLQ,
+exactly once in effect — no lost case, no second case, no double count in stats, no
+double assignment, no double load on a mediator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
+
+from tests.support.data import COUNTY, TOWNSHIP, auth, load_registry
+from tests.support.kafka import read_all
+from tests.support.mesh import Mesh
+from tiaojie.contracts import topics
+from tiaojie.contracts.common import Channel, Role
+from tiaojie.contracts.envelope import CloudEvent, new_event
+from tiaojie.contracts.intake import DisputeSubmission, DisputeSubmitted
+from tiaojie.infra import synthetic
+from tiaojie.infra.stack import SERVICES
+from tiaojie.runtime.kafka import ensure_topics
+from tiaojie.runtime.settings import RuntimeSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = "/faults/grid-system"
+
+
+def kafka_case_id(event: CloudEvent) -> str:
+    from tiaojie.intake.service import case_id_for
+
+    return case_id_for(scope=f"kafka:{event.source}", key=event.id)
+
+
+def http_case_id(subject: str, key: str) -> str:
+    from tiaojie.intake.service import case_id_for
+
+    return case_id_for(scope=f"http:{subject}", key=key)
+
+
+async def private_mesh(settings: RuntimeSettings, name: str) -> tuple[Mesh, RuntimeSettings]:
+    """A mesh in a namespace of its own, with a registry loaded, for one fault test."""
+    own = settings.model_copy(update={"namespace": f"{settings.namespace}{name}"})
+    await ensure_topics(own, topics.ALL_TOPICS)
+    mesh = Mesh(settings=own, log_dir=ROOT / "test-artifacts" / "logs" / own.namespace)
+    mesh.start_all()
+    async with httpx.AsyncClient(timeout=30) as client:
+        await load_registry(client, mesh.url("registry"), own, capacity=100_000)
+    await asyncio.sleep(2)  # intake projects the organisations before it routes
+    return mesh, own
+
+
+@dataclass
+class Ledger:
+    """What the load generator was told was accepted, and what it merely attempted."""
+
+    acknowledged: set[str] = field(default_factory=set)
+    attempted: set[str] = field(default_factory=set)
+    failures: Counter[str] = field(default_factory=Counter)
+
+
+class SteadyLoad:
+    """Submits disputes at a steady rate over Kafka and HTTP until stopped."""
+
+    def __init__(self, settings: RuntimeSettings, mesh: Mesh, *, rate: float = 12.0, seed: int = 1) -> None:
+        self.settings = settings
+        self.mesh = mesh
+        self.rate = rate
+        self.rng = random.Random(seed)
+        self.ledger = Ledger()
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.desk = auth(settings, Role.DESK)
+        self.subject = "test-desk"
+
+    def body(self, channel: Channel) -> dict[str, Any]:
+        return synthetic.submission(self.rng, county=COUNTY, township=TOWNSHIP, channel=channel)
+
+    async def __aenter__(self) -> SteadyLoad:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task:
+            await self._task
+
+    async def _run(self) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            request_timeout_ms=5000,
+        )
+        started = False
+        async with httpx.AsyncClient(timeout=10) as client:
+            i = 0
+            t0 = time.monotonic()
+            pending: set[asyncio.Task[None]] = set()
+            while not self._stop.is_set():
+                if not started:
+                    try:
+                        await producer.start()
+                        started = True
+                    except Exception:
+                        self.ledger.failures["producer_start"] += 1
+                kind = "kafka" if i % 2 == 0 else "http"
+                task = asyncio.create_task(
+                    self._one_kafka(producer) if kind == "kafka" and started else self._one_http(client)
+                )
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                i += 1
+                await asyncio.sleep(max(0.0, t0 + i / self.rate - time.monotonic()))
+            await asyncio.gather(*pending, return_exceptions=True)
+        if started:
+            await producer.stop()
+
+    async def _one_kafka(self, producer: AIOKafkaProducer) -> None:
+        submission = DisputeSubmission.model_validate(self.body(Channel.SYSTEM))
+        event = new_event(DisputeSubmitted(submission=submission), source=SOURCE, subject=str(uuid.uuid4()))
+        case_id = kafka_case_id(event)
+        self.ledger.attempted.add(case_id)
+        try:
+            await producer.send_and_wait(
+                self.settings.topic(topics.SUBMISSIONS), event.to_bytes(), key=(event.subject or "").encode()
+            )
+            self.ledger.acknowledged.add(case_id)
+        except Exception as exc:
+            self.ledger.failures[f"kafka:{type(exc).__name__}"] += 1
+
+    async def _one_http(self, client: httpx.AsyncClient) -> None:
+        key = uuid.uuid4().hex
+        case_id = http_case_id(self.subject, key)
+        self.ledger.attempted.add(case_id)
+        intake = [p for n, p in self.mesh.services.items() if n.startswith("intake-")]
+        process = intake[hash(key) % len(intake)]
+        try:
+            response = await client.post(
+                f"{process.url}/api/v1/disputes",
+                json=self.body(Channel.DESK),
+                headers={**self.desk, "Idempotency-Key": key},
+            )
+            if response.status_code in (200, 201):
+                assert response.json()["id"] == case_id
+                self.ledger.acknowledged.add(case_id)
+            else:
+                self.ledger.failures[f"http:{response.status_code}"] += 1
+        except httpx.HTTPError as exc:
+            self.ledger.failures[f"http:{type(exc).__name__}"] += 1
+
+
+@dataclass
+class Reconciliation:
+    acknowledged: int
+    cases: int
+    assigned_cases: int
+    assignment_decisions: int
+    stats_received: int
+    mediator_load: int
+    dead_letters: int
+    lost: list[str]
+    unexpected: list[str]
+    double_assigned: list[str]
+
+    def __str__(self) -> str:
+        return (
+            f"ledger: acknowledged={self.acknowledged} cases={self.cases} assigned={self.assigned_cases} "
+            f"assignment_decisions={self.assignment_decisions} stats_received={self.stats_received} "
+            f"mediator_load={self.mediator_load} dead_letters={self.dead_letters} lost={len(self.lost)} "
+            f"unexpected={len(self.unexpected)} double_assigned={len(self.double_assigned)}"
+        )
+
+
+async def reconcile(
+    settings: RuntimeSettings, mesh: Mesh, ledger: Ledger, *, timeout: float = 180
+) -> Reconciliation:
+    """Wait until the mesh is quiet, then compare the ledger with every store."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
+    intake_db = client[settings.database("tiaojie_intake")]
+    registry_db = client[settings.database("tiaojie_registry")]
+    stats_db = client[settings.database("tiaojie_stats")]
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            case_ids = {d["_id"] async for d in intake_db["cases"].find({}, {"_id": 1})}
+            assigned = {d["_id"] async for d in registry_db["assignments"].find({}, {"_id": 1})}
+            projected = {
+                d["_id"] async for d in stats_db["cases"].find({"received_at": {"$ne": None}}, {"_id": 1})
+            }
+            if (
+                ledger.acknowledged <= case_ids and case_ids <= assigned and case_ids <= projected
+            ) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        await asyncio.sleep(2)  # let stragglers (duplicates, if any) arrive before counting
+        case_ids = {d["_id"] async for d in intake_db["cases"].find({}, {"_id": 1})}
+        assigned = {d["_id"] async for d in registry_db["assignments"].find({}, {"_id": 1})}
+        load = 0
+        async for mediator in registry_db["mediators"].find({}, {"active_cases": 1}):
+            load += len(mediator.get("active_cases") or [])
+    finally:
+        await client.close()
+
+    decisions: dict[str, set[tuple[str, str]]] = {}
+    for record in await read_all(
+        settings.kafka_bootstrap, settings.topic(topics.ASSIGNMENTS), expect=10**9, timeout=5
+    ):
+        doc = orjson.loads(record.value)
+        if doc["type"].endswith("MediatorAssigned"):
+            decisions.setdefault(doc["data"]["case_id"], set()).add(
+                (doc["data"]["mediator_id"], doc["data"]["assigned_at"])
+            )
+    dead = 0
+    for topic in (topics.SUBMISSIONS, topics.CASES, topics.ASSIGNMENTS):
+        dead += len(
+            await read_all(
+                settings.kafka_bootstrap, settings.topic(topics.dlq(topic)), expect=10**9, timeout=2
+            )
+        )
+    async with httpx.AsyncClient(timeout=30) as http:
+        summary = (
+            await http.get(
+                f"{mesh.url('stats')}/api/v1/summary", headers=auth(settings, Role.BUREAU, [COUNTY])
+            )
+        ).json()
+    return Reconciliation(
+        acknowledged=len(ledger.acknowledged),
+        cases=len(case_ids),
+        assigned_cases=len(assigned & case_ids),
+        assignment_decisions=sum(len(v) for v in decisions.values()),
+        stats_received=int(summary["received"]),
+        mediator_load=load,
+        dead_letters=dead,
+        lost=sorted(ledger.acknowledged - case_ids),
+        unexpected=sorted(case_ids - ledger.attempted),
+        double_assigned=sorted(c for c, v in decisions.items() if len(v) > 1),
+    )
+
+
+def assert_exactly_once(result: Reconciliation) -> None:
+    print(result)  # the ledger, in the test output (-s or on failure)
+    assert result.lost == [], f"acknowledged but lost: {result.lost[:5]}"
+    assert result.unexpected == [], f"cases nobody submitted: {result.unexpected[:5]}"
+    assert result.cases >= result.acknowledged
+    assert result.assigned_cases == result.cases, "a case without an assignment"
+    assert result.double_assigned == [], f"assigned twice: {result.double_assigned[:5]}"
+    assert result.assignment_decisions == result.cases
+    assert result.stats_received == result.cases, "stats counted a case twice or missed one"
+    assert result.mediator_load == result.cases, "a mediator's load counts a case twice or misses one"
+    assert result.dead_letters == 0
+
+
+def restart(mesh: Mesh, name: str) -> None:
+    process = mesh.services[name]
+    process.start()
+    process.wait_ready()
+
+
+def service_names() -> list[str]:
+    return [s.name for s in SERVICES]
