@@ -9,7 +9,12 @@ def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
     """True if the cluster answers a metadata request."""
 
     async def probe() -> bool:
+        import logging
+
         from aiokafka.admin import AIOKafkaAdminClient
+
+        # A refused connection is the expected answer while the broker starts: not an error.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
         try:
