@@ -38,6 +38,9 @@ class OrganisationUpdated(EventData):
     filed: bool = True
     filed_on: date | None = None
     active: bool = True
+    # Added by issue 4 (optional, so older consumers and producers still agree).
+    stationed_at: str | None = None  # court | police | petition, for a stationed room
+    brand_name: str | None = None  # for a personal branded room (个人调解室)
 
 
 class MediatorUpdated(EventData):
@@ -55,6 +58,13 @@ class MediatorUpdated(EventData):
     full_time: bool = False
     specialties: list[Category] = Field(default_factory=list)
     certificate_expires_on: date | None = None
+    # Added by issue 4. Eligibility itself is never published (it depends on the day):
+    # consumers compute it from status, suspended_until and certificate_expires_on.
+    government_purchased: bool = False
+    backgrounds: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    suspended_until: date | None = None  # end of a disciplinary suspension in force or ahead
+    capacity: int | None = None
 
 
 class Candidate(BaseModel):
@@ -65,6 +75,18 @@ class Candidate(BaseModel):
     mediator_id: str
     score: float
     breakdown: dict[str, float] = Field(default_factory=dict)
+
+
+class Exclusion(BaseModel):
+    """A mediator of a searched organisation who could not take the case, and why
+    (reason codes: suspended, revoked, uncertified, certificate_expired, conflict_of_interest,
+    grade_below_required, at_capacity)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mediator_id: str
+    organisation_id: str
+    reasons: list[str]
 
 
 class MediatorAssigned(EventData):
@@ -84,6 +106,13 @@ class MediatorAssigned(EventData):
     reason: str = ""
     manual: bool = False
     assigned_at: datetime
+    # Added by issue 4.
+    trigger: str = "registered"  # registered | transfer | manual
+    assigned_by: str = "system:registry"  # the centre user's id for a manual reassignment
+    previous_mediator_id: str | None = None
+    tried: list[str] = Field(default_factory=list)  # organisations searched, in order
+    excluded: list[Exclusion] = Field(default_factory=list)
+    transfer_id: str | None = None
 
 
 class AssignmentFailed(EventData):
@@ -97,6 +126,17 @@ class AssignmentFailed(EventData):
     tried: list[str] = Field(default_factory=list)  # organisations searched, in order
     reason: str
     failed_at: datetime
+    # Added by issue 4.
+    trigger: str = "registered"  # registered | transfer
+    excluded: list[Exclusion] = Field(default_factory=list)
+    transfer_id: str | None = None
 
 
-__all__ = ["AssignmentFailed", "Candidate", "MediatorAssigned", "MediatorUpdated", "OrganisationUpdated"]
+__all__ = [
+    "AssignmentFailed",
+    "Candidate",
+    "Exclusion",
+    "MediatorAssigned",
+    "MediatorUpdated",
+    "OrganisationUpdated",
+]

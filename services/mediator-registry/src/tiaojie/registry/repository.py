@@ -1,24 +1,56 @@
-"""The only module that touches the registry's collections; it creates their indexes."""
+"""The only module that touches the registry's collections; it creates their indexes.
+
+Every hot query is an equality on an indexed top-level field (FerretDB pushes only those
+down): a mediator's load is `count(holder == id)`, the members of an organisation are
+`organisation_ids == id` (multikey), a natural key is `division_code` or `id_number_key`.
+Reads on behalf of a person pass the caller's counties: another county's record is
+indistinguishable from a missing one.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
-from tiaojie.registry.models import MediatorDoc, OrganisationDoc
-from tiaojie.runtime.mongo import Document, ensure_indexes, insert_once
+from tiaojie.registry.models import CaseView, DecisionDoc, MediatorDoc, OrganisationDoc
+from tiaojie.runtime.mongo import OUTBOX_PENDING, Document, ensure_indexes, insert_once
 
 INDEXES = {
-    "organisations": [IndexModel([("county", ASCENDING)]), IndexModel([("outbox_pending", ASCENDING)])],
+    "organisations": [
+        IndexModel([("county", ASCENDING)]),
+        IndexModel([("division_code", ASCENDING)]),
+        IndexModel([(OUTBOX_PENDING, ASCENDING)]),
+    ],
     "mediators": [
         IndexModel([("county", ASCENDING)]),
         IndexModel([("organisation_ids", ASCENDING)]),
-        IndexModel([("outbox_pending", ASCENDING)]),
+        IndexModel([("id_number_key", ASCENDING)]),
+        IndexModel([(OUTBOX_PENDING, ASCENDING)]),
     ],
-    "assignments": [IndexModel([("outbox_pending", ASCENDING)])],
+    "history": [IndexModel([("entity_id", ASCENDING)])],
+    "cases": [IndexModel([("holder", ASCENDING)])],
+    "decisions": [
+        IndexModel([("case_id", ASCENDING)]),
+        IndexModel([("mediator_id", ASCENDING)]),
+        IndexModel([(OUTBOX_PENDING, ASCENDING)]),
+    ],
 }
+
+
+# A case's projection starts with no decision applied (seq 0) and open.
+_NEW_CASE = {"seq": 0}
+
+
+def _scoped(doc: Document | None, counties: Sequence[str] | None) -> Document | None:
+    if doc is None or counties is None:
+        return doc
+    return doc if doc.get("county") in set(counties) else None
 
 
 class RegistryRepository:
@@ -26,59 +58,157 @@ class RegistryRepository:
         self.db = db
         self.organisations = db["organisations"]
         self.mediators = db["mediators"]
-        self.assignments = db["assignments"]
+        self.history = db["history"]
+        self.cases = db["cases"]
+        self.decisions = db["decisions"]
 
     async def create_indexes(self) -> None:
         await ensure_indexes(self.db, INDEXES)
 
-    # organisations
-    async def get_organisation(self, organisation_id: str) -> OrganisationDoc | None:
-        doc = await self.organisations.find_one({"_id": organisation_id})
+    # -- versioned entities (organisations, mediators) ----------------------------------
+    async def insert_new(self, collection: AsyncCollection[Document], doc: Document) -> bool:
+        """Insert version 1; False if the id is taken (a concurrent writer won)."""
+        return await insert_once(collection, doc)
+
+    async def update_version(
+        self, collection: AsyncCollection[Document], entity_id: str, version: int, update: Document
+    ) -> Document | None:
+        """Apply an update only if the stored version is still `version`; the document
+        after it, or None when another writer got there first."""
+        return await collection.find_one_and_update(
+            {"_id": entity_id, "version": version}, update, return_document=ReturnDocument.AFTER
+        )
+
+    async def raw(self, collection: AsyncCollection[Document], entity_id: str) -> Document | None:
+        return await collection.find_one({"_id": entity_id})
+
+    async def record_history(self, entry: Document) -> None:
+        """One entry per entity version (a retried write overwrites its own entry)."""
+        await self.history.replace_one({"_id": entry["_id"]}, entry, upsert=True)
+
+    async def history_of(self, entity_id: str, *, up_to_version: int) -> list[Document]:
+        docs = await self.history.find({"entity_id": entity_id}).to_list()
+        kept = [d for d in docs if d.get("version", 0) <= up_to_version]
+        return sorted(kept, key=lambda d: d["version"], reverse=True)
+
+    # -- organisations ---------------------------------------------------------------------
+    async def get_organisation(
+        self, organisation_id: str, *, counties: Sequence[str] | None = None
+    ) -> OrganisationDoc | None:
+        doc = _scoped(await self.organisations.find_one({"_id": organisation_id}), counties)
         return OrganisationDoc.model_validate(doc) if doc else None
 
     async def organisations_in(self, county: str) -> list[OrganisationDoc]:
-        return [
-            OrganisationDoc.model_validate(d)
-            for d in await self.organisations.find({"county": county}).to_list()
-        ]
+        docs = await self.organisations.find({"county": county}).to_list()
+        return sorted((OrganisationDoc.model_validate(d) for d in docs), key=lambda o: o.id)
 
-    async def save_organisation(self, organisation_id: str, update: Document) -> Document:
-        """Upsert and return the stored document after the update."""
-        doc = await self.organisations.find_one_and_update(
-            {"_id": organisation_id}, update, upsert=True, return_document=ReturnDocument.AFTER
-        )
-        assert doc is not None
-        return doc
+    async def organisations_at(self, division_code: str) -> list[OrganisationDoc]:
+        docs = await self.organisations.find({"division_code": division_code}).to_list()
+        return [OrganisationDoc.model_validate(d) for d in docs]
 
-    # mediators
-    async def get_mediator(self, mediator_id: str) -> MediatorDoc | None:
-        doc = await self.mediators.find_one({"_id": mediator_id})
+    async def counties(self) -> list[str]:
+        """Every county that has an organisation."""
+        rows = await (await self.organisations.aggregate([{"$group": {"_id": "$county"}}])).to_list()
+        return sorted(str(r["_id"]) for r in rows if r.get("_id"))
+
+    # -- mediators ---------------------------------------------------------------------------
+    async def get_mediator(
+        self, mediator_id: str, *, counties: Sequence[str] | None = None
+    ) -> MediatorDoc | None:
+        doc = _scoped(await self.mediators.find_one({"_id": mediator_id}), counties)
+        return MediatorDoc.model_validate(doc) if doc else None
+
+    async def mediator_by_key(self, id_number_key: str) -> MediatorDoc | None:
+        doc = await self.mediators.find_one({"id_number_key": id_number_key})
         return MediatorDoc.model_validate(doc) if doc else None
 
     async def mediators_of(self, organisation_id: str) -> list[MediatorDoc]:
         docs = await self.mediators.find({"organisation_ids": organisation_id}).to_list()
-        return [MediatorDoc.model_validate(d) for d in docs]
+        return sorted((MediatorDoc.model_validate(d) for d in docs), key=lambda m: m.id)
 
-    async def save_mediator(self, mediator_id: str, update: Document) -> Document:
-        doc = await self.mediators.find_one_and_update(
-            {"_id": mediator_id}, update, upsert=True, return_document=ReturnDocument.AFTER
+    async def mediators_in(self, county: str) -> list[MediatorDoc]:
+        docs = await self.mediators.find({"county": county}).to_list()
+        return sorted((MediatorDoc.model_validate(d) for d in docs), key=lambda m: m.id)
+
+    async def member_ids(self, organisation_id: str) -> list[str]:
+        docs = await self.mediators.find({"organisation_ids": organisation_id}, {"_id": 1}).to_list()
+        return sorted(str(d["_id"]) for d in docs)
+
+    # -- load and fairness -------------------------------------------------------------------
+    async def load(self, mediator_id: str) -> int:
+        """Open cases a mediator holds now."""
+        return await self.cases.count_documents({"holder": mediator_id})
+
+    async def recent_assignments(self, mediator_id: str, *, since: datetime) -> int:
+        """Decisions that gave a mediator a case since a moment (fairness window)."""
+        return await self.decisions.count_documents({"mediator_id": mediator_id, "at": {"$gte": since}})
+
+    # -- case projection ---------------------------------------------------------------------
+    async def get_case(self, case_id: str, *, counties: Sequence[str] | None = None) -> CaseView | None:
+        doc = _scoped(await self.cases.find_one({"_id": case_id}), counties)
+        return CaseView.model_validate(doc) if doc else None
+
+    async def remember_case(self, case_id: str, fields: Document) -> None:
+        """Record what assignment needs to know about a case (idempotent)."""
+        await self.cases.update_one(
+            {"_id": case_id}, {"$set": fields, "$setOnInsert": _NEW_CASE}, upsert=True
+        )
+
+    async def allocate_seq(self, case_id: str) -> CaseView:
+        """Reserve the next decision number of a case (unique even across replicas)."""
+        doc = await self.cases.find_one_and_update(
+            {"_id": case_id},
+            {"$inc": {"next_seq": 1}, "$setOnInsert": _NEW_CASE},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
         )
         assert doc is not None
-        return doc
+        return CaseView.model_validate(doc)
 
-    async def add_load(self, mediator_id: str, case_id: str) -> None:
-        """Idempotent: a case counts once however often the event is redelivered."""
-        await self.mediators.update_one({"_id": mediator_id}, {"$addToSet": {"active_cases": case_id}})
+    async def apply_decision(self, case_id: str, seq: int, fields: Document, *, holder: str | None) -> bool:
+        """Make a decision the case's current one unless a later decision already is.
 
-    async def remove_load(self, mediator_id: str, case_id: str) -> None:
-        await self.mediators.update_one({"_id": mediator_id}, {"$pull": {"active_cases": case_id}})
+        The holder is set in the same write only while the case is open, so a case that
+        closed meanwhile never counts towards anyone's load."""
+        base = {"_id": case_id, "seq": {"$lt": seq}}
+        done = await self.cases.update_one(
+            {**base, "closed": {"$ne": True}}, {"$set": {**fields, "seq": seq, "holder": holder}}
+        )
+        if done.matched_count:
+            return True
+        late = await self.cases.update_one(base, {"$set": {**fields, "seq": seq, "holder": None}})
+        return bool(late.matched_count)
 
-    # assignments
-    async def get_assignment(self, case_id: str) -> Document | None:
-        return await self.assignments.find_one({"_id": case_id})
+    async def close_case(self, case_id: str, fields: Document) -> None:
+        """The case ended: nobody holds it any more (idempotent)."""
+        await self.cases.update_one(
+            {"_id": case_id},
+            {"$set": {**fields, "closed": True, "holder": None}, "$setOnInsert": {"seq": 0}},
+            upsert=True,
+        )
 
-    async def insert_assignment(self, doc: Document) -> bool:
-        return await insert_once(self.assignments, doc)
+    async def release_case(self, case_id: str, *, new_organisation_id: str, fields: Document) -> bool:
+        """The case moved to another organisation before it was reassigned there."""
+        done = await self.cases.update_one(
+            {"_id": case_id, "organisation_id": {"$ne": new_organisation_id}},
+            {"$set": {**fields, "organisation_id": new_organisation_id, "holder": None, "mediator_id": None}},
+        )
+        return bool(done.modified_count)
+
+    # -- decisions -----------------------------------------------------------------------------
+    async def get_decision(self, decision_id: str) -> Document | None:
+        return await self.decisions.find_one({"_id": decision_id})
+
+    async def insert_decision(self, doc: Document) -> bool:
+        try:
+            await self.decisions.insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
+
+    async def decisions_of(self, case_id: str) -> list[DecisionDoc]:
+        docs = await self.decisions.find({"case_id": case_id}).to_list()
+        return sorted((DecisionDoc.model_validate(d) for d in docs), key=lambda d: d.seq)
 
     async def count(self, collection: str, query: dict[str, Any]) -> int:
         return await self.db[collection].count_documents(query)
