@@ -1,20 +1,41 @@
-"""Events produced by the referral service (topic referral.referrals.v1, keyed by
-referral or transfer id) that other services react to.
+"""Events of the referral service and the contract agencies integrate against.
 
-The referral service defines the rest of its events (reminders, overdue, outcomes, and
-what agencies publish on and receive from their own topics) beside these. Personal data
-never travels in clear: a referred dispute's submission is encrypted with the platform's
-PII key (`submission_enc`, AES-GCM, see tiaojie.runtime.pii.Protector) for intake alone.
+- referral.referrals.v1 (keyed by referral or transfer id): the referral and transfer
+  lifecycle, reminders (催办), overdue escalations; other services react to these.
+- agency.<agency-id>.referrals.v1: what an agency publishes (AgencyReferralSubmitted), a
+  CloudEvent whose `source` must be the agency's registered source ("/agencies/<id>").
+- agency.<agency-id>.outcomes.v1: what we answer the agency (the Agency* notices below),
+  every one carrying the agency's own reference (`agency_ref`: their key, not ours).
+
+Personal data never travels in clear on our topics: a referred dispute's submission is
+encrypted with the platform's PII key (`submission_enc`, AES-GCM, see
+tiaojie.runtime.pii.Protector) for intake alone. Notices to an agency carry no party data.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from tiaojie.contracts.common import AgencyKind, Category
 from tiaojie.contracts.envelope import EventData
+from tiaojie.contracts.intake import DisputeSubmission
+
+AGENCY_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+AGENCY_REF_PATTERN = r"^[A-Za-z0-9\u4e00-\u9fff()（）〔〕\[\]_./:#-]{1,100}$"
+
+# Kinds of referral and the statutory clock each one runs on (see the referral service).
+ReferralKind = Literal[
+    "delegation",  # 委派: court, before filing (诉前调解), 30 days, extendable by agreement
+    "entrustment_ordinary",  # 委托: court, after filing, ordinary procedure, 15 days
+    "entrustment_simplified",  # 委托: court, after filing, simplified procedure, 7 days
+    "petition",  # 访调: petition bureau, 60 days (信访工作条例), extendable once by 30
+    "police",  # 警调: police, configurable default
+    "hotline",  # 12345 hotline, configurable default
+    "government",  # other government departments, configurable default
+]
 
 
 class AgencyRegistered(EventData):
@@ -124,6 +145,51 @@ class DeadlineCleared(EventData):
     cleared_at: datetime
 
 
+class ReferralInMediation(EventData):
+    """The referred dispute's case has a mediator: mediation is under way."""
+
+    event_type = "tiaojie.referral.ReferralInMediation"
+
+    referral_id: str
+    agency_id: str | None = None
+    agency_kind: AgencyKind | None = None
+    agency_ref: str | None = None
+    county: str
+    case_id: str
+    organisation_id: str | None = None
+    at: datetime
+
+
+class DeadlineExtended(EventData):
+    """A referral's or transfer's handling deadline was extended (by agreement, or once
+    for a petition), with the new due time."""
+
+    event_type = "tiaojie.referral.DeadlineExtended"
+
+    subject_id: str
+    subject_kind: str  # referral | transfer
+    county: str
+    agency_kind: AgencyKind | None = None
+    stage: str
+    previous_due: datetime
+    due: datetime
+    reason: str = ""
+    extended_at: datetime
+
+
+class TransferCompleted(EventData):
+    """A supervised transfer (交办) ended because its case was closed."""
+
+    event_type = "tiaojie.referral.TransferCompleted"
+
+    transfer_id: str
+    case_id: str
+    county: str
+    kind: str
+    outcome: str  # resolved | failed | withdrawn
+    completed_at: datetime
+
+
 class ReferralAccepted(EventData):
     """The receiving organisation accepted a referral: intake creates (or links) the case."""
 
@@ -191,16 +257,144 @@ class TransferDeclined(EventData):
     declined_at: datetime
 
 
+# -- what agencies publish (agency.<agency-id>.referrals.v1) ----------------------------
+
+
+class AgencyReferralSubmitted(EventData):
+    """An agency hands a dispute to mediation. The envelope's `source` must be the agency's
+    registered source; `agency_ref` is the agency's own reference (their key), unique per
+    agency: sending the same reference again is answered as the same referral."""
+
+    event_type = "tiaojie.agency.ReferralSubmitted"
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agency_ref: str = Field(pattern=AGENCY_REF_PATTERN)
+    referral_kind: ReferralKind
+    submission: DisputeSubmission
+    organisation_id: str | None = Field(default=None, max_length=100)  # a named receiving body
+    case_id: str | None = Field(default=None, max_length=100)  # links an existing case
+    note: str = Field(default="", max_length=500)  # no personal data, please
+
+
+# -- what agencies receive (agency.<agency-id>.outcomes.v1) ------------------------------
+
+
+class AgencyNotice(EventData):
+    """Fields of every notice to an agency."""
+
+    referral_id: str | None = None  # ours; None only when the submission itself was refused
+    agency_id: str
+    agency_ref: str | None = None  # yours, whenever it could be read
+    status: str
+    at: datetime
+
+
+class AgencyReferralReceived(AgencyNotice):
+    """We received your referral; the receiving body answers by `response_due`."""
+
+    event_type = "tiaojie.agency.ReferralReceived"
+
+    organisation_id: str
+    response_due: datetime
+
+
+class AgencyReferralRejected(AgencyNotice):
+    """Your event was refused before it became a referral (it is in our DLQ)."""
+
+    event_type = "tiaojie.agency.ReferralRejected"
+
+    reason: str  # malformed_envelope | source_mismatch | unknown_event_type | invalid_payload
+    detail: str = ""  # which fields and why; never a value you sent
+    event_id: str | None = None  # the id of your event, when it could be read
+
+
+class AgencyReferralAccepted(AgencyNotice):
+    """The receiving body accepted: a case is opened; the handling clock runs to `due`."""
+
+    event_type = "tiaojie.agency.ReferralAccepted"
+
+    organisation_id: str
+    due: datetime | None = None
+
+
+class AgencyReferralDeclined(AgencyNotice):
+    """The receiving body declined, with its reason: the dispute returns to you."""
+
+    event_type = "tiaojie.agency.ReferralDeclined"
+
+    organisation_id: str
+    reason: str
+
+
+class AgencyReferralInMediation(AgencyNotice):
+    """A mediator was assigned: mediation is under way."""
+
+    event_type = "tiaojie.agency.ReferralInMediation"
+
+    case_id: str
+    organisation_id: str | None = None
+
+
+class AgencyReferralExtended(AgencyNotice):
+    """The handling deadline was extended (by agreement, or once for a petition)."""
+
+    event_type = "tiaojie.agency.ReferralExtended"
+
+    previous_due: datetime
+    due: datetime
+    reason: str = ""
+
+
+class AgencyReferralClosed(AgencyNotice):
+    """The outcome: resolved (with the agreement summary; ready for 司法确认 when it came
+    from a court), failed (you proceed: the court files the case, the bureau handles it),
+    or withdrawn."""
+
+    event_type = "tiaojie.agency.ReferralClosed"
+
+    outcome: str  # resolved | failed | withdrawn
+    case_id: str | None = None
+    agreement_summary: str = ""
+    judicial_confirmation_ready: bool = False
+    route: str = ""  # for failed: litigation | arbitration | administrative | other
+    reason: str = ""
+
+
+AGENCY_NOTICES: tuple[type[AgencyNotice], ...] = (
+    AgencyReferralReceived,
+    AgencyReferralRejected,
+    AgencyReferralAccepted,
+    AgencyReferralDeclined,
+    AgencyReferralInMediation,
+    AgencyReferralExtended,
+    AgencyReferralClosed,
+)
+
+
 __all__ = [
+    "AGENCY_NOTICES",
+    "AgencyNotice",
+    "AgencyReferralAccepted",
+    "AgencyReferralClosed",
+    "AgencyReferralDeclined",
+    "AgencyReferralExtended",
+    "AgencyReferralInMediation",
+    "AgencyReferralReceived",
+    "AgencyReferralRejected",
+    "AgencyReferralSubmitted",
     "AgencyRegistered",
     "DeadlineCleared",
+    "DeadlineExtended",
     "DeadlineOverdue",
     "DeadlineReminded",
     "ReferralAccepted",
     "ReferralClosed",
     "ReferralDeclined",
+    "ReferralInMediation",
+    "ReferralKind",
     "ReferralRequested",
     "TransferAccepted",
+    "TransferCompleted",
     "TransferDeclined",
     "TransferRequested",
 ]

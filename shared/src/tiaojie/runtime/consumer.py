@@ -87,6 +87,8 @@ class _Subscription:
     raw: RawHandler | None = None
     concurrency: int | None = None
     title: str = ""
+    pattern: str | None = None  # a regex over physical topic names (raw subscriptions only)
+    documents: tuple[type[EventData], ...] = ()  # payloads a raw subscription accepts (AsyncAPI)
 
 
 class SafetyNet(BaseMiddleware):
@@ -178,6 +180,22 @@ class ReliableConsumer:
         agency's inbound topic); DeadLetter and retries apply as for typed handlers."""
         self._subs[physical_topic] = _Subscription(physical_topic, raw=handler, concurrency=concurrency)
 
+    def on_pattern(
+        self,
+        pattern: str,
+        handler: RawHandler,
+        *,
+        concurrency: int | None = None,
+        documents: tuple[type[EventData], ...] = (),
+    ) -> None:
+        """Handle records of every topic whose physical name matches a regex (anchor it with
+        `$`), including topics created while the service runs: the consumer finds them at
+        its next metadata refresh (`kafka_metadata_max_age_ms`). One consumer serves them
+        all, however many there are. The handler validates the records itself."""
+        self._subs[f"pattern:{pattern}"] = _Subscription(
+            pattern, raw=handler, concurrency=concurrency, pattern=pattern, documents=documents
+        )
+
     def limit(self, topic: str, concurrency: int) -> None:
         """Bound how many keys of one batch a topic's handlers process at once."""
         self._subs.setdefault(topic, _Subscription(topic)).concurrency = concurrency
@@ -206,9 +224,11 @@ class ReliableConsumer:
 
     def _subscribe(self, sub: _Subscription) -> Any:
         physical = sub.topic if sub.raw is not None else self._settings.topic(sub.topic)
-        types = ", ".join(sorted(sub.routes)) or "agency events"
+        types = ", ".join(sorted(sub.routes) or [m.event_type for m in sub.documents]) or "agency events"
+        where: dict[str, Any] = {"pattern": sub.pattern} if sub.pattern else {}
         subscriber = self._broker.subscriber(
-            physical,
+            *(() if sub.pattern else (physical,)),
+            **where,
             group_id=self._settings.group(self._service),
             # Our wrapper never raises for a message's sake (it retries, then dead-letters);
             # anything raised around it is the framework's and must not be committed:
@@ -403,7 +423,7 @@ def _inline_refs(node: Any, defs: dict[str, Any]) -> Any:
 def envelope_schema(sub: _Subscription) -> dict[str, Any]:
     """JSON schema of the CloudEvents a subscription accepts, payloads inlined."""
     schema = CloudEvent.model_json_schema()
-    models = [routes[0].model for routes in sub.routes.values()]
+    models = [routes[0].model for routes in sub.routes.values()] or list(sub.documents)
     if models:
         schema["properties"]["type"] = {"type": "string", "enum": [m.event_type for m in models]}
         payloads = []

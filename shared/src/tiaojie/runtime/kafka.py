@@ -42,6 +42,7 @@ def make_broker(
         enable_idempotence=True,
         linger_ms=2,
         allow_auto_create_topics=False,
+        metadata_max_age_ms=settings.kafka_metadata_max_age_ms,
         graceful_timeout=settings.graceful_timeout,
         middlewares=middlewares,
         description=f"Tiaojie {service} service",

@@ -31,6 +31,9 @@ class RuntimeSettings(BaseSettings):
     # test sessions) share one Kafka cluster and one database server.
     namespace: str = Field(default="", pattern=r"^[a-z0-9_]*$", max_length=40)
     partitions: int = Field(default=6, ge=1, le=1000)
+    # How often clients refresh cluster metadata; a pattern subscription finds new topics
+    # (e.g. a newly registered agency's) only then. aiokafka's default is 5 minutes.
+    kafka_metadata_max_age_ms: int = Field(default=300_000, ge=1000)
     replication_factor: int = Field(default=1, ge=1)
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
