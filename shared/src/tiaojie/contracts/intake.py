@@ -8,6 +8,7 @@ personal data in clear: parties appear only as keyed hashes (party_keys).
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +48,11 @@ class DisputeSubmission(BaseModel):
     occurred_on: date | None = None
     address: str | None = Field(default=None, max_length=200)
     external_ref: str | None = Field(default=None, max_length=100)
+    # Other counties the dispute reaches into (parties or the disputed object elsewhere):
+    # a cross-county dispute goes to the county one-stop centre.
+    related_counties: list[Annotated[str, Field(pattern=COUNTY_PATTERN)]] = Field(
+        default_factory=list, max_length=20
+    )
 
 
 class DisputeSubmitted(EventData):

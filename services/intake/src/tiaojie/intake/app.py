@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from tiaojie.contracts import topics
-from tiaojie.contracts.intake import CaseRegistered
+from tiaojie.contracts.intake import CaseEvent, CaseRegistered
 from tiaojie.intake.api import router
+from tiaojie.intake.classifier import Classifier
 from tiaojie.intake.handlers import register_handlers
 from tiaojie.intake.metrics import IntakeMetrics
 from tiaojie.intake.repository import IntakeRepository
@@ -24,6 +25,7 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
     host = ServiceHost(settings, produces=[topics.CASES, topics.LIBRARY_NOMINATIONS])
     repository = IntakeRepository(host.db)
     relay = OutboxRelay(publisher=host.publisher, settings=settings, collections=[repository.cases])
+    classifier = Classifier()
     service = IntakeService(
         repository=repository,
         relay=relay,
@@ -35,16 +37,32 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
         settings=settings,
         clock=clock or SystemClock(),
         metrics=IntakeMetrics(host.registry),
+        classifier=classifier,
     )
     register_handlers(host.consumer, service)
     host.publisher.declare(
         topics.CASES,
         title="intake.cases.v1",
-        description="The case lifecycle, keyed by case id (CaseRegistered, ...).",
-        schema=CaseRegistered,
+        description=(
+            "The case lifecycle, keyed by case id: CaseRegistered, then CaseEvent subclasses "
+            "(CaseAccepted, CaseRejected, CaseAssignmentRecorded, SessionRecorded, CaseResolved, "
+            "CaseFailed, AgreementPerformed, FollowUpRecorded, CaseArchived, CaseWithdrawn, "
+            "CaseTransferred, DeadlineChanged, DuplicateLinked, RiskRaised)."
+        ),
+        schema=CaseRegistered | CaseEvent,
     )
     host.on_startup(repository.create_indexes)
+
+    async def warm_classifier() -> None:
+        classifier.warm_up()
+
+    host.on_startup(warm_classifier)
     host.background(relay.run_forever)
+
+    async def reconcile() -> None:
+        await service.reconcile_forever(settings.outbox_relay_interval)
+
+    host.background(reconcile)
     app = host.http_app(
         [router],
         title="Tiaojie intake 案件受理",

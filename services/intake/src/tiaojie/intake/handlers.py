@@ -5,7 +5,8 @@ from __future__ import annotations
 from tiaojie.contracts import topics
 from tiaojie.contracts.envelope import CloudEvent
 from tiaojie.contracts.intake import DisputeSubmitted
-from tiaojie.contracts.registry import MediatorAssigned, OrganisationUpdated
+from tiaojie.contracts.referral import ReferralAccepted, TransferAccepted
+from tiaojie.contracts.registry import AssignmentFailed, MediatorAssigned, OrganisationUpdated
 from tiaojie.intake.service import IntakeService, case_id_for
 from tiaojie.runtime.consumer import ReliableConsumer
 
@@ -13,11 +14,13 @@ from tiaojie.runtime.consumer import ReliableConsumer
 def register_handlers(consumer: ReliableConsumer, service: IntakeService) -> None:
     @consumer.on(topics.SUBMISSIONS, DisputeSubmitted)
     async def on_dispute_submitted(event: CloudEvent, data: DisputeSubmitted) -> None:
-        """A system submitted a dispute: same rules as HTTP, idempotent by event id."""
+        """A system submitted a dispute: same rules as HTTP (invalid ones go to the DLQ
+        with the same reasons), idempotent by event id."""
         await service.register(
             submission=data.submission,
             registered_by=f"system:{event.source}",
             case_id=case_id_for(scope=f"kafka:{event.source}", key=event.id),
+            category_authority="applicant",
         )
 
     @consumer.on(topics.ORGANISATIONS, OrganisationUpdated)
@@ -26,4 +29,18 @@ def register_handlers(consumer: ReliableConsumer, service: IntakeService) -> Non
 
     @consumer.on(topics.ASSIGNMENTS, MediatorAssigned)
     async def on_mediator_assigned(event: CloudEvent, data: MediatorAssigned) -> None:
-        await service.record_assignment(event=data, at=event.time)
+        await service.record_assignment(event=data, event_id=event.id)
+
+    @consumer.on(topics.ASSIGNMENTS, AssignmentFailed)
+    async def on_assignment_failed(event: CloudEvent, data: AssignmentFailed) -> None:
+        await service.record_assignment_failure(event=data, event_id=event.id)
+
+    @consumer.on(topics.REFERRALS, ReferralAccepted)
+    async def on_referral_accepted(event: CloudEvent, data: ReferralAccepted) -> None:
+        """An organisation accepted a referral: the case is created (or linked) and accepted."""
+        await service.accept_referral(event=data, event_id=event.id)
+
+    @consumer.on(topics.REFERRALS, TransferAccepted)
+    async def on_transfer_accepted(event: CloudEvent, data: TransferAccepted) -> None:
+        """A transfer was accepted: the case moves to the receiving organisation."""
+        await service.transfer(event=data, event_id=event.id)

@@ -1,8 +1,11 @@
-"""Intake's Prometheus metrics (labels: county, channel, category, field — never a person)."""
+"""Intake's Prometheus metrics (labels: county, channel, category, field, stage — never a
+person or a case)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from tiaojie.runtime.metrics import STAGE_BUCKETS
 
 
 class IntakeMetrics:
@@ -19,5 +22,18 @@ class IntakeMetrics:
         self.duplicates_linked = Counter(
             "tiaojie_duplicates_linked",
             "Submissions linked to an open case instead of a new one",
+            registry=registry,
+        )
+        self.stage_seconds = Histogram(
+            "tiaojie_case_stage_seconds",
+            "Time from registration to a stage of the case (accept: acceptance decision)",
+            ["stage", "county"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
+        self.transitions = Counter(
+            "tiaojie_case_transitions",
+            "Lifecycle actions applied, by action and county",
+            ["action", "county"],
             registry=registry,
         )

@@ -1,16 +1,21 @@
 """The only module that touches intake's collections; it creates their indexes.
 
-Every read by a person goes through a county filter: a case of another county is
-indistinguishable from a missing one.
+Every read on behalf of a person goes through a scope (counties, and for a mediator
+their own cases): a case outside it is indistinguishable from a missing one. Hot
+queries are equality filters on indexed top-level fields (FerretDB pushes only those
+down), mostly on `_id`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from tiaojie.intake.models import CaseDoc, OrganisationView
 from tiaojie.runtime.mongo import (
@@ -25,13 +30,34 @@ INDEXES = {
     "cases": [
         IndexModel([("tracking_code", ASCENDING)], unique=True),
         IndexModel([("county", ASCENDING)]),
+        IndexModel([("county", ASCENDING), ("status", ASCENDING)]),
+        IndexModel([("mediator_id", ASCENDING)]),
+        IndexModel([("organisation_id", ASCENDING)]),
         IndexModel([("outbox_pending", ASCENDING)]),
+        IndexModel([("accept_pending", ASCENDING)]),
     ],
     "organisations": [
         IndexModel([("division_code", ASCENDING)]),
         IndexModel([("county", ASCENDING)]),
     ],
+    # One document per issued case number: _id "<organisation>:<year>:<n>"; the unique
+    # case_id makes a case get at most one number, the _id at most one case per number.
+    "case_numbers": [IndexModel([("case_id", ASCENDING)], unique=True)],
+    "audit": [IndexModel([("case_id", ASCENDING)])],
 }
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose eyes a read is for: counties always; a mediator sees only their own cases."""
+
+    counties: frozenset[str]
+    mediator_id: str | None = None
+
+    def admits(self, doc: Document) -> bool:
+        if doc.get("county") not in self.counties:
+            return False
+        return self.mediator_id is None or doc.get("mediator_id") == self.mediator_id
 
 
 class IntakeRepository:
@@ -39,6 +65,12 @@ class IntakeRepository:
         self.db = db
         self.cases = db["cases"]
         self.organisations = db["organisations"]
+        self.counters = db["case_counters"]
+        self.numbers = db["case_numbers"]
+        self.fingerprints = db["duplicate_fingerprints"]
+        self.visits = db["party_visits"]
+        self.links = db["submission_links"]
+        self.audit = db["audit"]
 
     async def create_indexes(self) -> None:
         await ensure_indexes(self.db, INDEXES)
@@ -49,29 +81,150 @@ class IntakeRepository:
         return await insert_once(self.cases, doc)
 
     async def get_case(self, case_id: str) -> CaseDoc | None:
-        """A case regardless of county (for internal event handling only)."""
+        """A case regardless of scope (event handling and internal steps only)."""
         doc = await self.cases.find_one({"_id": case_id})
         return CaseDoc.model_validate(doc) if doc else None
 
     async def get_case_raw(self, case_id: str) -> Document | None:
         return await self.cases.find_one({"_id": case_id})
 
-    async def get_case_in(self, case_id: str, counties: Sequence[str]) -> CaseDoc | None:
-        """A case, only if it belongs to one of these counties."""
+    async def get_case_in(self, case_id: str, scope: Scope) -> CaseDoc | None:
+        """A case, only if the scope admits it."""
         doc = await self.cases.find_one({"_id": case_id})
-        if doc is None or doc.get("county") not in set(counties):
+        if doc is None or not scope.admits(doc):
             return None
         return CaseDoc.model_validate(doc)
 
-    async def update_case(self, case_id: str, update: Document) -> Document | None:
-        """Apply an update and return the document after it (with its outbox revision)."""
+    async def case_by_tracking_code(self, code: str) -> CaseDoc | None:
+        doc = await self.cases.find_one({"tracking_code": code})
+        return CaseDoc.model_validate(doc) if doc else None
+
+    async def list_cases(
+        self,
+        scope: Scope,
+        *,
+        status: str | None = None,
+        organisation_id: str | None = None,
+        limit: int = 50,
+        skip: int = 0,
+    ) -> list[CaseDoc]:
+        """Cases the scope admits, newest first; one equality query per county."""
+        found: list[Document] = []
+        projection = {"history": 0, "outbox": 0, "applied": 0}
+        if scope.mediator_id is not None:
+            filters: list[Document] = [{"mediator_id": scope.mediator_id}]
+        else:
+            filters = [
+                {"county": c, **({"status": status} if status else {})} for c in sorted(scope.counties)
+            ]
+        for query in filters:
+            if organisation_id:
+                query["organisation_id"] = organisation_id
+            found += await self.cases.find(query, projection).to_list()
+        docs = [d for d in found if scope.admits(d) and (status is None or d.get("status") == status)]
+        docs.sort(key=lambda d: d["received_at"], reverse=True)
+        return [CaseDoc.model_validate(d) for d in docs[skip : skip + limit]]
+
+    async def update_case(self, case_id: str, version: int, update: Document) -> Document | None:
+        """Apply an update if the case is still at `version` (optimistic concurrency);
+        the document after it, or None when someone else changed it first."""
         return await self.cases.find_one_and_update(
-            {"_id": case_id}, update, return_document=ReturnDocument.AFTER
+            {"_id": case_id, "version": version}, update, return_document=ReturnDocument.AFTER
         )
+
+    async def pending_acceptances(self, limit: int = 100) -> list[str]:
+        docs = await self.cases.find({"accept_pending": True}, {"_id": 1}).to_list(limit)
+        return [d["_id"] for d in docs]
 
     async def outbox_rev(self, case_id: str) -> int:
         doc = await self.cases.find_one({"_id": case_id}, {OUTBOX_REV: 1})
         return int(doc.get(OUTBOX_REV, 0)) if doc else 0
+
+    # -- case numbers -----------------------------------------------------------------
+    async def number_of(self, case_id: str) -> int | None:
+        doc = await self.numbers.find_one({"case_id": case_id})
+        return int(doc["n"]) if doc else None
+
+    async def claim_number(self, *, counter: str, case_id: str, at: datetime) -> int:
+        """The next number of a counter for this case, gap-free and at most one per case.
+
+        Numbers are slots `<counter>:<n>` claimed by insert: a slot is taken by exactly
+        one case (its _id) and a case takes exactly one slot (unique case_id). The counter
+        document only remembers how far the slots are filled; it is advanced after a
+        claim by whoever sees the slot taken, so a crash between the two steps costs
+        nothing. A retry for the same case finds its slot and gets the same number.
+        """
+        while True:
+            existing = await self.number_of(case_id)
+            if existing is not None:
+                return existing
+            state = await self.counters.find_one({"_id": counter})
+            filled = int(state["filled"]) if state else 0
+            n = filled + 1
+            try:
+                await self.numbers.insert_one(
+                    {"_id": f"{counter}:{n}", "counter": counter, "n": n, "case_id": case_id, "at": at}
+                )
+            except DuplicateKeyError:
+                # Either this case already holds a number (a concurrent retry won) or the
+                # slot is taken: only then may the counter move past it.
+                existing = await self.number_of(case_id)
+                if existing is not None:
+                    return existing
+                await self._advance(counter, filled, n)
+                continue
+            await self._advance(counter, filled, n)
+            return n
+
+    async def _advance(self, counter: str, filled: int, to: int) -> None:
+        """Move the counter from `filled` to `to` unless someone did already."""
+        if filled == 0:
+            try:
+                await self.counters.insert_one({"_id": counter, "filled": to})
+                return
+            except DuplicateKeyError:
+                pass
+        await self.counters.update_one({"_id": counter, "filled": filled}, {"$set": {"filled": to}})
+
+    async def numbers_of(self, counter: str) -> list[int]:
+        docs = await self.numbers.find({"counter": counter}, {"n": 1}).to_list()
+        return sorted(int(d["n"]) for d in docs)
+
+    # -- duplicates, visits, submission links -------------------------------------------
+    async def fingerprint(self, key: str) -> Document | None:
+        return await self.fingerprints.find_one({"_id": key})
+
+    async def put_fingerprint(self, key: str, *, case_id: str, at: datetime) -> None:
+        await self.fingerprints.update_one(
+            {"_id": key}, {"$set": {"case_id": case_id, "at": at}}, upsert=True
+        )
+
+    async def add_visit(self, party_key: str, *, case_id: str, at: datetime) -> None:
+        """Remember that this party came with this case (idempotent per case)."""
+        await self.visits.update_one({"_id": party_key}, {"$set": {f"cases.{case_id}": at}}, upsert=True)
+
+    async def visits_of(self, party_key: str) -> dict[str, datetime]:
+        doc = await self.visits.find_one({"_id": party_key})
+        return dict(doc.get("cases") or {}) if doc else {}
+
+    async def link_of(self, submission_id: str) -> str | None:
+        doc = await self.links.find_one({"_id": submission_id})
+        return str(doc["case_id"]) if doc else None
+
+    async def put_link(self, submission_id: str, *, case_id: str, at: datetime) -> None:
+        await self.links.update_one(
+            {"_id": submission_id}, {"$setOnInsert": {"case_id": case_id, "at": at}}, upsert=True
+        )
+
+    # -- audit --------------------------------------------------------------------------
+    async def audit_read(self, *, case_id: str, subject: str, role: str, action: str, at: datetime) -> None:
+        """Every read of a case by a person is attributable (DESIGN.md §7)."""
+        await self.audit.insert_one(
+            {"case_id": case_id, "subject": subject, "role": role, "action": action, "at": at}
+        )
+
+    async def audit_of(self, case_id: str) -> list[Document]:
+        return await self.audit.find({"case_id": case_id}, {"_id": 0}).to_list()
 
     # -- organisations projection -----------------------------------------------------
     async def upsert_organisation(
@@ -90,3 +243,6 @@ class IntakeRepository:
     async def get_organisation(self, organisation_id: str) -> OrganisationView | None:
         doc = await self.organisations.find_one({"_id": organisation_id})
         return OrganisationView.model_validate(doc) if doc else None
+
+
+__all__ = ["INDEXES", "IntakeRepository", "Scope", "Sequence"]

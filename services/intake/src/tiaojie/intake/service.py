@@ -1,44 +1,157 @@
-"""Intake rules: validate, protect personal data, route, register, record assignments."""
+"""Intake rules: register (validate, protect, deduplicate, classify, rate, route), accept
+or reject with a case number, follow the lifecycle to the archive, and react to the
+registry's assignments and referral's hand-overs. No Kafka or HTTP in here: events leave
+through the case document's outbox.
+
+Every change of a case is one conditional write of its document (optimistic
+concurrency on `version`) carrying the events it causes; every action has an id, kept
+on the case, so a retried request or a redelivered event has no second effect, and its
+events have deterministic ids.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from tiaojie.contracts import topics
-from tiaojie.contracts.common import CaseStatus, Category, Channel, OrganisationKind
-from tiaojie.contracts.envelope import new_event
-from tiaojie.contracts.intake import CaseRegistered, DisputeSubmission, PartyIn
-from tiaojie.contracts.registry import MediatorAssigned, OrganisationUpdated
+from tiaojie.contracts.common import (
+    CASE_STATUS_LABELS,
+    CaseStatus,
+    Category,
+    Channel,
+    RiskLevel,
+)
+from tiaojie.contracts.envelope import CloudEvent, derived_id, new_event
+from tiaojie.contracts.intake import (
+    AgreementPerformed,
+    CaseAccepted,
+    CaseArchived,
+    CaseAssignmentRecorded,
+    CaseEvent,
+    CaseFailed,
+    CaseRegistered,
+    CaseRejected,
+    CaseResolved,
+    CaseTransferred,
+    CaseWithdrawn,
+    DeadlineChanged,
+    DisputeSubmission,
+    DuplicateLinked,
+    FollowUpRecorded,
+    PartyIn,
+    RiskRaised,
+    SessionRecorded,
+)
+from tiaojie.contracts.referral import ReferralAccepted, TransferAccepted
+from tiaojie.contracts.registry import AssignmentFailed, MediatorAssigned, OrganisationUpdated
+from tiaojie.intake import casefile, lifecycle, routing
+from tiaojie.intake.classifier import Classification, Classifier
+from tiaojie.intake.lifecycle import OPEN
 from tiaojie.intake.metrics import IntakeMetrics
-from tiaojie.intake.models import Assignment, CaseDoc, HistoryEntry, OrganisationView, StoredParty
-from tiaojie.intake.repository import IntakeRepository
+from tiaojie.intake.models import (
+    Agreement,
+    Assignment,
+    AssignmentFailure,
+    CaseDoc,
+    DocumentRef,
+    DuplicateLink,
+    Extension,
+    Failure,
+    FollowUp,
+    HistoryEntry,
+    MediationClock,
+    Pause,
+    Performance,
+    Rejection,
+    RiskSignalDoc,
+    Session,
+    StoredParty,
+    Transfer,
+    to_mongo,
+)
+from tiaojie.intake.repository import IntakeRepository, Scope
+from tiaojie.intake.risk import RiskInput, RiskPolicy, rate
 from tiaojie.intake.settings import IntakeSettings
+from tiaojie.intake.validation import normalise_name, validate_submission
 from tiaojie.runtime.clock import Clock
+from tiaojie.runtime.consumer import DeadLetter
 from tiaojie.runtime.divisions import Divisions
-from tiaojie.runtime.errors import FieldError, Invalid
-from tiaojie.runtime.mongo import OUTBOX, OUTBOX_REV, OutboxRelay, outbox_fields
-from tiaojie.runtime.pii import PiiError, Protector, normalise_id_number, normalise_mobile
+from tiaojie.runtime.errors import Conflict, FieldError, Invalid, NotFound
+from tiaojie.runtime.logging import get_logger
+from tiaojie.runtime.mongo import OUTBOX, OUTBOX_REV, OutboxRelay, outbox_fields, outbox_update
+from tiaojie.runtime.pii import Protector, id_birth_date, normalise_id_number, normalise_mobile, scrub
+
+log = get_logger(__name__)
 
 SOURCE = "/tiaojie/intake"
+SYSTEM = "system:intake"
 _CASE_NS = uuid.UUID("0b6f7f4e-4a0e-4b7e-9d53-6c1f0f1e2a10")
 _TRACKING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+TRACKING_LENGTH = 10  # 32^10 ≈ 10^15 codes: guessing one is hopeless at any request rate
+_MAX_ATTEMPTS = 25
+
+# 不予受理 reasons (the fixed list), with the wording the applicant is told.
+REJECTION_REASONS: dict[str, str] = {
+    "outside_scope": "不属于人民调解受理范围",
+    "in_litigation": "已经进入诉讼程序",
+    "in_arbitration": "已经进入仲裁程序",
+    "handled_by_other_body": "已由其他机关或组织受理、处理",
+    "party_refuses": "一方当事人明确拒绝调解",
+    "statutory_other_channel": "法律法规规定应由专门机关管辖处理",
+    "insufficient_information": "申请材料不全且经告知未补正",
+    "other": "其他原因",
+}
+FAILURE_ROUTES: dict[str, str] = {
+    "litigation": "引导通过诉讼途径解决",
+    "arbitration": "引导申请仲裁",
+    "administrative": "引导通过行政途径（行政裁决、复议、信访等）解决",
+    "other": "其他途径",
+}
+AGREEMENT_FORMS: dict[str, str] = {"oral": "口头协议", "written": "书面协议"}
+FOLLOW_UP_METHODS: dict[str, str] = {
+    "phone": "电话回访",
+    "visit": "上门回访",
+    "online": "网上回访",
+    "other": "其他",
+}
 
 
 @dataclass(frozen=True)
 class Registration:
     case: CaseDoc
     created: bool
+    linked: bool = False  # linked to an open case as a duplicate
+
+
+@dataclass
+class Change:
+    """What one action does to a case: fields to set and append, and its events."""
+
+    status: CaseStatus
+    note: str = ""
+    sets: dict[str, Any] = field(default_factory=dict)
+    push: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[type[CaseEvent], dict[str, Any]]] = field(default_factory=list)
 
 
 def case_id_for(*, scope: str, key: str) -> str:
     """Deterministic case id for an idempotent submission (HTTP key or Kafka event id)."""
     return str(uuid.uuid5(_CASE_NS, f"{scope}\x00{key}"))
+
+
+def action_id_for(*, scope: str, key: str | None) -> str:
+    """Id of an action: deterministic for an Idempotency-Key or an event, else fresh."""
+    return str(uuid.uuid5(_CASE_NS, f"action\x00{scope}\x00{key}")) if key else str(uuid.uuid4())
 
 
 def request_hash(submission: DisputeSubmission) -> str:
@@ -48,7 +161,19 @@ def request_hash(submission: DisputeSubmission) -> str:
 
 
 def new_tracking_code() -> str:
-    return "".join(secrets.choice(_TRACKING_ALPHABET) for _ in range(10))
+    return "".join(secrets.choice(_TRACKING_ALPHABET) for _ in range(TRACKING_LENGTH))
+
+
+def normalise_tracking_code(raw: str) -> str | None:
+    code = raw.strip().upper().replace("-", "").replace(" ", "")
+    if len(code) != TRACKING_LENGTH or any(c not in _TRACKING_ALPHABET for c in code):
+        return None
+    return code
+
+
+def format_case_number(*, year: int, short_name: str, n: int) -> str:
+    """(2026)临兰人调字第123号: year, organisation short name, 人调字, sequence."""
+    return f"({year}){short_name}人调字第{n}号"
 
 
 class IntakeService:
@@ -64,6 +189,7 @@ class IntakeService:
         settings: IntakeSettings,
         clock: Clock,
         metrics: IntakeMetrics,
+        classifier: Classifier | None = None,
     ) -> None:
         self.repo = repository
         self.relay = relay
@@ -72,80 +198,17 @@ class IntakeService:
         self.settings = settings
         self.clock = clock
         self.metrics = metrics
-
-    # -- validation -------------------------------------------------------------------
-    def validate(self, submission: DisputeSubmission) -> list[FieldError]:
-        """Rules beyond the schema: ID numbers, mobiles, and divisions that exist."""
-        errors: list[FieldError] = []
-        if not self.divisions.is_county(submission.county):
-            errors.append(
-                FieldError("county", "unknown_county", "县级行政区划代码不存在", "no such county code")
-            )
-        if submission.township:
-            if not self.divisions.is_township(submission.township):
-                errors.append(
-                    FieldError(
-                        "township", "unknown_township", "乡镇（街道）代码不存在", "no such township code"
-                    )
-                )
-            elif self.divisions.county_of(submission.township) != submission.county:
-                errors.append(
-                    FieldError(
-                        "township",
-                        "township_outside_county",
-                        "乡镇（街道）不属于所选县区",
-                        "township is not in the given county",
-                    )
-                )
-        for group, parties in (
-            ("applicants", submission.applicants),
-            ("respondents", submission.respondents),
-        ):
-            for index, party in enumerate(parties):
-                errors.extend(self._party_errors(f"{group}.{index}", party))
-        return errors
-
-    def _party_errors(self, where: str, party: PartyIn) -> list[FieldError]:
-        errors = []
-        if party.id_number is not None:
-            try:
-                normalise_id_number(party.id_number)
-            except PiiError as exc:
-                errors.append(FieldError(f"{where}.id_number", exc.code, exc.zh, exc.en))
-        if party.phone is not None:
-            try:
-                normalise_mobile(party.phone)
-            except PiiError as exc:
-                errors.append(FieldError(f"{where}.phone", exc.code, exc.zh, exc.en))
-        return errors
-
-    def _protect(self, role: str, party: PartyIn) -> StoredParty:
-        id_number = normalise_id_number(party.id_number) if party.id_number else None
-        phone = normalise_mobile(party.phone) if party.phone else None
-        return StoredParty(
-            role=role,
-            kind=party.kind,
-            name_enc=self.protector.encrypt(party.name),
-            id_number_enc=self.protector.encrypt(id_number) if id_number else None,
-            id_number_key=self.protector.keyed_hash(id_number) if id_number else None,
-            phone_enc=self.protector.encrypt(phone) if phone else None,
-            phone_key=self.protector.keyed_hash(phone, purpose="phone") if phone else None,
-            vulnerable=party.vulnerable,
+        self.classifier = classifier or Classifier()
+        self.tz = ZoneInfo(settings.timezone)
+        self.risk_policy = RiskPolicy(
+            group_size=settings.group_size,
+            large_amount=settings.large_amount,
+            very_large_amount=settings.very_large_amount,
+            repeat_visits=settings.repeat_visits,
         )
 
-    # -- routing ----------------------------------------------------------------------
-    async def route(
-        self, *, county: str, township: str | None, category: Category
-    ) -> OrganisationView | None:
-        """Township committee of the dispute's location, else the county centre."""
-        if township:
-            local = [o for o in await self.repo.organisations_at(township[:9]) if o.active]
-            committees = [o for o in local if o.kind == OrganisationKind.TOWNSHIP_COMMITTEE]
-            if committees:
-                return min(committees, key=lambda o: o.id)
-        in_county = [o for o in await self.repo.organisations_in(county) if o.active]
-        centres = [o for o in in_county if o.kind == OrganisationKind.CENTRE and o.level == "county"]
-        return min(centres, key=lambda o: o.id) if centres else None
+    def today(self) -> date:
+        return self.clock.now().astimezone(self.tz).date()
 
     # -- registration -----------------------------------------------------------------
     async def register(
@@ -154,47 +217,131 @@ class IntakeService:
         submission: DisputeSubmission,
         registered_by: str,
         case_id: str | None = None,
+        http: bool = False,
+        category_authority: str = "applicant",
         channel: Channel | None = None,
+        organisation_id: str | None = None,
+        referral_id: str | None = None,
+        referral_due: datetime | None = None,
     ) -> Registration:
-        """Register a dispute: validate, protect, route, store with its CaseRegistered event."""
-        errors = self.validate(submission)
+        """Register a dispute: validate, protect, link a duplicate or store a new case with
+        its CaseRegistered (and RiskRaised when grave) event."""
+        channel = channel or submission.channel
+        errors = validate_submission(
+            submission, divisions=self.divisions, today=self.today(), http=http, channel=channel
+        )
         if errors:
             for error in errors:
-                self.metrics.validation_failures.labels(submission.channel, error.field.split(".")[0]).inc()
+                self.metrics.validation_failures.labels(channel, error.field.split(".")[0]).inc()
             raise Invalid(errors)
         case_id = case_id or str(uuid.uuid4())
         digest = request_hash(submission)
         existing = await self.repo.get_case(case_id)
         if existing is not None:
             return await self._replayed(existing, digest)
+        linked_to = await self.repo.link_of(case_id)
+        if linked_to is not None:
+            linked = await self.repo.get_case(linked_to)
+            if linked is not None:
+                return Registration(case=linked, created=False, linked=True)
 
         now = self.clock.now()
-        category = submission.category or Category.OTHER
-        organisation = await self.route(
-            county=submission.county, township=submission.township, category=category
-        )
         parties = [self._protect("applicant", p) for p in submission.applicants] + [
             self._protect("respondent", p) for p in submission.respondents
         ]
+        suggestion = self.classifier.classify(submission.description)
+        category, source, confidence = self._decide_category(
+            submission.category, suggestion, category_authority
+        )
+        fingerprints = self._fingerprints(parties, category)
+        duplicate = await self._open_duplicate(fingerprints, now)
+        if duplicate is not None:
+            return await self._link_duplicate(
+                duplicate,
+                submission_id=case_id,
+                channel=channel,
+                by=registered_by,
+                parties=parties,
+                referral_id=referral_id,
+            )
+
+        applicant_keys = [p.identity_key for p in parties if p.role == "applicant" and p.identity_key]
+        prior = await self._prior_visits(applicant_keys, now=now, excluding=case_id)
+        rating = rate(
+            RiskInput(
+                description=submission.description,
+                parties_count=len(parties),
+                amount=submission.amount,
+                vulnerable_parties=sum(1 for p in parties if p.vulnerable),
+                birth_dates=[
+                    id_birth_date(normalise_id_number(p.id_number))
+                    for p in (*submission.applicants, *submission.respondents)
+                    if p.id_number and p.kind == "person"
+                ],
+                prior_visits=prior,
+                today=self.today(),
+            ),
+            self.risk_policy,
+        )
+        cross_county = any(c != submission.county for c in submission.related_counties)
+        if organisation_id is not None:
+            chosen = await self.repo.get_organisation(organisation_id)
+            route = routing.Route(chosen, "referral", "移交方指定的受理组织")
+            route_id: str | None = organisation_id
+        else:
+            route = routing.route(
+                county=submission.county,
+                township=submission.township,
+                category=category,
+                risk_level=rating.level,
+                cross_county=cross_county,
+                in_county=await self.repo.organisations_in(submission.county),
+                at_township=await self.repo.organisations_at(submission.township[:9])
+                if submission.township
+                else [],
+            )
+            route_id = route.organisation.id if route.organisation else None
         case = CaseDoc(
             id=case_id,
             tracking_code=new_tracking_code(),
             status=CaseStatus.RECEIVED,
-            channel=channel or submission.channel,
+            channel=channel,
             county=submission.county,
             township=submission.township,
             category=category,
+            category_confidence=confidence,
+            category_source=source,
+            category_evidence=suggestion.evidence,
+            category_suggested=suggestion.category,
+            risk_level=rating.level,
+            risk_signals=rating.codes,
+            risk_details=[RiskSignalDoc(**vars(s)) for s in rating.signals],
             description=submission.description,
             amount=submission.amount,
+            occurred_on=submission.occurred_on,
+            address_enc=self.protector.encrypt(submission.address) if submission.address else None,
+            external_ref=submission.external_ref,
+            related_counties=list(submission.related_counties),
             parties=parties,
-            organisation_id=organisation.id if organisation else None,
+            organisation_id=route_id,
+            routing_reason=route.reason_zh,
             received_at=now,
             acceptance_due=now + timedelta(days=self.settings.acceptance_days),
             registered_by=registered_by,
             request_hash=digest,
-            history=[HistoryEntry(at=now, action="register", by=registered_by, status=CaseStatus.RECEIVED)],
+            referral_id=referral_id,
+            referral_due=referral_due,
+            history=[
+                HistoryEntry(
+                    at=now,
+                    action="register",
+                    by=registered_by,
+                    status=CaseStatus.RECEIVED,
+                    note=route.reason_zh,
+                )
+            ],
         )
-        event = new_event(
+        registered = new_event(
             CaseRegistered(
                 case_id=case.id,
                 channel=case.channel,
@@ -210,6 +357,7 @@ class IntakeService:
                 amount=case.amount,
                 received_at=now,
                 acceptance_due=case.acceptance_due,
+                referral_id=referral_id,
             ),
             source=SOURCE,
             subject=case.id,
@@ -217,13 +365,33 @@ class IntakeService:
             id=case_id_for(scope="CaseRegistered", key=case.id),
             time=now,
         )
-        doc = {**case.to_mongo(), **outbox_fields([(topics.CASES, event)])}
+        events = [(topics.CASES, registered)]
+        if rating.level == RiskLevel.GRAVE:
+            events.append(
+                (
+                    topics.CASES,
+                    self._event(
+                        RiskRaised,
+                        case,
+                        at=now,
+                        by=SYSTEM,
+                        action_id="register",
+                        fields={
+                            "risk_level": rating.level,
+                            "signals": rating.codes,
+                            "party_keys": sorted({p.id_number_key for p in parties if p.id_number_key}),
+                        },
+                    ),
+                )
+            )
+        doc = {**case.to_mongo(), **outbox_fields(events)}
         if not await self.repo.insert_case(doc):
-            # Another request with the same key won the race: answer with its case.
             raced = await self.repo.get_case(case_id)
-            assert raced is not None
+            if raced is None:
+                raise Conflict("案件登记冲突，请重试", "registration collided; retry")
             return await self._replayed(raced, digest)
         self.metrics.received.labels(case.county, case.channel, case.category).inc()
+        await self._index(case, fingerprints)
         await self.relay.flush(self.repo.cases, case.id, doc[OUTBOX], rev=1)
         return Registration(case=case, created=True)
 
@@ -239,13 +407,989 @@ class IntakeService:
                     )
                 ]
             )
-        raw = await self.repo.get_case_raw(case.id)
-        if raw and raw.get(OUTBOX):
-            # A crash may have left the event unpublished: publish it now (stable ids).
-            await self.relay.flush(self.repo.cases, case.id, raw[OUTBOX], rev=raw.get(OUTBOX_REV))
+        # A crash may have stopped registration after the insert: finish what follows it.
+        await self._index(case, self._fingerprints(case.parties, case.category))
+        await self._flush_leftovers(case.id)
         return Registration(case=case, created=False)
 
-    # -- projections and assignments ----------------------------------------------------
+    def _protect(self, role: str, party: PartyIn) -> StoredParty:
+        name = normalise_name(party.name)
+        id_number = normalise_id_number(party.id_number) if party.id_number else None
+        phone = normalise_mobile(party.phone) if party.phone else None
+        return StoredParty(
+            role=role,
+            kind=party.kind,
+            name_enc=self.protector.encrypt(name),
+            name_key=self.protector.keyed_hash(name, purpose="name"),
+            id_number_enc=self.protector.encrypt(id_number) if id_number else None,
+            id_number_key=self.protector.keyed_hash(id_number) if id_number else None,
+            phone_enc=self.protector.encrypt(phone) if phone else None,
+            phone_key=self.protector.keyed_hash(phone, purpose="phone") if phone else None,
+            address_enc=self.protector.encrypt(party.address) if party.address else None,
+            vulnerable=party.vulnerable,
+        )
+
+    @staticmethod
+    def _decide_category(
+        submitted: Category | None, suggestion: Classification, authority: str
+    ) -> tuple[Category, str, float]:
+        """Staff (a desk) and referring bodies decide; a citizen's or a system's own choice
+        counts only where the classifier is unsure."""
+        if submitted is not None and authority in ("desk", "referral"):
+            return submitted, authority, 1.0
+        if submitted is not None and not suggestion.confident:
+            return submitted, "applicant", max(suggestion.confidence, 0.5)
+        return suggestion.category, "classifier", suggestion.confidence
+
+    # -- duplicates and visits ------------------------------------------------------------
+    def _fingerprints(self, parties: list[StoredParty], category: Category) -> list[str]:
+        applicants = sorted({p.identity_key for p in parties if p.role == "applicant" and p.identity_key})
+        respondents = sorted(
+            {p.identity_key for p in parties if p.role == "respondent" and p.identity_key}
+        ) or ["-"]
+        pairs = [(a, r) for a in applicants for r in respondents][:20]
+        return [self.protector.keyed_hash(f"{a}|{r}|{category}", purpose="duplicate") for a, r in pairs]
+
+    async def _open_duplicate(self, fingerprints: list[str], now: datetime) -> CaseDoc | None:
+        window = timedelta(days=self.settings.duplicate_window_days)
+        for key in fingerprints:
+            found = await self.repo.fingerprint(key)
+            if not found:
+                continue
+            case = await self.repo.get_case(found["case_id"])
+            if case is not None and case.status in OPEN and now - case.received_at <= window:
+                return case
+        return None
+
+    async def _index(self, case: CaseDoc, fingerprints: list[str]) -> None:
+        """Remember a new case for duplicate matching and repeat-visit counting."""
+        for key in fingerprints:
+            current = await self.repo.fingerprint(key)
+            if current is None or current["case_id"] != case.id:
+                newer = current is not None and current["at"] > case.received_at
+                if not newer:
+                    await self.repo.put_fingerprint(key, case_id=case.id, at=case.received_at)
+        for party in case.parties:
+            if party.role == "applicant" and party.identity_key:
+                await self.repo.add_visit(party.identity_key, case_id=case.id, at=case.received_at)
+
+    async def _prior_visits(self, keys: list[str], *, now: datetime, excluding: str) -> int:
+        since = now - timedelta(days=self.settings.repeat_visit_window_days)
+        most = 0
+        for key in keys:
+            visits = await self.repo.visits_of(key)
+            most = max(most, sum(1 for cid, at in visits.items() if cid != excluding and at >= since))
+        return most
+
+    async def _link_duplicate(
+        self,
+        case: CaseDoc,
+        *,
+        submission_id: str,
+        channel: Channel,
+        by: str,
+        parties: list[StoredParty],
+        referral_id: str | None,
+    ) -> Registration:
+        """Link a submission to the open case it repeats, once, and say so."""
+        now = self.clock.now()
+
+        def build(current: CaseDoc, at: datetime) -> Change:
+            if current.status not in OPEN:
+                raise Conflict("案件已结束，请重新提交", "the case closed meanwhile; submit again")
+            link = DuplicateLink(submission_id=submission_id, channel=channel, at=at, by=by)
+            sets: dict[str, Any] = {}
+            if referral_id and not current.referral_id:
+                sets["referral_id"] = referral_id
+            return Change(
+                status=current.status,
+                note=f"重复申请已并入本案（{channel}）",
+                sets=sets,
+                push={"duplicate_links": link.model_dump(mode="python")},
+                events=[(DuplicateLinked, {"channel": channel})],
+            )
+
+        applied = await self._apply(
+            case.id, action="link_duplicate", action_id=f"link:{submission_id}", by=by, build=build
+        )
+        await self.repo.put_link(submission_id, case_id=case.id, at=now)
+        for party in parties:
+            if party.role == "applicant" and party.identity_key:
+                await self.repo.add_visit(party.identity_key, case_id=submission_id, at=now)
+        if applied.fresh:
+            self.metrics.duplicates_linked.inc()
+        return Registration(case=applied.case, created=False, linked=True)
+
+    # -- the generic transition ------------------------------------------------------------
+    def _event(
+        self,
+        cls: type[CaseEvent],
+        case: CaseDoc,
+        *,
+        at: datetime,
+        by: str,
+        action_id: str,
+        fields: dict[str, Any],
+    ) -> CloudEvent:
+        payload = cls(
+            case_id=case.id,
+            county=case.county,
+            township=case.township,
+            category=case.category,
+            organisation_id=case.organisation_id,
+            status=fields.pop("status", case.status),
+            at=at,
+            by=by,
+            referral_id=case.referral_id,
+            **fields,
+        )
+        return new_event(
+            payload,
+            source=SOURCE,
+            subject=case.id,
+            county=case.county,
+            id=derived_id(f"{case.id}:{action_id}", cls.event_type),
+            time=at,
+        )
+
+    async def _apply(
+        self,
+        case_id: str,
+        *,
+        action: str,
+        action_id: str,
+        by: str,
+        build: Callable[[CaseDoc, datetime], Change | None],
+        scope: Scope | None = None,
+    ) -> Applied:
+        """Read, decide, write conditionally, publish; retried when someone else wrote first."""
+        for _ in range(_MAX_ATTEMPTS):
+            raw = await self.repo.get_case_raw(case_id)
+            if raw is None or (scope is not None and not scope.admits(raw)):
+                raise NotFound("案件", "case")
+            case = CaseDoc.model_validate(raw)
+            if action_id in case.applied:
+                await self._flush_leftovers(case_id, raw)
+                return Applied(case, fresh=False)
+            now = self.clock.now()
+            change = build(case, now)
+            if change is None:
+                return Applied(case, fresh=False)
+            after = case.model_copy(update={"status": change.status, **change.sets})
+            events = [
+                (
+                    topics.CASES,
+                    self._event(cls, after, at=now, by=by, action_id=action_id, fields=dict(fields)),
+                )
+                for cls, fields in change.events
+            ]
+            sets, incs = outbox_update(events)
+            entry = HistoryEntry(at=now, action=action, by=by, status=change.status, note=change.note)
+            update: dict[str, Any] = {
+                "$set": {**to_mongo(change.sets), "status": change.status, **sets},
+                "$inc": {"version": 1, **incs},
+                "$push": {
+                    "history": entry.model_dump(mode="python"),
+                    "applied": action_id,
+                    **to_mongo(change.push),
+                },
+            }
+            doc = await self.repo.update_case(case_id, case.version, update)
+            if doc is None:
+                continue
+            self.metrics.transitions.labels(action, case.county).inc()
+            if events:
+                await self.relay.flush(
+                    self.repo.cases,
+                    case_id,
+                    {e.id: doc[OUTBOX][e.id] for _, e in events},
+                    rev=doc.get(OUTBOX_REV),
+                )
+            return Applied(CaseDoc.model_validate(doc), fresh=True)
+        raise Conflict("案件正被同时修改，请稍后重试", "the case is being changed concurrently; retry")
+
+    async def _flush_leftovers(self, case_id: str, raw: dict[str, Any] | None = None) -> None:
+        raw = raw if raw is not None else await self.repo.get_case_raw(case_id)
+        if raw and raw.get(OUTBOX):
+            await self.relay.flush(self.repo.cases, case_id, raw[OUTBOX], rev=raw.get(OUTBOX_REV))
+
+    # -- acceptance ---------------------------------------------------------------------------
+    async def accept(
+        self,
+        *,
+        case_id: str,
+        by: str,
+        action_id: str,
+        scope: Scope | None = None,
+        organisation_id: str | None = None,
+    ) -> CaseDoc:
+        """受理: record the intent, claim the next case number, then accept (see complete_acceptance)."""
+        for _ in range(_MAX_ATTEMPTS):
+            raw = await self.repo.get_case_raw(case_id)
+            if raw is None or (scope is not None and not scope.admits(raw)):
+                raise NotFound("案件", "case")
+            case = CaseDoc.model_validate(raw)
+            if action_id in case.applied:
+                return case
+            if case.accept_pending:
+                return await self.complete_acceptance(case_id)
+            lifecycle.check("accept", case.status)
+            org_id = case.organisation_id or organisation_id
+            if organisation_id and case.organisation_id and organisation_id != case.organisation_id:
+                raise Invalid(
+                    [
+                        FieldError(
+                            "organisation_id",
+                            "already_routed",
+                            "案件已分流至其他调解组织",
+                            "the case is routed to another organisation",
+                        )
+                    ]
+                )
+            organisation = await self.repo.get_organisation(org_id) if org_id else None
+            foreign = organisation is not None and organisation.county != case.county
+            if organisation is None or foreign:
+                raise Invalid(
+                    [
+                        FieldError(
+                            "organisation_id",
+                            "organisation_required",
+                            "请指定本县区的受理调解组织",
+                            "name an organisation of the case's county to accept it",
+                        )
+                    ]
+                )
+            now = self.clock.now()
+            year = now.astimezone(self.tz).year
+            intent = {
+                "at": now,
+                "by": by,
+                "action_id": action_id,
+                "organisation_id": organisation.id,
+                "short_name": organisation.short_name,
+                "year": year,
+                "counter": f"{organisation.id}:{year}",
+            }
+            done = await self.repo.update_case(
+                case_id,
+                case.version,
+                {
+                    "$set": {
+                        "accept_pending": True,
+                        "acceptance_intent": intent,
+                        "organisation_id": organisation.id,
+                    },
+                    "$inc": {"version": 1},
+                },
+            )
+            if done is not None:
+                return await self.complete_acceptance(case_id)
+        raise Conflict("案件正被同时修改，请稍后重试", "the case is being changed concurrently; retry")
+
+    async def complete_acceptance(self, case_id: str) -> CaseDoc:
+        """Finish an acceptance whose intent is recorded: claim the number (the same one on
+        every retry) and write the accepted state with its events. Run by the request,
+        and by the reconciler for intents a crash left behind: no number is ever lost."""
+        for _ in range(_MAX_ATTEMPTS):
+            raw = await self.repo.get_case_raw(case_id)
+            if raw is None:
+                raise NotFound("案件", "case")
+            case = CaseDoc.model_validate(raw)
+            intent = case.acceptance_intent
+            if not case.accept_pending or intent is None:
+                return case
+            n = await self.repo.claim_number(counter=intent["counter"], case_id=case_id, at=intent["at"])
+            number = format_case_number(year=intent["year"], short_name=intent["short_name"], n=n)
+            accepted_at: datetime = intent["at"]
+            if case.referral_due is not None:
+                clock = MediationClock(started_at=accepted_at, due=case.referral_due, source="referral")
+            else:
+                clock = MediationClock(
+                    started_at=accepted_at, due=accepted_at + timedelta(days=self.settings.mediation_days)
+                )
+            pre = (
+                case.assignment
+                if case.assignment and case.assignment.organisation_id == case.organisation_id
+                else None
+            )
+            status = CaseStatus.ASSIGNED if pre else CaseStatus.ACCEPTED
+            accepted = case.model_copy(update={"status": CaseStatus.ACCEPTED, "case_number": number})
+            action_id = intent["action_id"]
+            events = [
+                (
+                    topics.CASES,
+                    self._event(
+                        CaseAccepted,
+                        accepted,
+                        at=accepted_at,
+                        by=intent["by"],
+                        action_id=action_id,
+                        fields={"case_number": number, "mediation_due": clock.due},
+                    ),
+                )
+            ]
+            history = [
+                HistoryEntry(
+                    at=accepted_at, action="accept", by=intent["by"], status=CaseStatus.ACCEPTED, note=number
+                )
+            ]
+            if pre is not None:
+                assigned = accepted.model_copy(update={"status": status})
+                events.append(
+                    (
+                        topics.CASES,
+                        self._event(
+                            CaseAssignmentRecorded,
+                            assigned,
+                            at=accepted_at,
+                            by=SYSTEM,
+                            action_id=action_id,
+                            fields={"mediator_id": pre.mediator_id},
+                        ),
+                    )
+                )
+                history.append(
+                    HistoryEntry(
+                        at=accepted_at,
+                        action="assign",
+                        by=SYSTEM,
+                        status=status,
+                        note=f"受理前已指派调解员 {pre.mediator_id}",
+                    )
+                )
+            sets, incs = outbox_update(events)
+            doc = await self.repo.update_case(
+                case_id,
+                case.version,
+                {
+                    "$set": {
+                        "status": status,
+                        "case_number": number,
+                        "accepted_at": accepted_at,
+                        "accepted_by": intent["by"],
+                        "clock": to_mongo(clock.model_dump(mode="python")),
+                        "accept_pending": False,
+                        "acceptance_intent": None,
+                        **sets,
+                    },
+                    "$inc": {"version": 1, **incs},
+                    "$push": {
+                        "history": {"$each": [h.model_dump(mode="python") for h in history]},
+                        "applied": action_id,
+                    },
+                },
+            )
+            if doc is None:
+                continue
+            self.metrics.transitions.labels("accept", case.county).inc()
+            self.metrics.stage_seconds.labels("accept", case.county).observe(
+                max(0.0, (accepted_at - case.received_at).total_seconds())
+            )
+            await self.relay.flush(
+                self.repo.cases,
+                case_id,
+                {e.id: doc[OUTBOX][e.id] for _, e in events},
+                rev=doc.get(OUTBOX_REV),
+            )
+            return CaseDoc.model_validate(doc)
+        raise Conflict("案件正被同时修改，请稍后重试", "the case is being changed concurrently; retry")
+
+    async def reconcile(self) -> int:
+        """Complete acceptances a crash left between intent and result (runs periodically)."""
+        done = 0
+        for case_id in await self.repo.pending_acceptances():
+            await self.complete_acceptance(case_id)
+            done += 1
+        return done
+
+    async def reconcile_forever(self, interval: float) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("acceptance reconciliation failed", error=type(exc).__name__)
+            await asyncio.sleep(interval)
+
+    async def reject(
+        self,
+        *,
+        case_id: str,
+        by: str,
+        action_id: str,
+        reason_code: str,
+        reason_text: str = "",
+        scope: Scope | None = None,
+    ) -> CaseDoc:
+        """不予受理, with a reason from the fixed list."""
+        if reason_code not in REJECTION_REASONS:
+            raise Invalid(
+                [
+                    FieldError(
+                        "reason_code",
+                        "unknown_reason",
+                        "不予受理理由不在规定列表中",
+                        "the reason is not in the fixed list",
+                    )
+                ]
+            )
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            self._not_accepting(case)
+            status = lifecycle.check("reject", case.status)
+            text = scrub(reason_text.strip()) or REJECTION_REASONS[reason_code]
+            rejection = Rejection(reason_code=reason_code, reason_text=text, at=now, by=by)
+            return Change(
+                status=status,
+                note=REJECTION_REASONS[reason_code],
+                sets={"rejection": rejection.model_dump(mode="python")},
+                events=[(CaseRejected, {"reason_code": reason_code, "reason_text": text})],
+            )
+
+        return (
+            await self._apply(case_id, action="reject", action_id=action_id, by=by, build=build, scope=scope)
+        ).case
+
+    @staticmethod
+    def _not_accepting(case: CaseDoc) -> None:
+        if case.accept_pending:
+            raise Conflict("案件正在受理中，请稍后再试", "the case is being accepted; try again shortly")
+
+    # -- the mediator's actions ------------------------------------------------------------------
+    async def record_session(
+        self,
+        *,
+        case_id: str,
+        by: str,
+        action_id: str,
+        scope: Scope | None,
+        held_at: datetime,
+        place: str,
+        participants: list[str],
+        record: str,
+    ) -> CaseDoc:
+        """A mediation session; the first one moves the case into mediation."""
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            status = lifecycle.check("record_session", case.status)
+            if held_at > now + timedelta(hours=1):
+                raise Invalid(
+                    [
+                        FieldError(
+                            "held_at",
+                            "in_the_future",
+                            "调解时间不能晚于当前时间",
+                            "a session cannot be recorded before it is held",
+                        )
+                    ]
+                )
+            if case.accepted_at and held_at < case.accepted_at - timedelta(days=1):
+                raise Invalid(
+                    [
+                        FieldError(
+                            "held_at",
+                            "before_acceptance",
+                            "调解时间不能早于受理时间",
+                            "a session cannot precede acceptance",
+                        )
+                    ]
+                )
+            number = len(case.sessions) + 1
+            session = Session(
+                number=number,
+                held_at=held_at,
+                place=place,
+                participants=participants,
+                record=record,
+                by=by,
+                action_id=action_id,
+            )
+            return Change(
+                status=status,
+                note=f"第{number}次调解",
+                push={"sessions": session.model_dump(mode="python")},
+                events=[(SessionRecorded, {"session_number": number, "held_at": held_at})],
+            )
+
+        return (
+            await self._apply(
+                case_id, action="record_session", action_id=action_id, by=by, build=build, scope=scope
+            )
+        ).case
+
+    async def resolve(
+        self,
+        *,
+        case_id: str,
+        by: str,
+        action_id: str,
+        scope: Scope | None,
+        form: str,
+        amount: float | None,
+        performance_due: date | None,
+        summary: str,
+        text: str,
+        judicial_confirmation: bool,
+    ) -> CaseDoc:
+        """调解成功: an oral or written agreement."""
+        errors = []
+        if form not in AGREEMENT_FORMS:
+            errors.append(
+                FieldError("form", "unknown_form", "协议形式应为口头或书面", "form must be oral or written")
+            )
+        if form == "written" and not text.strip():
+            errors.append(
+                FieldError(
+                    "text",
+                    "required_for_written",
+                    "书面协议须填写协议内容",
+                    "a written agreement needs its text",
+                )
+            )
+        if judicial_confirmation and form != "written":
+            errors.append(
+                FieldError(
+                    "judicial_confirmation",
+                    "needs_written",
+                    "申请司法确认须有书面协议",
+                    "judicial confirmation needs a written agreement",
+                )
+            )
+        if performance_due is not None and performance_due < self.today():
+            errors.append(
+                FieldError(
+                    "performance_due",
+                    "in_the_past",
+                    "履行期限不能早于今天",
+                    "the performance deadline cannot be in the past",
+                )
+            )
+        if errors:
+            raise Invalid(errors)
+        clean_summary = scrub(summary.strip())
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            status = lifecycle.check("resolve", case.status)
+            confirmation_due = (
+                self.today() + timedelta(days=self.settings.judicial_confirmation_days)
+                if judicial_confirmation
+                else None
+            )
+            agreement = Agreement(
+                form=form,
+                amount=amount,
+                performance_due=performance_due,
+                summary=clean_summary,
+                text=text,
+                judicial_confirmation=judicial_confirmation,
+                judicial_confirmation_due=confirmation_due,
+                at=now,
+                by=by,
+            )
+            return Change(
+                status=status,
+                note=AGREEMENT_FORMS[form],
+                sets={"agreement": agreement.model_dump(mode="python")},
+                events=[
+                    (
+                        CaseResolved,
+                        {
+                            "agreement_form": form,
+                            "amount": amount,
+                            "performance_due": performance_due,
+                            "agreement_summary": clean_summary,
+                            "judicial_confirmation_due": confirmation_due,
+                        },
+                    )
+                ],
+            )
+
+        return (
+            await self._apply(case_id, action="resolve", action_id=action_id, by=by, build=build, scope=scope)
+        ).case
+
+    async def fail(
+        self, *, case_id: str, by: str, action_id: str, scope: Scope | None, route: str, reason: str
+    ) -> CaseDoc:
+        """调解不成, with the route the parties are guided to."""
+        if route not in FAILURE_ROUTES:
+            raise Invalid(
+                [
+                    FieldError(
+                        "route",
+                        "unknown_route",
+                        "引导途径应为诉讼、仲裁、行政或其他",
+                        "route must be litigation, arbitration, administrative or other",
+                    )
+                ]
+            )
+        clean = scrub(reason.strip())
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            status = lifecycle.check("fail", case.status)
+            failure = Failure(route=route, reason=clean, at=now, by=by)
+            return Change(
+                status=status,
+                note=FAILURE_ROUTES[route],
+                sets={"failure": failure.model_dump(mode="python")},
+                events=[(CaseFailed, {"route": route, "reason": clean})],
+            )
+
+        return (
+            await self._apply(case_id, action="fail", action_id=action_id, by=by, build=build, scope=scope)
+        ).case
+
+    async def record_performance(
+        self, *, case_id: str, by: str, action_id: str, scope: Scope | None, performed_on: date, note: str
+    ) -> CaseDoc:
+        """Proof that the agreement was performed."""
+        if performed_on > self.today():
+            raise Invalid(
+                [
+                    FieldError(
+                        "performed_on",
+                        "in_the_future",
+                        "履行日期不能晚于今天",
+                        "performance cannot be recorded ahead",
+                    )
+                ]
+            )
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            status = lifecycle.check("record_performance", case.status)
+            if case.agreement is None:
+                raise lifecycle.illegal("record_performance", case.status)
+            if case.performance is not None:
+                raise Conflict("协议履行情况已记录", "performance is already recorded")
+            performance = Performance(performed_on=performed_on, note=note, at=now, by=by)
+            return Change(
+                status=status,
+                note="协议已履行",
+                sets={"performance": performance.model_dump(mode="python")},
+                events=[(AgreementPerformed, {})],
+            )
+
+        return (
+            await self._apply(
+                case_id, action="record_performance", action_id=action_id, by=by, build=build, scope=scope
+            )
+        ).case
+
+    async def follow_up(
+        self,
+        *,
+        case_id: str,
+        by: str,
+        action_id: str,
+        scope: Scope | None,
+        visited_on: date,
+        method: str,
+        satisfied: bool | None,
+        record: str,
+    ) -> CaseDoc:
+        """回访."""
+        if method not in FOLLOW_UP_METHODS:
+            raise Invalid(
+                [
+                    FieldError(
+                        "method",
+                        "unknown_method",
+                        "回访方式应为电话、上门、网上或其他",
+                        "method must be phone, visit, online or other",
+                    )
+                ]
+            )
+        if visited_on > self.today():
+            raise Invalid(
+                [
+                    FieldError(
+                        "visited_on",
+                        "in_the_future",
+                        "回访日期不能晚于今天",
+                        "a visit cannot be recorded ahead",
+                    )
+                ]
+            )
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            status = lifecycle.check("follow_up", case.status)
+            visit = FollowUp(
+                visited_on=visited_on, method=method, satisfied=satisfied, record=record, at=now, by=by
+            )
+            return Change(
+                status=status,
+                note=FOLLOW_UP_METHODS[method],
+                sets={"follow_up": visit.model_dump(mode="python")},
+                events=[(FollowUpRecorded, {"satisfied": satisfied})],
+            )
+
+        return (
+            await self._apply(
+                case_id, action="follow_up", action_id=action_id, by=by, build=build, scope=scope
+            )
+        ).case
+
+    async def archive(self, *, case_id: str, by: str, action_id: str, scope: Scope | None) -> CaseDoc:
+        """归档: only a complete file is closed."""
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            status = lifecycle.check("archive", case.status)
+            missing = casefile.missing_for_archive(case)
+            if missing:
+                labels = {p.code: p.label for p in casefile.PARTS}
+                raise Conflict(
+                    "卷宗不完整，缺少：" + "、".join(labels[m] for m in missing),
+                    "the case file is incomplete: " + ", ".join(missing),
+                    missing_parts=missing,
+                )
+            return Change(
+                status=status, note="卷宗完整，归档", sets={"archived_at": now}, events=[(CaseArchived, {})]
+            )
+
+        return (
+            await self._apply(case_id, action="archive", action_id=action_id, by=by, build=build, scope=scope)
+        ).case
+
+    async def withdraw(
+        self, *, case_id: str, by: str, action_id: str, scope: Scope | None, reason: str
+    ) -> CaseDoc:
+        """The applicant withdrew, at any open stage."""
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            self._not_accepting(case)
+            status = lifecycle.check("withdraw", case.status)
+            return Change(
+                status=status,
+                note="申请人撤回",
+                sets={"withdrawn_at": now, "withdrawal_reason": scrub(reason.strip())},
+                events=[(CaseWithdrawn, {"previous_status": case.status})],
+            )
+
+        return (
+            await self._apply(
+                case_id, action="withdraw", action_id=action_id, by=by, build=build, scope=scope
+            )
+        ).case
+
+    async def add_document(
+        self,
+        *,
+        case_id: str,
+        by: str,
+        action_id: str,
+        scope: Scope | None,
+        part: str,
+        title: str,
+        uri: str,
+        media_type: str | None,
+        sha256: str | None,
+        pages: int | None,
+    ) -> CaseDoc:
+        """Metadata of a document of the file (the content stays where `uri` points)."""
+        if part not in casefile.PART_CODES:
+            raise Invalid(
+                [FieldError("part", "unknown_part", "卷宗部分不存在", "no such part of the case file")]
+            )
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            status = lifecycle.check("add_document", case.status)
+            ref = DocumentRef(
+                id=action_id,
+                part=part,
+                title=title,
+                uri=uri,
+                media_type=media_type,
+                sha256=sha256,
+                pages=pages,
+                added_at=now,
+                by=by,
+            )
+            return Change(
+                status=status, note=f"添加{part}", push={"documents": ref.model_dump(mode="python")}
+            )
+
+        return (
+            await self._apply(
+                case_id, action="add_document", action_id=action_id, by=by, build=build, scope=scope
+            )
+        ).case
+
+    async def set_category(
+        self, *, case_id: str, by: str, action_id: str, scope: Scope | None, category: Category
+    ) -> CaseDoc:
+        """A desk user overrides the category; later events carry the new one."""
+
+        def build(case: CaseDoc, now: datetime) -> Change | None:
+            status = lifecycle.check("set_category", case.status)
+            if case.category == category and case.category_source == "desk":
+                return None
+            return Change(
+                status=status,
+                note=f"类别改为{category}",
+                sets={"category": category, "category_source": "desk", "category_confidence": 1.0},
+            )
+
+        return (
+            await self._apply(
+                case_id, action="set_category", action_id=action_id, by=by, build=build, scope=scope
+            )
+        ).case
+
+    # -- the mediation clock -------------------------------------------------------------------
+    async def pause_clock(
+        self, *, case_id: str, by: str, action_id: str, scope: Scope | None, reason: str
+    ) -> CaseDoc:
+        """Stop the mediation clock (e.g. awaiting an appraisal), with the reason logged."""
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            status = lifecycle.check("pause_clock", case.status)
+            clock = self._clock_of(case)
+            if clock.paused_at is not None:
+                raise Conflict("调解期限已暂停", "the mediation clock is already paused")
+            clock = clock.model_copy(
+                update={"paused_at": now, "pauses": [*clock.pauses, Pause(paused_at=now, reason=reason)]}
+            )
+            return Change(
+                status=status,
+                note=f"暂停：{reason}",
+                sets={"clock": clock.model_dump(mode="python")},
+                events=[
+                    (
+                        DeadlineChanged,
+                        {"clock": "mediation", "due": None, "change": "paused", "reason": reason},
+                    )
+                ],
+            )
+
+        return (
+            await self._apply(
+                case_id, action="pause_clock", action_id=action_id, by=by, build=build, scope=scope
+            )
+        ).case
+
+    async def resume_clock(self, *, case_id: str, by: str, action_id: str, scope: Scope | None) -> CaseDoc:
+        """Restart a paused clock; the time it stood still is added to the deadline."""
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            status = lifecycle.check("resume_clock", case.status)
+            clock = self._clock_of(case)
+            if clock.paused_at is None:
+                raise Conflict("调解期限未暂停", "the mediation clock is not paused")
+            due = clock.due + (now - clock.paused_at)
+            pauses = [*clock.pauses[:-1], clock.pauses[-1].model_copy(update={"resumed_at": now})]
+            clock = clock.model_copy(update={"paused_at": None, "due": due, "pauses": pauses})
+            return Change(
+                status=status,
+                note="恢复计时",
+                sets={"clock": clock.model_dump(mode="python")},
+                events=[(DeadlineChanged, {"clock": "mediation", "due": due, "change": "resumed"})],
+            )
+
+        return (
+            await self._apply(
+                case_id, action="resume_clock", action_id=action_id, by=by, build=build, scope=scope
+            )
+        ).case
+
+    async def extend_clock(
+        self,
+        *,
+        case_id: str,
+        by: str,
+        action_id: str,
+        scope: Scope | None,
+        days: int,
+        applicant_consent: bool,
+        respondent_consent: bool,
+        consent_record: str,
+    ) -> CaseDoc:
+        """Extend the mediation clock once, with both parties' recorded consent."""
+        errors = []
+        if not 1 <= days <= self.settings.max_extension_days:
+            errors.append(
+                FieldError(
+                    "days",
+                    "out_of_range",
+                    f"延长天数应为1至{self.settings.max_extension_days}天",
+                    f"days must be 1 to {self.settings.max_extension_days}",
+                )
+            )
+        if not applicant_consent:
+            errors.append(
+                FieldError(
+                    "applicant_consent",
+                    "consent_required",
+                    "延长调解期限须经申请人同意",
+                    "the applicant must consent",
+                )
+            )
+        if not respondent_consent:
+            errors.append(
+                FieldError(
+                    "respondent_consent",
+                    "consent_required",
+                    "延长调解期限须经被申请人同意",
+                    "the respondent must consent",
+                )
+            )
+        if not consent_record.strip():
+            errors.append(
+                FieldError(
+                    "consent_record", "required", "须记录双方同意的情况", "record how both parties consented"
+                )
+            )
+        if errors:
+            raise Invalid(errors)
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            status = lifecycle.check("extend_clock", case.status)
+            clock = self._clock_of(case)
+            if clock.extension is not None:
+                raise Conflict(
+                    "调解期限只能延长一次，已延长过",
+                    "the mediation clock can be extended once and already was",
+                )
+            due = clock.due + timedelta(days=days)
+            extension = Extension(
+                days=days,
+                applicant_consent=True,
+                respondent_consent=True,
+                consent_record=consent_record,
+                at=now,
+                by=by,
+            )
+            clock = clock.model_copy(update={"due": due, "extension": extension})
+            return Change(
+                status=status,
+                note=f"经双方同意延长{days}天",
+                sets={"clock": clock.model_dump(mode="python")},
+                events=[
+                    (
+                        DeadlineChanged,
+                        {
+                            "clock": "mediation",
+                            "due": due,
+                            "change": "extended",
+                            "reason": f"双方同意延长{days}天",
+                        },
+                    )
+                ],
+            )
+
+        return (
+            await self._apply(
+                case_id, action="extend_clock", action_id=action_id, by=by, build=build, scope=scope
+            )
+        ).case
+
+    @staticmethod
+    def _clock_of(case: CaseDoc) -> MediationClock:
+        if case.clock is None:
+            raise Conflict("案件尚未受理，调解期限未开始", "the mediation clock has not started")
+        return case.clock
+
+    # -- projections and assignments ------------------------------------------------------------
     async def project_organisation(self, *, event: OrganisationUpdated) -> None:
         """Keep intake's routing table in step with the registry."""
         fields = event.model_dump(mode="json", exclude={"organisation_id", "version"})
@@ -253,36 +1397,213 @@ class IntakeService:
             organisation_id=event.organisation_id, version=event.version, fields=fields
         )
 
-    async def record_assignment(self, *, event: MediatorAssigned, at: datetime) -> None:
-        """Record the mediator the registry chose (idempotent: same assignment, no change)."""
+    async def record_assignment(self, *, event: MediatorAssigned, event_id: str) -> None:
+        """Record the mediator the registry chose. Before acceptance it is kept as a
+        pre-assignment; an accepted or transferred case becomes `assigned`; a case in
+        hand gets the new mediator (reassignment). Stale and repeated decisions are ignored."""
         case = await self.repo.get_case(event.case_id)
         if case is None:
-            return  # a case of another deployment or namespace: nothing to record
-        if (
-            case.assignment
-            and case.assignment.mediator_id == event.mediator_id
-            and case.assignment.assigned_at == event.assigned_at
-        ):
+            log.info("assignment for an unknown case ignored", case_id=event.case_id)
             return
-        assignment = Assignment(
-            mediator_id=event.mediator_id,
-            mediator_name=event.mediator_name,
+
+        def build(current: CaseDoc, now: datetime) -> Change | None:
+            if current.status not in OPEN:
+                return None
+            held = current.assignment
+            if held is not None and held.assigned_at >= event.assigned_at:
+                return None  # the same decision again, or an older one arriving late
+            if (
+                current.transfers
+                and event.assigned_at < current.transfers[-1].at
+                and event.organisation_id != current.organisation_id
+            ):
+                return None  # decided for the organisation the case has left
+            assignment = Assignment(
+                mediator_id=event.mediator_id,
+                mediator_name=event.mediator_name,
+                organisation_id=event.organisation_id,
+                assigned_at=event.assigned_at,
+                reason=event.reason,
+                escalated_from=event.escalated_from,
+                manual=event.manual,
+            )
+            sets = {
+                "assignment": assignment.model_dump(mode="python"),
+                "mediator_id": event.mediator_id,
+                "organisation_id": event.organisation_id,
+                "assignment_failure": None,
+            }
+            if current.status in (CaseStatus.RECEIVED,):
+                return Change(
+                    status=current.status, note=f"受理前预指派调解员 {event.mediator_id}", sets=sets
+                )
+            status = (
+                CaseStatus.ASSIGNED
+                if current.status in (CaseStatus.ACCEPTED, CaseStatus.TRANSFERRED)
+                else current.status
+            )
+            return Change(
+                status=status,
+                note=f"指派调解员 {event.mediator_id}",
+                sets=sets,
+                events=[(CaseAssignmentRecorded, {"mediator_id": event.mediator_id})],
+            )
+
+        await self._apply(
+            case.id, action="assign", action_id=f"assign:{event_id}", by="system:registry", build=build
+        )
+
+    async def record_assignment_failure(self, *, event: AssignmentFailed, event_id: str) -> None:
+        """Nobody eligible: the case shows why, so a centre user can step in."""
+        if await self.repo.get_case(event.case_id) is None:
+            return
+
+        def build(current: CaseDoc, now: datetime) -> Change | None:
+            if current.status not in OPEN or current.assignment is not None:
+                return None
+            failure = AssignmentFailure(reason=event.reason, tried=event.tried, at=event.failed_at)
+            return Change(
+                status=current.status,
+                note=f"未能指派调解员：{event.reason}",
+                sets={"assignment_failure": failure.model_dump(mode="python")},
+            )
+
+        await self._apply(
+            event.case_id,
+            action="assignment_failed",
+            action_id=f"assign-failed:{event_id}",
+            by="system:registry",
+            build=build,
+        )
+
+    # -- referrals and transfers ----------------------------------------------------------------
+    async def accept_referral(self, *, event: ReferralAccepted, event_id: str) -> None:
+        """A body accepted a referral: link the named case, or register the dispute (channel
+        referral) and accept it for the receiving organisation, idempotently."""
+        if event.case_id:
+            existing = await self.repo.get_case(event.case_id)
+            if existing is not None:
+                await self._link_referral(existing, event)
+                return
+        try:
+            plain = self.protector.decrypt(event.submission_enc)
+            submission = DisputeSubmission.model_validate_json(plain)
+        except Exception as exc:
+            raise DeadLetter("undecryptable_submission", detail=type(exc).__name__) from None
+        if event.category and submission.category is None:
+            submission = submission.model_copy(update={"category": event.category})
+        case_id = case_id_for(scope="referral", key=event.referral_id)
+        result = await self.register(
+            submission=submission,
+            registered_by="system:referral",
+            case_id=case_id,
+            category_authority="referral",
+            channel=Channel.REFERRAL,
             organisation_id=event.organisation_id,
-            assigned_at=event.assigned_at,
-            reason=event.reason,
-            escalated_from=event.escalated_from,
+            referral_id=event.referral_id,
+            referral_due=event.due,
         )
-        entry = HistoryEntry(
-            at=at, action="assign", by="registry", status=case.status, note=f"mediator {event.mediator_id}"
-        )
-        await self.repo.update_case(
+        if result.linked:
+            return
+        if await self.repo.get_organisation(event.organisation_id) is None:
+            log.warning(
+                "referred case left for the desk: organisation not yet known",
+                organisation_id=event.organisation_id,
+            )
+            return
+        if result.case.status == CaseStatus.RECEIVED or result.case.accept_pending:
+            # The receiving organisation accepted the referral: that is its acceptance (受理).
+            await self.accept(
+                case_id=case_id, by="system:referral", action_id=f"referral-accept:{event.referral_id}"
+            )
+
+    async def _link_referral(self, case: CaseDoc, event: ReferralAccepted) -> None:
+        def build(current: CaseDoc, now: datetime) -> Change | None:
+            if current.referral_id == event.referral_id:
+                return None
+            return Change(
+                status=current.status,
+                note=f"关联移交 {event.referral_id}",
+                sets={"referral_id": event.referral_id},
+            )
+
+        await self._apply(
             case.id,
-            {
-                "$set": {
-                    "assignment": assignment.model_dump(mode="python"),
-                    "organisation_id": event.organisation_id,
-                },
-                "$push": {"history": entry.model_dump(mode="python")},
-                "$inc": {"version": 1},
-            },
+            action="link_referral",
+            action_id=f"referral:{event.referral_id}",
+            by="system:referral",
+            build=build,
         )
+
+    async def transfer(self, *, event: TransferAccepted, event_id: str) -> None:
+        """An accepted transfer (转办/交办/上报) moves the case to another organisation.
+
+        Status rule: a `received` case stays `received` (the new organisation decides on
+        acceptance); a case already accepted becomes `transferred` until the new
+        organisation's mediator is recorded (→ `assigned`), or `assigned` at once when that
+        mediator was recorded before the transfer arrived. Case number and clocks stay.
+        """
+        held = await self.repo.get_case(event.case_id)
+        if held is None:
+            raise DeadLetter("unknown_case", detail="transfer for a case intake does not hold")
+        if held.accept_pending:
+            await self.complete_acceptance(event.case_id)
+
+        def build(current: CaseDoc, now: datetime) -> Change | None:
+            if current.status not in OPEN:
+                return None
+            self._not_accepting(current)
+            held = current.assignment
+            keep = (
+                held is not None
+                and held.organisation_id == event.to_organisation_id
+                and held.assigned_at >= event.accepted_at
+            )
+            if current.status == CaseStatus.RECEIVED:
+                status = CaseStatus.RECEIVED
+            else:
+                status = CaseStatus.ASSIGNED if keep else CaseStatus.TRANSFERRED
+            transfer = Transfer(
+                transfer_id=event.transfer_id,
+                kind=event.kind,
+                from_organisation_id=event.from_organisation_id or current.organisation_id,
+                to_organisation_id=event.to_organisation_id,
+                at=event.accepted_at,
+                previous_status=current.status,
+            )
+            sets: dict[str, Any] = {"organisation_id": event.to_organisation_id}
+            if not keep:
+                sets |= {"assignment": None, "mediator_id": None}
+            return Change(
+                status=status,
+                note=f"转至 {event.to_organisation_id}",
+                sets=sets,
+                push={"transfers": transfer.model_dump(mode="python")},
+                events=[
+                    (
+                        CaseTransferred,
+                        {
+                            "from_organisation_id": transfer.from_organisation_id,
+                            "transfer_id": event.transfer_id,
+                            "kind": event.kind,
+                        },
+                    )
+                ],
+            )
+
+        await self._apply(
+            event.case_id,
+            action="transfer",
+            action_id=f"transfer:{event.transfer_id}",
+            by="system:referral",
+            build=build,
+        )
+
+
+@dataclass(frozen=True)
+class Applied:
+    case: CaseDoc
+    fresh: bool  # False when the action had been applied before (a retry or redelivery)
+
+
+__all__ = ["CASE_STATUS_LABELS", "IntakeService", "Registration", "case_id_for"]

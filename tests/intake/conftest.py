@@ -1,0 +1,113 @@
+"""An intake service in this process, on the real Kafka and FerretDB, in its own
+namespace (so a mesh of the same session never shares its consumer group), with a
+manual clock; plus helpers to feed it organisations and build submissions."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.data import COUNTY, TOWNSHIP, auth
+from tiaojie.contracts.common import Role
+from tiaojie.contracts.registry import OrganisationUpdated
+from tiaojie.infra import synthetic
+from tiaojie.intake.app import create_app
+from tiaojie.intake.service import IntakeService
+from tiaojie.intake.settings import IntakeSettings
+from tiaojie.runtime.clock import ManualClock
+from tiaojie.runtime.settings import RuntimeSettings
+
+CENTRE = f"org-{COUNTY}-centre"
+COMMITTEE = f"org-{TOWNSHIP}-tc"
+MEDICAL = f"org-{COUNTY}-medical"
+
+
+@dataclass
+class Intake:
+    settings: IntakeSettings
+    service: IntakeService
+    client: httpx.AsyncClient
+    clock: ManualClock
+
+    def headers(self, role: Role, counties: list[str] | None = None, **claims: Any) -> dict[str, str]:
+        return auth(self.settings, role, counties, **claims)
+
+
+def organisation(org_id: str, *, kind: str, level: str, division: str, short: str, version: int = 1, **extra: Any) -> OrganisationUpdated:
+    return OrganisationUpdated(
+        organisation_id=org_id,
+        version=version,
+        name=extra.pop("name", f"{short}人民调解委员会"),
+        short_name=short,
+        kind=kind,  # type: ignore[arg-type]
+        level=level,  # type: ignore[arg-type]
+        county=extra.pop("county", COUNTY),
+        division_code=division,
+        **extra,
+    )
+
+
+STANDARD_ORGS = [
+    organisation(CENTRE, kind="centre", level="county", division=COUNTY, short="临兰", name="兰山区矛盾纠纷多元化解中心"),
+    organisation(COMMITTEE, kind="township_committee", level="township", division=TOWNSHIP, short="临兰街", name="兰山街道人民调解委员会"),
+    organisation(
+        MEDICAL,
+        kind="industry_committee",
+        level="county",
+        division=COUNTY,
+        short="临兰医",
+        name="兰山区医疗纠纷人民调解委员会",
+        categories=["medical"],
+    ),
+]
+
+
+@pytest.fixture(scope="package")
+async def intake(settings: RuntimeSettings) -> AsyncIterator[Intake]:
+    namespace = f"{settings.namespace}_in"
+    own = IntakeSettings(**{**settings.model_dump(), "namespace": namespace, "log_json": False})
+    clock = ManualClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
+    app = create_app(own, clock=clock)
+    service: IntakeService = app.state.intake
+    async with app.router.lifespan_context(app):
+        for org in STANDARD_ORGS:
+            await service.project_organisation(event=org)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://intake", timeout=30) as client:
+            yield Intake(settings=own, service=service, client=client, clock=clock)
+    await _drop(own)
+
+
+async def _drop(s: IntakeSettings) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(s.mongo_url, serverSelectionTimeoutMS=3000)
+    try:
+        for name in await client.list_database_names():
+            if name.startswith(f"{s.namespace}_"):
+                await client.drop_database(name)
+    finally:
+        await client.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(f"{s.namespace}.")]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+def body(seed: int | str, **overrides: Any) -> dict[str, Any]:
+    """A realistic desk submission with parties of its own (distinct per seed)."""
+    rng = random.Random(str(seed))
+    data = synthetic.submission(rng, county=COUNTY, township=TOWNSHIP)
+    data.pop("category")
+    return {**data, **overrides}
