@@ -227,7 +227,7 @@ async def list_organisations(county: str, principal: Staff, service: Service) ->
 @router.get("/organisations/{organisation_id}", response_model=OrganisationOut, summary="An organisation")
 async def get_organisation(organisation_id: str, principal: Staff, service: Service) -> OrganisationOut:
     org = await service.organisation(organisation_id, counties=scope(principal))
-    out = OrganisationOut.model_validate({**org.model_dump(by_alias=True)})
+    out = OrganisationOut.model_validate(org.model_dump())
     if org.kind in COMMITTEES:
         members = len(await service.repo.member_ids(org.id))
         settings = service.settings

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from tiaojie.contracts.common import (
     Category,
@@ -182,7 +182,7 @@ class OrganisationIn(BaseModel):
 class OrganisationDoc(OrganisationIn):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    id: str = Field(alias="_id")
+    id: str = Field(validation_alias=AliasChoices("_id", "id"))
     version: int = 1
     updated_at: datetime | None = None
     updated_by: str | None = None
@@ -388,7 +388,7 @@ class DecisionDoc(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    id: str = Field(alias="_id")
+    id: str = Field(validation_alias=AliasChoices("_id", "id"))
     case_id: str
     seq: int
     county: str

@@ -1,0 +1,118 @@
+"""A registry app per test module: real Kafka and FerretDB, its own database, a manual clock.
+
+The app runs its real lifespan (topics, indexes, broker, consumer, outbox relay); tests
+call its HTTP API through an in-process transport and its services directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from tests.support.data import auth
+from tiaojie.contracts.common import Role
+from tiaojie.registry.app import create_app
+from tiaojie.registry.assignment import AssignmentService
+from tiaojie.registry.service import RegistryService
+from tiaojie.registry.settings import RegistrySettings
+from tiaojie.runtime.clock import ManualClock
+from tiaojie.runtime.settings import RuntimeSettings
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class RegistryHarness:
+    app: FastAPI
+    settings: RegistrySettings
+    clock: ManualClock
+    http: httpx.AsyncClient
+
+    @property
+    def service(self) -> RegistryService:
+        return self.app.state.registry
+
+    @property
+    def assignments(self) -> AssignmentService:
+        return self.app.state.assignments
+
+    def headers(
+        self, role: Role = Role.BUREAU, counties: list[str] | None = None, **claims: Any
+    ) -> dict[str, str]:
+        return auth(self.settings, role, counties, **claims)
+
+
+def registry_settings(settings: RuntimeSettings, **overrides: Any) -> RegistrySettings:
+    return RegistrySettings.model_validate(
+        {
+            **settings.model_dump(),
+            "database_name": f"tiaojie_registry_{uuid.uuid4().hex[:8]}",
+            "log_json": False,
+            **overrides,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+async def registry(settings: RuntimeSettings) -> AsyncIterator[RegistryHarness]:
+    s = registry_settings(settings)
+    clock = ManualClock(START)
+    app = create_app(s, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://registry", timeout=60) as http:
+            yield RegistryHarness(app=app, settings=s, clock=clock, http=http)
+
+
+@dataclass
+class World:
+    """Fresh registry rules on a database of their own, sharing the module app's broker."""
+
+    service: RegistryService
+    assignments: AssignmentService
+    clock: ManualClock
+    settings: RegistrySettings
+
+
+async def make_world(registry: RegistryHarness, **overrides: Any) -> World:
+    from prometheus_client import CollectorRegistry
+
+    from tiaojie.registry.metrics import RegistryMetrics
+    from tiaojie.registry.repository import RegistryRepository
+    from tiaojie.runtime.mongo import OutboxRelay
+    from tiaojie.runtime.pii import Protector
+
+    host = registry.app.state.host
+    settings = registry.settings.model_copy(update=overrides)
+    repository = RegistryRepository(host.mongo[settings.database(f"tiaojie_registry_{uuid.uuid4().hex[:8]}")])
+    await repository.create_indexes()
+    relay = OutboxRelay(
+        publisher=host.publisher,
+        settings=settings,
+        collections=[repository.organisations, repository.mediators, repository.decisions],
+    )
+    clock = ManualClock(START)
+    metrics = RegistryMetrics(CollectorRegistry())
+    service = RegistryService(
+        repository=repository,
+        relay=relay,
+        protector=Protector(
+            encryption_key=settings.pii_key.get_secret_value(),
+            match_key=settings.match_key.get_secret_value(),
+        ),
+        divisions=registry.service.divisions,
+        settings=settings,
+        clock=clock,
+        metrics=metrics,
+    )
+    assignments = AssignmentService(
+        repository=repository, relay=relay, settings=settings, clock=clock, metrics=metrics
+    )
+    return World(service=service, assignments=assignments, clock=clock, settings=settings)
