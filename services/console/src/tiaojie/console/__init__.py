@@ -1,0 +1,1 @@
+"""Tiaojie web console: the pages people use; it owns no case data."""

@@ -1,0 +1,51 @@
+"""Console settings (TIAOJIE_* environment variables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from tiaojie.runtime.settings import ServiceSettings
+
+
+class ConsoleSettings(ServiceSettings):
+    service_name: str = "console"
+    port: int = 8000
+    database_name: str = "tiaojie_console"
+    # Roster workbooks are uploaded through the console.
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+    # Where the services answer; the tests' mesh passes each one's random port.
+    intake_url: str = "http://127.0.0.1:8001"
+    referral_url: str = "http://127.0.0.1:8002"
+    registry_url: str = "http://127.0.0.1:8003"
+    stats_url: str = "http://127.0.0.1:8004"
+    library_url: str = "http://127.0.0.1:8005"
+    upstream_timeout: float = Field(default=15.0, gt=0)
+    # Tokens the console signs for a call on a user's behalf live only this long.
+    upstream_token_seconds: int = Field(default=120, ge=10, le=3600)
+
+    # The city the deployment serves (GB/T 2260): its counties fill the location picker.
+    city: str = Field(default="3713", pattern=r"^\d{4}$")
+
+    # Sessions: signed out after this much inactivity, and in any case after the maximum.
+    session_idle_seconds: int = Field(default=30 * 60, ge=1)
+    session_max_seconds: int = Field(default=12 * 3600, ge=1)
+    # Secure cookies are only sent over HTTPS (browsers treat http://localhost as secure).
+    cookie_secure: bool = True
+    # Sign-in attempts per account before a lock-out of lockout_seconds.
+    max_failed_sign_ins: int = Field(default=5, ge=1)
+    lockout_seconds: int = Field(default=15 * 60, ge=1)
+
+    # Demo accounts (development only: refused in production).
+    demo_accounts: bool = True
+    demo_password: str = "Tiaojie-2026"  # noqa: S105 - development accounts, printed by `tiaojie up`
+
+    # Apache ECharts, installed from the npm registry by `tiaojie prepare` (not committed).
+    assets_dir: Path | None = None
+
+    @property
+    def console_assets(self) -> Path:
+        """Folder holding node_modules/echarts (see tiaojie.infra's prepare step)."""
+        return self.assets_dir or (self.cache_dir / "console-assets")
