@@ -2,29 +2,79 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
 from tiaojie.contracts import topics
+from tiaojie.contracts.stats import HotspotRaised
+from tiaojie.runtime.clock import Clock, SystemClock
+from tiaojie.runtime.divisions import Divisions, DivisionsMissing, load_divisions
 from tiaojie.runtime.host import ServiceHost
+from tiaojie.runtime.logging import get_logger
+from tiaojie.runtime.mongo import OutboxRelay
+from tiaojie.stats.analytics import Analytics
 from tiaojie.stats.api import router
 from tiaojie.stats.handlers import register_handlers
+from tiaojie.stats.kafka_monitor import KafkaMonitor
 from tiaojie.stats.metrics import StatsMetrics
+from tiaojie.stats.reports import ReportBuilder
 from tiaojie.stats.repository import StatsRepository
 from tiaojie.stats.service import StatsService
 from tiaojie.stats.settings import StatsSettings
 
+log = get_logger(__name__)
 
-def create_app(settings: StatsSettings | None = None) -> FastAPI:
+
+def create_app(settings: StatsSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or StatsSettings()
+    clock = clock or SystemClock()
     host = ServiceHost(settings, produces=[topics.ALERTS])
     repository = StatsRepository(host.db)
-    service = StatsService(repository=repository, metrics=StatsMetrics(host.registry))
+    metrics = StatsMetrics(host.registry)
+    relay = OutboxRelay(publisher=host.publisher, settings=settings, collections=[repository.alerts])
+    service = StatsService(
+        repository=repository, metrics=metrics, clock=clock, settings=settings, relay=relay
+    )
+    analytics = Analytics(repository=repository, service=service, clock=clock, settings=settings)
     register_handlers(host.consumer, service)
+    host.publisher.declare(
+        topics.ALERTS,
+        title="stats.alerts.v1",
+        description="Hotspot (HotspotRaised, HotspotCleared) and individual-risk alerts "
+        "(RiskAlertRaised, RiskAlertCleared), keyed by alert id.",
+        schema=HotspotRaised,
+    )
     host.on_startup(repository.create_indexes)
+    host.background(relay.run_forever)
+    host.background(analytics.run_forever)
+    host.background(KafkaMonitor(settings, metrics, settings.kafka_monitor_interval).run_forever)
+
+    async def gauges_forever() -> None:
+        while True:
+            try:
+                await service.refresh_gauges()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("gauge refresh failed", error=f"{type(exc).__name__}")
+            await asyncio.sleep(settings.gauge_interval)
+
+    host.background(gauges_forever)
     app = host.http_app(
         [router],
         title="Tiaojie stats 统计与预警",
         description="Projections of every event, timeliness, resolution, early warning and forecasts.",
     )
     app.state.stats = service
+    app.state.analytics = analytics
+    app.state.reports = ReportBuilder(repository=repository, service=service, divisions=_divisions(settings))
     return app
+
+
+def _divisions(settings: StatsSettings) -> Divisions | None:
+    """Names for the report (codes alone if the data package is missing)."""
+    try:
+        return load_divisions(str(settings.divisions_path))
+    except DivisionsMissing:
+        return None

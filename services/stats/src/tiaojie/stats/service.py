@@ -1,55 +1,406 @@
-"""Stats rules: idempotent projections of case events and the figures built from them."""
+"""Stats rules: idempotent projections of every event, the figures built from them, and
+individual alerts (grave risk, repeat disputes). No Kafka or HTTP in here: alert events
+leave through the outbox of the alert's document."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
 
-from tiaojie.contracts.intake import CaseRegistered
-from tiaojie.contracts.registry import MediatorAssigned
-from tiaojie.runtime.mongo import Document
+from tiaojie.contracts import topics
+from tiaojie.contracts.common import CaseStatus, RiskLevel
+from tiaojie.contracts.envelope import EventData, derived_id, new_event
+from tiaojie.contracts.intake import CaseRegistered, RiskRaised
+from tiaojie.contracts.registry import MediatorUpdated, OrganisationUpdated
+from tiaojie.contracts.stats import AlertKind, RelatedCase, RiskAlertCleared, RiskAlertRaised
+from tiaojie.runtime.clock import Clock
+from tiaojie.runtime.errors import NotFound
+from tiaojie.runtime.logging import get_logger
+from tiaojie.runtime.mongo import OUTBOX, OUTBOX_REV, Document, OutboxRelay, outbox_fields, outbox_update
+from tiaojie.stats import figures
+from tiaojie.stats.calendar import local_day
 from tiaojie.stats.metrics import StatsMetrics
-from tiaojie.stats.repository import StatsRepository
+from tiaojie.stats.projection import (
+    STAGES,
+    apply_case_event,
+    apply_handover_event,
+    response_seconds,
+    stage_seconds,
+)
+from tiaojie.stats.repository import StatsRepository, months_between, same_facts
+from tiaojie.stats.settings import StatsSettings
+
+SOURCE = "/tiaojie/stats"
+log = get_logger(__name__)
+_COUNT_FIELDS = ("received_day", "county", "township", "category")
+_CLOSED = frozenset(
+    {CaseStatus.REJECTED, CaseStatus.RESOLVED, CaseStatus.FAILED, CaseStatus.WITHDRAWN, CaseStatus.ARCHIVED}
+)
 
 
-def _seconds(later: datetime, earlier: datetime) -> float:
-    return max(0.0, (later - earlier).total_seconds())
+class Contention(RuntimeError):
+    """A projection kept changing under us (the runtime retries the event)."""
 
 
 class StatsService:
-    def __init__(self, *, repository: StatsRepository, metrics: StatsMetrics) -> None:
+    def __init__(
+        self,
+        *,
+        repository: StatsRepository,
+        metrics: StatsMetrics,
+        clock: Clock,
+        settings: StatsSettings,
+        relay: OutboxRelay | None,
+    ) -> None:
         self.repo = repository
         self.metrics = metrics
+        self.clock = clock
+        self.settings = settings
+        # None when rebuilding: the live service already published every alert event.
+        self.relay = relay
 
-    async def case_registered(self, *, data: CaseRegistered) -> None:
-        """Project a registration; counters move only the first time (redelivery-safe)."""
-        before = await self.repo.merge_case(
-            data.case_id,
-            {
-                "county": data.county,
-                "township": data.township,
-                "channel": data.channel,
-                "category": data.category,
-                "received_at": data.received_at,
-            },
+    # -- projections ---------------------------------------------------------------------------
+    async def _project(
+        self, collection: Any, doc_id: str, rule: Callable[[Document | None], Document]
+    ) -> tuple[Document | None, Document]:
+        """Apply a pure rule with optimistic concurrency; no write when nothing changed."""
+        for _ in range(50):
+            before = await self.repo.get(collection, doc_id)
+            after = rule(before)
+            after["_id"] = doc_id
+            if same_facts(before, after):
+                assert before is not None
+                return before, before
+            if collection is self.repo.cases and (
+                before is None or any(before.get(k) != after.get(k) for k in _COUNT_FIELDS)
+            ):
+                after["counted"] = False  # the daily counts of its day must be redone
+            if await self.repo.save(collection, after, rev=before.get("rev") if before else None):
+                return before, after
+        raise Contention(f"projection {doc_id} kept changing")
+
+    async def case_event(self, *, data: EventData, case_id: str) -> None:
+        """Project any case event (intake's lifecycle or the registry's assignment)."""
+        before, after = await self._project(self.repo.cases, case_id, lambda doc: apply_case_event(doc, data))
+        if before is not after:
+            self._observe_case(before or {}, after)
+        if (
+            isinstance(data, CaseRegistered | RiskRaised)
+            and data.party_keys
+            and not after.get("duplicate_of")
+        ):
+            await self._check_repeat(after)
+        if isinstance(data, RiskRaised) and data.risk_level == RiskLevel.GRAVE:
+            await self._raise_case_alert(
+                kind=AlertKind.GRAVE_RISK, case=after, at=data.at, signals=list(data.signals), related=[]
+            )
+        if after.get("status") in _CLOSED:
+            await self._clear_case_alerts(after)
+
+    async def handover_event(self, *, data: EventData, handover_id: str) -> None:
+        """Project a referral or transfer event."""
+        before, after = await self._project(
+            self.repo.handovers, handover_id, lambda doc: apply_handover_event(doc, data)
         )
-        if before is None or before.get("received_at") is None:
-            self.metrics.received.labels(data.county, data.channel, data.category).inc()
-            if before and before.get("assigned_at"):
-                self._observe_assign(data.county, before["assigned_at"], data.received_at)
+        if before is not after and after.get("kind") == "referral":
+            seconds = response_seconds(after)
+            if seconds is not None and response_seconds(before or {}) is None:
+                kind = str(after.get("agency_kind") or figures.INTERNAL)
+                self.metrics.referral_response_seconds.labels(kind, after.get("county", "")).observe(seconds)
 
-    async def mediator_assigned(self, *, data: MediatorAssigned) -> None:
-        before = await self.repo.merge_case(
-            data.case_id, {"assigned_at": data.assigned_at, "county": data.county}
+    async def organisation_updated(self, *, data: OrganisationUpdated) -> None:
+        fields = data.model_dump(mode="json", exclude={"organisation_id", "version"})
+        await self.repo.upsert_snapshot(
+            self.repo.organisations, doc_id=data.organisation_id, version=data.version, fields=fields
         )
-        if before is not None and before.get("assigned_at") is None and before.get("received_at"):
-            self._observe_assign(data.county, data.assigned_at, before["received_at"])
 
-    def _observe_assign(self, county: str, assigned_at: datetime, received_at: datetime) -> None:
-        self.metrics.stage_seconds.labels("assign", county).observe(_seconds(assigned_at, received_at))
+    async def mediator_updated(self, *, data: MediatorUpdated) -> None:
+        fields = data.model_dump(mode="json", exclude={"mediator_id", "version"})
+        await self.repo.upsert_snapshot(
+            self.repo.mediators, doc_id=data.mediator_id, version=data.version, fields=fields
+        )
 
-    async def summary(self, *, counties: list[str]) -> Document:
-        """Figures over the caller's counties."""
-        scope = {"county": counties[0]} if len(counties) == 1 else {"county": {"$in": counties}}
-        received = await self.repo.count({**scope, "received_at": {"$ne": None}})
-        assigned = await self.repo.count({**scope, "assigned_at": {"$ne": None}})
-        return {"counties": counties, "received": received, "assigned": assigned}
+    def _observe_case(self, before: Document, after: Document) -> None:
+        """Counters and histograms move on first transitions only."""
+        county = after.get("county") or "unknown"
+        if before.get("received_at") is None and after.get("received_at") is not None:
+            self.metrics.received.labels(
+                county, after.get("channel") or "unknown", after.get("category") or "other"
+            ).inc()
+        for stage in STAGES:
+            if stage_seconds(before, stage) is None:
+                seconds = stage_seconds(after, stage)
+                if seconds is not None:
+                    self.metrics.stage_seconds.labels(stage, county).observe(seconds)
+        if before.get("concluded_at") is None and after.get("concluded_at") is not None:
+            outcome = "resolved" if after.get("resolved_at") == after["concluded_at"] else "failed"
+            self.metrics.concluded.labels(county, outcome).inc()
+            if after.get("mediation_due") is not None:
+                late = after["concluded_at"] > after["mediation_due"]
+                self.metrics.deadlines.labels(county, "mediation", "late" if late else "on_time").inc()
+        accepted_now = before.get("accepted_at") is None and after.get("accepted_at") is not None
+        if accepted_now and after.get("acceptance_due") is not None:
+            late = after["accepted_at"] > after["acceptance_due"]
+            self.metrics.deadlines.labels(county, "acceptance", "late" if late else "on_time").inc()
+
+    # -- individual alerts -----------------------------------------------------------------------
+    async def _check_repeat(self, case: Document) -> None:
+        """Same parties (by keyed hash) in another case at another organisation: alert once,
+        on the later of the cases, listing the others."""
+        keys = list(case.get("party_keys") or [])
+        if len(keys) < self.settings.repeat_min_shared_parties or case.get("received_at") is None:
+            return
+        info = {
+            "county": case.get("county"),
+            "township": case.get("township"),
+            "category": case.get("category"),
+            "organisation_id": case.get("organisation_id"),
+            "received_at": case["received_at"],
+        }
+        parties = await self.repo.add_party_case(keys, case["_id"], info)
+        shared: dict[str, int] = {}
+        known: dict[str, Document] = {case["_id"]: info}
+        for party in parties:
+            for other_id, other in (party.get("cases") or {}).items():
+                if other_id != case["_id"]:
+                    shared[other_id] = shared.get(other_id, 0) + 1
+                    known[other_id] = other
+        window = timedelta(days=self.settings.repeat_window_days)
+        matches = [
+            other_id
+            for other_id, n in shared.items()
+            if n >= self.settings.repeat_min_shared_parties
+            and known[other_id].get("received_at") is not None
+            and abs(known[other_id]["received_at"] - case["received_at"]) <= window
+        ]
+        organisations = {known[i].get("organisation_id") for i in [case["_id"], *matches]} - {None}
+        if not matches or len(organisations) < 2:
+            return  # the same body already holds every one of them: not across agencies
+        group = sorted([case["_id"], *matches], key=lambda i: (known[i]["received_at"], i))
+        latest = group[-1]
+        related = [
+            RelatedCase(
+                case_id=i,
+                county=known[i].get("county") or "",
+                organisation_id=known[i].get("organisation_id"),
+                received_at=known[i]["received_at"],
+            )
+            for i in group[:-1]
+        ]
+        target = {**known[latest], "_id": latest}
+        await self._raise_case_alert(
+            kind=AlertKind.REPEAT_DISPUTE,
+            case=target,
+            at=known[latest]["received_at"],
+            signals=["same_parties"],
+            related=related,
+        )
+
+    async def _raise_case_alert(
+        self, *, kind: str, case: Document, at: datetime, signals: list[str], related: list[RelatedCase]
+    ) -> None:
+        alert_id = f"{kind}:{case['_id']}"
+        county = case.get("county") or ""
+        payload = RiskAlertRaised(
+            alert_id=alert_id,
+            kind=kind,
+            case_id=case["_id"],
+            county=county,
+            township=case.get("township"),
+            category=case.get("category"),
+            organisation_id=case.get("organisation_id"),
+            risk_level=RiskLevel.GRAVE if kind == AlertKind.GRAVE_RISK else None,
+            signals=signals,
+            related=related,
+            raised_at=at,
+        )
+        doc: Document = {
+            "_id": alert_id,
+            "kind": kind,
+            "status": "active",
+            "county": county,
+            "township": case.get("township"),
+            "category": case.get("category"),
+            "case_id": case["_id"],
+            "organisation_id": case.get("organisation_id"),
+            "signals": signals,
+            "related": {r.case_id: r.model_dump(mode="python") for r in related},
+            "raised_at": at,
+            "detected_on": local_day(at).isoformat(),
+        }
+        event = new_event(
+            payload,
+            source=SOURCE,
+            subject=alert_id,
+            county=county,
+            id=derived_id(alert_id, "raised"),
+            time=at,
+        )
+        if self.relay is not None:
+            doc.update(outbox_fields([(topics.ALERTS, event)]))
+        if await self.repo.insert_alert(doc):
+            self.metrics.alerts_raised.labels(county, kind).inc()
+            if self.relay is not None:
+                await self.relay.flush(self.repo.alerts, alert_id, doc[OUTBOX], rev=doc[OUTBOX_REV])
+        elif related:
+            await self.repo.merge_alert(
+                alert_id, {f"related.{r.case_id}": r.model_dump(mode="python") for r in related}
+            )
+
+    async def _clear_case_alerts(self, case: Document) -> None:
+        at = case.get("status_at") or self.clock.now()
+        for kind in (AlertKind.GRAVE_RISK, AlertKind.REPEAT_DISPUTE):
+            alert_id = f"{kind}:{case['_id']}"
+            event = new_event(
+                RiskAlertCleared(
+                    alert_id=alert_id,
+                    kind=kind,
+                    case_id=case["_id"],
+                    county=case.get("county") or "",
+                    outcome=case.get("status") or "",
+                    cleared_at=at,
+                ),
+                source=SOURCE,
+                subject=alert_id,
+                county=case.get("county"),
+                id=derived_id(alert_id, "cleared"),
+                time=at,
+            )
+            await self.change_alert(
+                alert_id,
+                {"status": "cleared", "cleared_at": at, "outcome": case.get("status")},
+                event,
+            )
+
+    async def change_alert(self, alert_id: str, fields: Document, event: Any) -> bool:
+        """Move an active alert to `fields` with its event in the outbox (once)."""
+        sets, inc = outbox_update([(topics.ALERTS, event)]) if self.relay is not None else ({}, {})
+        update: Document = {"$set": {**fields, **sets}}
+        if inc:
+            update["$inc"] = inc
+        after = await self.repo.update_alert(alert_id, {"status": "active"}, update)
+        if after is None:
+            return False
+        if self.relay is not None:
+            await self.relay.flush(
+                self.repo.alerts, alert_id, after.get(OUTBOX) or {}, rev=after.get(OUTBOX_REV)
+            )
+        return True
+
+    # -- figures -------------------------------------------------------------------------------
+    async def summary(
+        self,
+        *,
+        counties: Sequence[str],
+        township: str | None = None,
+        category: str | None = None,
+        first: date | None = None,
+        last: date | None = None,
+    ) -> Document:
+        """The summary figures over the caller's counties (see tiaojie.stats.figures)."""
+        now = self.clock.now()
+        months = months_between(first, last or local_day(now)) if first is not None else None
+        period = figures.Period(first, last)
+        cases = await self.repo.cases_for(counties, months=months, township=township, category=category)
+        handovers = [
+            h
+            for h in await self.repo.handovers_for(counties, months=months)
+            if (township is None or h.get("township") == township)
+            and (category is None or h.get("category") == category)
+        ]
+        open_cases = [
+            c
+            for c in await self.repo.open_cases(counties)
+            if (township is None or c.get("township") == township)
+            and (category is None or c.get("category") == category)
+        ]
+        return {
+            "counties": list(counties),
+            "township": township,
+            "category": category,
+            "from": first.isoformat() if first else None,
+            "to": last.isoformat() if last else None,
+            "as_of": now.isoformat(),
+            **figures.case_figures(cases, period),
+            **figures.backlog_figures(open_cases, now),
+            "referrals": figures.referral_figures(handovers, period),
+        }
+
+    async def alerts(
+        self, *, counties: Sequence[str], kind: str | None, status: str | None, limit: int
+    ) -> list[Document]:
+        """Alerts of the caller's counties, newest first."""
+        found = [
+            a
+            for a in await self.repo.alerts_of(counties)
+            if (kind is None or a.get("kind") == kind) and (status is None or a.get("status") == status)
+        ]
+        found.sort(key=lambda a: (str(a.get("raised_at")), a["_id"]), reverse=True)
+        return [present_alert(a, counties) for a in found[:limit]]
+
+    async def alert(self, *, alert_id: str, counties: Sequence[str]) -> Document:
+        found = await self.repo.get_alert(alert_id)
+        if found is None or found.get("county") not in counties:
+            raise NotFound("预警", "alert")
+        return present_alert(found, counties)
+
+    # -- gauges -----------------------------------------------------------------------------------
+    async def refresh_gauges(self) -> None:
+        """Recompute the open, overdue and active-alert gauges from the database."""
+        now = self.clock.now()
+        open_by: dict[tuple[str, str], int] = {}
+        overdue_by: dict[tuple[str, str], int] = {}
+        from tiaojie.stats.projection import overdue_stage
+
+        for doc in await self.repo.open_cases():
+            county = doc.get("county") or "unknown"
+            key = (county, doc.get("status") or "unknown")
+            open_by[key] = open_by.get(key, 0) + 1
+            stage = overdue_stage(doc, now)
+            if stage:
+                overdue_by[(county, stage)] = overdue_by.get((county, stage), 0) + 1
+        referral_by: dict[tuple[str, str], int] = {}
+        for doc in await self.repo.open_handovers():
+            if doc.get("overdue_stages"):
+                key = (doc.get("county") or "unknown", str(doc.get("agency_kind") or figures.INTERNAL))
+                referral_by[key] = referral_by.get(key, 0) + 1
+        hotspots: dict[tuple[str], int] = {}
+        alerts: dict[tuple[str, str], int] = {}
+        for alert in await self.repo.active_alerts():
+            county = alert.get("county") or "unknown"
+            alerts[(county, alert["kind"])] = alerts.get((county, alert["kind"]), 0) + 1
+            if alert["kind"] == AlertKind.HOTSPOT:
+                hotspots[(county,)] = hotspots.get((county,), 0) + 1
+        counties = {k[0] for k in open_by} | {k[0] for k in alerts}
+        for county in counties:
+            # Zeros are explicit so a dashboard sees a county go quiet, not a gap.
+            hotspots.setdefault((county,), 0)
+            for stage in ("acceptance", "mediation"):
+                overdue_by.setdefault((county, stage), 0)
+        _set_gauge(self.metrics.cases_open, open_by)
+        _set_gauge(self.metrics.cases_overdue, overdue_by)
+        _set_gauge(self.metrics.referrals_overdue, referral_by)
+        _set_gauge(self.metrics.hotspots_active, hotspots)
+        _set_gauge(self.metrics.alerts_active, alerts)
+
+
+def _set_gauge(gauge: Any, values: dict[Any, int]) -> None:
+    """Set every labelled child; children no longer present drop to zero."""
+    seen = set(values)
+    for labels, value in values.items():
+        gauge.labels(*labels).set(value)
+    for labels in list(gauge._metrics):  # prometheus_client keeps children by label tuple
+        if labels not in seen:
+            gauge.labels(*labels).set(0)
+
+
+def present_alert(doc: Document, counties: Sequence[str]) -> Document:
+    """An alert as the API shows it: related cases of other counties only as a count."""
+    related = list((doc.get("related") or {}).values())
+    visible = [r for r in related if r.get("county") in counties]
+    out = {k: v for k, v in doc.items() if k not in ("_id", "related", OUTBOX, OUTBOX_REV, "outbox_pending")}
+    out["id"] = doc["_id"]
+    out["related"] = sorted(visible, key=lambda r: (str(r.get("received_at")), str(r.get("case_id"))))
+    out["related_elsewhere"] = len(related) - len(visible)
+    return out
