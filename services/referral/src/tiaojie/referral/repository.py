@@ -115,7 +115,12 @@ class ReferralRepository:
         self.organisations = db["organisations"]
 
     async def create_indexes(self) -> None:
-        await ensure_indexes(self.db, INDEXES)
+        # One index per command: FerretDB 1.24 panics (and drops the connection) when a
+        # createIndexes command with several indexes meets a collection that has them
+        # already, i.e. on every restart; one at a time is idempotent.
+        for collection, indexes in INDEXES.items():
+            for index in indexes:
+                await ensure_indexes(self.db, {collection: [index]})
 
     @property
     def outbox_collections(self) -> list[AsyncCollection[Document]]:

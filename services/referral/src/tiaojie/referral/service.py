@@ -814,7 +814,8 @@ class ReferralService:
             doc = model.model_validate(raw)
             effects = change(doc)
             if effects is None:
-                await self._flush_latest(store, doc)
+                # Already done (a retry, a redelivery, or another replica won): its events
+                # left with that change, or the relay's sweep publishes them.
                 return doc, None
             doc.version += 1
             if await self._commit(kind, store, doc, effects):
