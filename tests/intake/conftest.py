@@ -5,6 +5,7 @@ manual clock; plus helpers to feed it organisations and build submissions."""
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,9 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from tests.support.data import COUNTY, TOWNSHIP, auth
+from tiaojie.contracts import topics
 from tiaojie.contracts.common import Role
+from tiaojie.contracts.envelope import CloudEvent, decode_event
 from tiaojie.contracts.registry import OrganisationUpdated
 from tiaojie.infra import synthetic
 from tiaojie.intake.app import create_app
@@ -39,7 +43,9 @@ class Intake:
         return auth(self.settings, role, counties, **claims)
 
 
-def organisation(org_id: str, *, kind: str, level: str, division: str, short: str, version: int = 1, **extra: Any) -> OrganisationUpdated:
+def organisation(
+    org_id: str, *, kind: str, level: str, division: str, short: str, version: int = 1, **extra: Any
+) -> OrganisationUpdated:
     return OrganisationUpdated(
         organisation_id=org_id,
         version=version,
@@ -54,8 +60,22 @@ def organisation(org_id: str, *, kind: str, level: str, division: str, short: st
 
 
 STANDARD_ORGS = [
-    organisation(CENTRE, kind="centre", level="county", division=COUNTY, short="临兰", name="兰山区矛盾纠纷多元化解中心"),
-    organisation(COMMITTEE, kind="township_committee", level="township", division=TOWNSHIP, short="临兰街", name="兰山街道人民调解委员会"),
+    organisation(
+        CENTRE,
+        kind="centre",
+        level="county",
+        division=COUNTY,
+        short="临兰",
+        name="兰山区矛盾纠纷多元化解中心",
+    ),
+    organisation(
+        COMMITTEE,
+        kind="township_committee",
+        level="township",
+        division=TOWNSHIP,
+        short="临兰街",
+        name="兰山街道人民调解委员会",
+    ),
     organisation(
         MEDICAL,
         kind="industry_committee",
@@ -111,3 +131,41 @@ def body(seed: int | str, **overrides: Any) -> dict[str, Any]:
     data = synthetic.submission(rng, county=COUNTY, township=TOWNSHIP)
     data.pop("category")
     return {**data, **overrides}
+
+
+async def case_events(
+    intake: Intake, case_id: str, *, at_least: int, timeout: float = 20
+) -> list[CloudEvent]:
+    """Every distinct event intake published for a case (read from the start of the topic),
+    once at least `at_least` arrived or the time is up: pass one more than expected, with
+    a short timeout, to show that nothing more came. Publication is at least once (the
+    outbox relay may race the request that wrote the event), so copies of an event are
+    counted once, by id, as every consumer does."""
+    consumer = AIOKafkaConsumer(
+        intake.settings.topic(topics.CASES),
+        bootstrap_servers=intake.settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    found: list[CloudEvent] = []
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(found) < at_least and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=300)
+            for records in batch.values():
+                for record in records:
+                    if record.key == case_id.encode():
+                        event = decode_event(record.value)
+                        if event.id not in seen:
+                            seen.add(event.id)
+                            found.append(event)
+    finally:
+        await consumer.stop()
+    return found
+
+
+def types_of(events: list[CloudEvent]) -> list[str]:
+    return [e.type.rsplit(".", 1)[1] for e in events]

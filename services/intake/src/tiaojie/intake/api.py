@@ -222,7 +222,7 @@ async def submit_dispute(
 
 
 @router.get(
-    "/track/{code}",
+    "/track/{code:path}",
     response_model=TrackOut,
     tags=["citizens"],
     summary="Follow a case by its tracking code (no token)",

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from dataclasses import dataclass, field
-
-import jieba
 
 from tiaojie.contracts.common import Category
 from tiaojie.intake.lexicon import LEXICON
+
+with warnings.catch_warnings():
+    # jieba 0.42's sources hold regex strings Python 3.12 flags when it compiles them.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore", SyntaxWarning)
+    import jieba
 
 # Below this share of the evidence, the classifier says it is unsure (the desk decides,
 # or a citizen's own choice of category is kept).

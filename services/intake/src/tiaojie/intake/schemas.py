@@ -284,12 +284,16 @@ def next_deadline(case: CaseDoc) -> DeadlineOut | None:
     """The next statutory date the case is held to, for staff and citizens alike."""
     if case.status == CaseStatus.RECEIVED and case.acceptance_due:
         return DeadlineOut(kind="acceptance", label="受理期限", due=case.acceptance_due)
-    if case.status in (
-        CaseStatus.ACCEPTED,
-        CaseStatus.ASSIGNED,
-        CaseStatus.IN_MEDIATION,
-        CaseStatus.TRANSFERRED,
-    ) and case.clock:
+    if (
+        case.status
+        in (
+            CaseStatus.ACCEPTED,
+            CaseStatus.ASSIGNED,
+            CaseStatus.IN_MEDIATION,
+            CaseStatus.TRANSFERRED,
+        )
+        and case.clock
+    ):
         return DeadlineOut(
             kind="mediation",
             label="调解期限",
