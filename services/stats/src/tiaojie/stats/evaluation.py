@@ -301,3 +301,61 @@ def run_forecast_benchmark(
         mase_snaive_by_horizon=tuple(float(x) for x in naive_all.mean(axis=0)),
         coverage={lv: inside[lv] / total for lv in LEVELS},
     )
+
+
+def detection_table(result: DetectionBenchmark) -> str:
+    """The detection benchmark as a plain-text table."""
+    lines = [
+        f"Synthetic Linyi: {result.counties} counties, {result.series} township × category series "
+        f"(+ county totals), {result.outbreaks} planted outbreaks in the evaluated year.",
+        f"Thresholds calibrated on another synthetic city to ≤ {result.target_false_alarms:g} false alarm "
+        "per county-month, then applied to this one.",
+        "",
+        f"{'method':<10}{'threshold':>10}{'detected':>10}{'small':>8}{'medium':>8}{'large':>8}"
+        f"{'false/county-month':>20}{'median delay (d)':>18}",
+    ]
+
+    def row(label: str, s: DetectionScore) -> str:
+        shares = []
+        for size in ("small", "medium", "large"):
+            hit, total = s.detected_by_size.get(size, (0, 0))
+            shares.append(f"{hit / max(total, 1):>8.0%}")
+        delay = "-" if s.median_delay is None else f"{s.median_delay:.1f}"
+        false = s.false_per_county_month
+        return f"{label:<10}{s.threshold:>10.2f}{s.share:>10.1%}{''.join(shares)}{false:>20.2f}{delay:>18}"
+
+    for method in ("nbcusum", "c2"):
+        lines.append(row(method, result.test[method]))
+    lines += ["", "At each method's default threshold (same data):"]
+    for method in ("nbcusum", "c2"):
+        lines.append(row(method, result.defaults[method]))
+    nb, c2 = result.test["nbcusum"], result.test["c2"]
+    verdict = nb.share > c2.share and nb.false_per_county_month <= c2.false_per_county_month
+    lines += [
+        "",
+        f"nbcusum {'beats' if verdict else 'does NOT beat'} EARS C2: detects {nb.share:.1%} vs "
+        f"{c2.share:.1%} at {nb.false_per_county_month:.2f} vs {c2.false_per_county_month:.2f} "
+        "false alarms per county-month.",
+    ]
+    return "\n".join(lines)
+
+
+def forecast_table(result: ForecastBenchmark) -> str:
+    horizons = len(result.mase_model_by_horizon)
+    head = "".join(f"{'h=' + str(h + 1):>8}" for h in range(horizons))
+    return "\n".join(
+        [
+            f"Synthetic Linyi: {result.series} county × category weekly series, {result.origins} rolling "
+            f"origins over the held-out year, {horizons}-week horizon.",
+            "MASE scaled by the in-sample error of the seasonal-naive forecast (same week a year before).",
+            "",
+            f"{'method':<16}{'MASE':>8}{head}",
+            f"{'seasonal model':<16}{result.mase_model:>8.3f}"
+            + "".join(f"{v:>8.3f}" for v in result.mase_model_by_horizon),
+            f"{'seasonal naive':<16}{result.mase_snaive:>8.3f}"
+            + "".join(f"{v:>8.3f}" for v in result.mase_snaive_by_horizon),
+            "",
+            "Prediction interval coverage: "
+            + ", ".join(f"{lv:.0%} nominal → {cov:.1%}" for lv, cov in sorted(result.coverage.items())),
+        ]
+    )

@@ -56,23 +56,32 @@ def handover_id(data: EventData) -> str:
     raise ValueError(f"{type(data).__name__} names no referral or transfer")
 
 
-def register_handlers(consumer: ReliableConsumer, service: StatsService) -> None:
-    @consumer.on(topics.CASES, *case_event_types())
-    async def on_case_event(event: CloudEvent, data: CaseRegistered | CaseEvent) -> None:
-        await service.case_event(data=data, case_id=data.case_id)
+def subscriptions() -> dict[str, tuple[type[EventData], ...]]:
+    """Every topic stats reads and the event types it projects from each."""
+    return {
+        topics.CASES: case_event_types(),
+        topics.ASSIGNMENTS: (MediatorAssigned, AssignmentFailed),
+        topics.REFERRALS: HANDOVER_EVENTS,
+        topics.ORGANISATIONS: (OrganisationUpdated,),
+        topics.MEDIATORS: (MediatorUpdated,),
+    }
 
-    @consumer.on(topics.ASSIGNMENTS, MediatorAssigned, AssignmentFailed)
-    async def on_assignment(event: CloudEvent, data: MediatorAssigned | AssignmentFailed) -> None:
-        await service.case_event(data=data, case_id=data.case_id)
 
-    @consumer.on(topics.REFERRALS, *HANDOVER_EVENTS)
-    async def on_handover(event: CloudEvent, data: EventData) -> None:
+async def dispatch(service: StatsService, data: EventData) -> None:
+    """Route one event to its projection (the live subscribers and `tiaojie rebuild`)."""
+    if isinstance(data, CaseRegistered | CaseEvent | MediatorAssigned | AssignmentFailed):
+        await service.case_event(data=data, case_id=data.case_id)
+    elif isinstance(data, HANDOVER_EVENTS):
         await service.handover_event(data=data, handover_id=handover_id(data))
-
-    @consumer.on(topics.ORGANISATIONS, OrganisationUpdated)
-    async def on_organisation(event: CloudEvent, data: OrganisationUpdated) -> None:
+    elif isinstance(data, OrganisationUpdated):
         await service.organisation_updated(data=data)
-
-    @consumer.on(topics.MEDIATORS, MediatorUpdated)
-    async def on_mediator(event: CloudEvent, data: MediatorUpdated) -> None:
+    elif isinstance(data, MediatorUpdated):
         await service.mediator_updated(data=data)
+
+
+def register_handlers(consumer: ReliableConsumer, service: StatsService) -> None:
+    for topic, models in subscriptions().items():
+
+        @consumer.on(topic, *models, name=f"stats:{topic}")
+        async def project(event: CloudEvent, data: EventData) -> None:
+            await dispatch(service, data)
