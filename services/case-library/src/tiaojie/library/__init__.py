@@ -1,0 +1,1 @@
+"""Tiaojie case-library service (人民调解案例库)."""

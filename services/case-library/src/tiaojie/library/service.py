@@ -1,0 +1,661 @@
+"""The library's rules: nomination (anonymised on arrival), curation by the bureau,
+publication behind the personal-data check, search, suggestions, export."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from pydantic import ValidationError
+
+from tiaojie.contracts import topics
+from tiaojie.contracts.common import CaseStatus, Category, Role
+from tiaojie.contracts.envelope import CloudEvent, derived_id, new_event
+from tiaojie.contracts.intake import CaseEvent, CaseNominated, CaseRegistered, NominatedContent
+from tiaojie.contracts.library import (
+    EntryDeclined,
+    EntryNominated,
+    EntryPublished,
+    EntryStatus,
+    EntryWithdrawn,
+    Technique,
+)
+from tiaojie.library.anonymise import Anonymiser, Finding, find_personal_data, name_fingerprints, parties_of
+from tiaojie.library.metrics import LibraryMetrics
+from tiaojie.library.models import TEXT_FIELDS, EntryDoc, HistoryEntry
+from tiaojie.library.repository import LibraryRepository
+from tiaojie.library.search import Filters, Hit, Page, SearchIndex, Segmented
+from tiaojie.library.settings import LibrarySettings
+from tiaojie.library.tagging import amount_band, case_texts, detect_techniques, working_title
+from tiaojie.library.text import joined
+from tiaojie.runtime.auth import Principal
+from tiaojie.runtime.clock import Clock
+from tiaojie.runtime.consumer import DeadLetter
+from tiaojie.runtime.errors import Conflict, FieldError, IllegalTransition, Invalid, NotFound
+from tiaojie.runtime.logging import get_logger
+from tiaojie.runtime.mongo import OUTBOX, OUTBOX_REV, OutboxRelay, outbox_fields, outbox_update
+from tiaojie.runtime.pii import Protector
+
+SOURCE = "/tiaojie/library"
+_ENTRY_NS = uuid.UUID("5d0c7a52-8f3e-4c61-a2b4-7e9d1c3f6a80")
+log = get_logger(__name__)
+
+CURATORS = frozenset({Role.BUREAU})
+# Roles that see every unpublished entry of their counties (others only their own).
+REVIEWERS = frozenset({Role.BUREAU, Role.CENTER})
+
+_STATUS_ZH = {
+    EntryStatus.NOMINATED: "待审核",
+    EntryStatus.PUBLISHED: "已发布",
+    EntryStatus.DECLINED: "未采用",
+    EntryStatus.WITHDRAWN: "已撤下",
+}
+_ACTION_ZH = {"edit": "修改", "publish": "发布", "decline": "不予采用", "withdraw": "撤下"}
+
+
+def entry_id_for(case_id: str) -> str:
+    """One case, one entry: a renomination of the same case reopens the same entry."""
+    return str(uuid.uuid5(_ENTRY_NS, case_id))
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Fields a curator changes (None: unchanged)."""
+
+    title: str | None = None
+    summary: str | None = None
+    process: str | None = None
+    result: str | None = None
+    commentary: str | None = None
+    follow_up: str | None = None
+    category: Category | None = None
+    techniques: list[Technique] | None = None
+    outcome: CaseStatus | None = None
+
+    def changes(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    hit: Hit
+    same_category: bool
+    shared_techniques: list[str]
+
+
+class LibraryService:
+    """The library rules; no Kafka or HTTP in here (events leave through the outbox)."""
+
+    def __init__(
+        self,
+        *,
+        repository: LibraryRepository,
+        relay: OutboxRelay,
+        protector: Protector,
+        index: SearchIndex,
+        settings: LibrarySettings,
+        clock: Clock,
+        metrics: LibraryMetrics,
+    ) -> None:
+        self.repo = repository
+        self.relay = relay
+        self.protector = protector
+        self.index = index
+        self.settings = settings
+        self.clock = clock
+        self.metrics = metrics
+        self.anonymiser = Anonymiser()
+
+    # -- nomination -----------------------------------------------------------------------
+    def _decrypt(self, data: CaseNominated) -> NominatedContent:
+        try:
+            return NominatedContent.model_validate_json(self.protector.decrypt(data.content_enc))
+        except (InvalidTag, ValueError, ValidationError) as exc:
+            # Not ours to read (another key) or not the agreed shape: retrying cannot help.
+            raise DeadLetter("undecryptable_content", detail=type(exc).__name__) from None
+
+    def _name_key(self, name: str) -> str:
+        return self.protector.keyed_hash(name, purpose="library-name")
+
+    async def nominate(self, *, event: CloudEvent, data: CaseNominated) -> EntryDoc:
+        """Store a nominated case, anonymised; idempotent by event id; a case nominated
+        again after it was declined or withdrawn goes back to the bureau."""
+        entry_id = entry_id_for(data.case_id)
+        existing = await self.repo.get_entry_raw(entry_id)
+        if existing is not None and event.id in existing.get("nominations", []):
+            await self._flush(entry_id, existing)
+            return EntryDoc.model_validate(existing)
+        content = self._decrypt(data)
+        parties = parties_of(content.parties)
+        texts = {**case_texts(content), "note": data.note}
+        # Anonymise in a worker thread: jieba's tagging takes milliseconds per case.
+        anonymised = await asyncio.to_thread(self.anonymiser.anonymise, texts, parties=parties)
+        for kind, count in anonymised.replaced.items():
+            self.metrics.anonymised.labels(kind).inc(count)
+        fields = anonymised.fields
+        now = self.clock.now()
+        when = data.closed_at or data.received_at
+        entry = EntryDoc(
+            id=entry_id,
+            case_id=data.case_id,
+            county=data.county,
+            township=data.township,
+            organisation_id=data.organisation_id,
+            status=EntryStatus.NOMINATED,
+            category=data.category,
+            techniques=detect_techniques(fields["process"] + fields["result"] + fields["summary"]),
+            outcome=data.outcome,
+            amount_band=amount_band(data.amount),
+            year=when.year,
+            referral_kind=data.referral_kind,
+            title=working_title(data.category, data.outcome),
+            summary=fields["summary"],
+            process=fields["process"],
+            result=fields["result"],
+            follow_up=fields["follow_up"],
+            note=fields["note"],
+            nominated_by=data.nominated_by,
+            nominated_at=data.nominated_at,
+            name_keys=name_fingerprints(parties, self._name_key),
+            anonymised=anonymised.replaced,
+            nominations=[event.id],
+            history=[
+                HistoryEntry(
+                    at=now,
+                    action="nominate",
+                    by=data.nominated_by,
+                    status=EntryStatus.NOMINATED,
+                    note="匿名化后入库",
+                )
+            ],
+        )
+        if existing is None:
+            out = self._event(
+                EntryNominated(
+                    entry_id=entry.id,
+                    version=entry.version,
+                    county=entry.county,
+                    category=entry.category,
+                    status=entry.status,
+                    at=now,
+                    by=data.nominated_by,
+                    case_id=entry.case_id,
+                    organisation_id=entry.organisation_id,
+                ),
+                id=derived_id(event.id, "library.nominate"),
+                time=now,
+            )
+            doc = {**entry.to_mongo(), **outbox_fields([(topics.LIBRARY, out)])}
+            if await self.repo.insert_entry(doc):
+                self.metrics.nominations.labels(entry.county, entry.category).inc()
+                await self.relay.flush(self.repo.entries, entry.id, doc[OUTBOX], rev=1)
+                return entry
+            existing = await self.repo.get_entry_raw(entry_id)  # a concurrent delivery won
+            assert existing is not None
+            return EntryDoc.model_validate(existing)
+        return await self._renominate(EntryDoc.model_validate(existing), entry, event=event, now=now)
+
+    async def _renominate(
+        self, current: EntryDoc, fresh: EntryDoc, *, event: CloudEvent, now: datetime
+    ) -> EntryDoc:
+        if current.status in (EntryStatus.NOMINATED, EntryStatus.PUBLISHED):
+            # Already with the bureau or in the library: record the nomination, change nothing.
+            note = "重复推荐，已在审核或已发布"
+            update: dict[str, Any] = {
+                "$push": {
+                    "history": HistoryEntry(
+                        at=now, action="renominate", by=fresh.nominated_by, status=current.status, note=note
+                    ).model_dump(mode="python"),
+                    "nominations": event.id,
+                },
+            }
+            doc = await self.repo.update_entry(current.id, version=current.version, update=update)
+            if doc is None:
+                raise Conflict("案例正在被修改，请稍后重试", "the entry changed meanwhile; retry")
+            return EntryDoc.model_validate(doc)
+        version = current.version + 1
+        out = self._event(
+            EntryNominated(
+                entry_id=current.id,
+                version=version,
+                county=fresh.county,
+                category=fresh.category,
+                status=EntryStatus.NOMINATED,
+                at=now,
+                by=fresh.nominated_by,
+                case_id=current.case_id,
+                organisation_id=fresh.organisation_id,
+            ),
+            id=derived_id(event.id, "library.nominate"),
+            time=now,
+        )
+        replace = fresh.to_mongo()
+        for key in ("_id", "history", "nominations", "version", "published_at", "published_by"):
+            replace.pop(key, None)
+        sets, inc = outbox_update([(topics.LIBRARY, out)])
+        update = {
+            "$set": {**replace, **sets, "version": version},
+            "$push": {
+                "history": HistoryEntry(
+                    at=now,
+                    action="renominate",
+                    by=fresh.nominated_by,
+                    status=EntryStatus.NOMINATED,
+                    note="再次推荐",
+                ).model_dump(mode="python"),
+                "nominations": event.id,
+            },
+            "$inc": inc,
+        }
+        doc = await self.repo.update_entry(current.id, version=current.version, update=update)
+        if doc is None:
+            raise Conflict("案例正在被修改，请稍后重试", "the entry changed meanwhile; retry")
+        await self._flush(current.id, doc)
+        self.metrics.nominations.labels(fresh.county, fresh.category).inc()
+        return EntryDoc.model_validate(doc)
+
+    # -- visibility -----------------------------------------------------------------------
+    async def get(self, *, entry_id: str, principal: Principal) -> EntryDoc:
+        """An entry the caller may see: published ones to all staff, unpublished ones only
+        within the caller's counties (404 otherwise, indistinguishable from absent)."""
+        entry = await self.repo.get_visible_entry(
+            entry_id,
+            counties=principal.counties,
+            subject=principal.subject,
+            all_in_county=principal.role in REVIEWERS,
+        )
+        if entry is None:
+            raise NotFound("案例", "library entry")
+        return entry
+
+    async def list_entries(
+        self, *, principal: Principal, status: EntryStatus | None, county: str | None
+    ) -> list[EntryDoc]:
+        """The curation queue and past decisions of the caller's counties."""
+        counties = [c for c in principal.counties if county is None or c == county]
+        return await self.repo.list_entries(
+            counties=counties,
+            status=status,
+            subject=principal.subject,
+            all_in_county=principal.role in REVIEWERS,
+            limit=self.settings.curation_list_limit,
+        )
+
+    # -- curation -------------------------------------------------------------------------
+    async def _curated(self, *, entry_id: str, principal: Principal, action: str) -> EntryDoc:
+        if principal.role not in CURATORS:
+            raise _forbidden(action)
+        entry = await self.repo.get_entry(entry_id)
+        if entry is None or entry.county not in principal.counties:
+            raise NotFound("案例", "library entry")
+        return entry
+
+    def check(self, entry: EntryDoc, fields: Iterable[str] = TEXT_FIELDS) -> list[Finding]:
+        """Personal data still in these fields of an entry (the parties' names included)."""
+        keys = set(entry.name_keys)
+        texts = {name: getattr(entry, name) for name in fields}
+        return find_personal_data(texts, known_name=lambda s: self._name_key(s) in keys)
+
+    def _refuse(self, findings: list[Finding]) -> Invalid:
+        for f in findings:
+            self.metrics.refused.labels(f.field, f.kind).inc()
+        return Invalid(
+            [
+                FieldError(
+                    field=f.field,
+                    code="personal_data",
+                    zh=f"仍含个人信息（{f.zh}），请删除或替换后再提交",
+                    en=f"still contains personal data ({f.en}); remove or replace it first",
+                )
+                for f in findings
+            ]
+        )
+
+    async def edit(self, *, entry_id: str, principal: Principal, edit: Edit, version: int | None) -> EntryDoc:
+        """The bureau edits texts and tags; personal data typed in is refused (422 naming the
+        field); an edit of a published case republishes it."""
+        entry = await self._curated(entry_id=entry_id, principal=principal, action="edit")
+        if entry.status not in (EntryStatus.NOMINATED, EntryStatus.PUBLISHED):
+            raise IllegalTransition(current=entry.status, action="edit", current_zh=_STATUS_ZH[entry.status])
+        if version is not None and version != entry.version:
+            raise _stale(entry.version)
+        changes = edit.changes()
+        if not changes:
+            return entry
+        changed_texts = [k for k in changes if k in TEXT_FIELDS]
+        edited = entry.model_copy(update=changes)
+        findings = await asyncio.to_thread(self.check, edited, changed_texts)
+        if findings:
+            raise self._refuse(findings)
+        errors = _required_texts(edited)
+        if errors:
+            raise Invalid(errors)
+        now = self.clock.now()
+        new_version = entry.version + 1
+        sets: dict[str, Any] = {**_mongo_values(changes), "version": new_version}
+        inc: dict[str, int] = {}
+        events: list[tuple[str, CloudEvent]] = []
+        if entry.status == EntryStatus.PUBLISHED:
+            edited = edited.model_copy(update={"version": new_version})
+            seg = await asyncio.to_thread(_segment, edited, now, principal.subject)
+            sets.update(summary_terms=joined(seg.summary_terms), record_terms=joined(seg.record_terms))
+            events.append((topics.LIBRARY, self._event(seg.entry, time=now)))
+            outbox_sets, inc = outbox_update(events)
+            sets.update(outbox_sets)
+        history = HistoryEntry(
+            at=now, action="edit", by=principal.subject, status=entry.status, changed=sorted(changes)
+        )
+        update: dict[str, Any] = {"$set": sets, "$push": {"history": history.model_dump(mode="python")}}
+        if inc:
+            update["$inc"] = inc
+        doc = await self.repo.update_entry(entry.id, version=entry.version, update=update)
+        if doc is None:
+            raise _stale(entry.version + 1)
+        self.metrics.curation.labels("edit", entry.county).inc()
+        if events:
+            await self._flush(entry.id, doc)
+            await self._index(EntryDoc.model_validate(doc), events)
+        return EntryDoc.model_validate(doc)
+
+    async def publish(self, *, entry_id: str, principal: Principal, version: int | None) -> EntryDoc:
+        """Publish a nominated (or withdrawn) case: only the bureau, only when no personal
+        data remains in any field."""
+        entry = await self._curated(entry_id=entry_id, principal=principal, action="publish")
+        if entry.status not in (EntryStatus.NOMINATED, EntryStatus.WITHDRAWN):
+            raise IllegalTransition(
+                current=entry.status, action="publish", current_zh=_STATUS_ZH[entry.status]
+            )
+        if version is not None and version != entry.version:
+            raise _stale(entry.version)
+        findings = await asyncio.to_thread(self.check, entry)
+        if findings:
+            raise self._refuse(findings)
+        errors = _required_texts(entry)
+        if errors:
+            raise Invalid(errors)
+        now = self.clock.now()
+        published = entry.model_copy(
+            update={
+                "version": entry.version + 1,
+                "status": EntryStatus.PUBLISHED,
+                "published_at": now,
+                "published_by": principal.subject,
+            }
+        )
+        seg = await asyncio.to_thread(_segment, published, now, principal.subject)
+        events = [(topics.LIBRARY, self._event(seg.entry, time=now))]
+        sets, inc = outbox_update(events)
+        history = HistoryEntry(at=now, action="publish", by=principal.subject, status=EntryStatus.PUBLISHED)
+        update = {
+            "$set": {
+                **sets,
+                "status": str(EntryStatus.PUBLISHED),
+                "version": published.version,
+                "published_at": now,
+                "published_by": principal.subject,
+                "summary_terms": joined(seg.summary_terms),
+                "record_terms": joined(seg.record_terms),
+            },
+            "$push": {"history": history.model_dump(mode="python")},
+            "$inc": inc,
+        }
+        doc = await self.repo.update_entry(entry.id, version=entry.version, update=update)
+        if doc is None:
+            raise _stale(entry.version + 1)
+        self.metrics.curation.labels("publish", entry.county).inc()
+        await self._flush(entry.id, doc)
+        await self._index(EntryDoc.model_validate(doc), events)
+        return EntryDoc.model_validate(doc)
+
+    async def decline(
+        self, *, entry_id: str, principal: Principal, reason: str, version: int | None
+    ) -> EntryDoc:
+        """Decline a nomination (未采用), with a reason the nominator sees."""
+        return await self._close(
+            entry_id=entry_id,
+            principal=principal,
+            reason=reason,
+            version=version,
+            action="decline",
+            allowed=(EntryStatus.NOMINATED,),
+            to=EntryStatus.DECLINED,
+        )
+
+    async def withdraw(
+        self, *, entry_id: str, principal: Principal, reason: str, version: int | None
+    ) -> EntryDoc:
+        """Take a published case out of the library (撤下)."""
+        return await self._close(
+            entry_id=entry_id,
+            principal=principal,
+            reason=reason,
+            version=version,
+            action="withdraw",
+            allowed=(EntryStatus.PUBLISHED,),
+            to=EntryStatus.WITHDRAWN,
+        )
+
+    async def _close(
+        self,
+        *,
+        entry_id: str,
+        principal: Principal,
+        reason: str,
+        version: int | None,
+        action: str,
+        allowed: tuple[EntryStatus, ...],
+        to: EntryStatus,
+    ) -> EntryDoc:
+        entry = await self._curated(entry_id=entry_id, principal=principal, action=action)
+        if entry.status not in allowed:
+            raise IllegalTransition(current=entry.status, action=action, current_zh=_STATUS_ZH[entry.status])
+        if version is not None and version != entry.version:
+            raise _stale(entry.version)
+        findings = await asyncio.to_thread(find_personal_data, {"reason": reason})
+        if findings:
+            raise self._refuse(findings)
+        now = self.clock.now()
+        model = EntryDeclined if to == EntryStatus.DECLINED else EntryWithdrawn
+        payload = model(
+            entry_id=entry.id,
+            version=entry.version + 1,
+            county=entry.county,
+            category=entry.category,
+            status=to,
+            at=now,
+            by=principal.subject,
+            reason=reason,
+        )
+        events = [(topics.LIBRARY, self._event(payload, time=now))]
+        sets, inc = outbox_update(events)
+        history = HistoryEntry(at=now, action=action, by=principal.subject, status=to, note=reason)
+        update = {
+            "$set": {**sets, "status": str(to), "version": entry.version + 1},
+            "$push": {"history": history.model_dump(mode="python")},
+            "$inc": inc,
+        }
+        doc = await self.repo.update_entry(entry.id, version=entry.version, update=update)
+        if doc is None:
+            raise _stale(entry.version + 1)
+        self.metrics.curation.labels(action, entry.county).inc()
+        await self._flush(entry.id, doc)
+        await self._index(EntryDoc.model_validate(doc), events)
+        return EntryDoc.model_validate(doc)
+
+    # -- events and the index ---------------------------------------------------------------
+    def _event(self, data: Any, *, time: datetime, id: str | None = None) -> CloudEvent:
+        return new_event(data, source=SOURCE, subject=data.entry_id, county=data.county, id=id, time=time)
+
+    async def _flush(self, entry_id: str, doc: dict[str, Any]) -> None:
+        if doc.get(OUTBOX):
+            await self.relay.flush(self.repo.entries, entry_id, doc[OUTBOX], rev=doc.get(OUTBOX_REV))
+
+    async def _index(self, entry: EntryDoc, events: list[tuple[str, CloudEvent]]) -> None:
+        """Apply our own change to this replica's index at once (read-your-writes); the other
+        replicas get it from the topic."""
+        if entry.status == EntryStatus.PUBLISHED:
+            case = Segmented(
+                entry=entry.published_event(
+                    at=entry.published_at or self.clock.now(), by=entry.published_by or ""
+                ),
+                summary_terms=entry.summary_terms.split(),
+                record_terms=entry.record_terms.split(),
+            )
+            await asyncio.to_thread(self.index.apply, case, entry_id=entry.id, version=entry.version)
+        else:
+            await asyncio.to_thread(self.index.apply, None, entry_id=entry.id, version=entry.version)
+        self.metrics.index_entries.set(self.index.size)
+
+    async def load_index(self) -> int:
+        """Build this replica's index from the published entries (start-up)."""
+        started = time.perf_counter()
+        batch: list[Segmented] = []
+        loaded = 0
+        async for entry in self.repo.published():
+            batch.append(
+                Segmented(
+                    entry=entry.published_event(
+                        at=entry.published_at or self.clock.now(), by=entry.published_by or ""
+                    ),
+                    summary_terms=entry.summary_terms.split(),
+                    record_terms=entry.record_terms.split(),
+                )
+            )
+            if len(batch) >= 2000:
+                loaded += await asyncio.to_thread(self.index.load, batch)
+                batch = []
+        loaded += await asyncio.to_thread(self.index.load, batch)
+        self.metrics.index_entries.set(self.index.size)
+        log.info("index loaded", entries=loaded, seconds=round(time.perf_counter() - started, 2))
+        return loaded
+
+    async def apply_library_event(self, event: CloudEvent) -> str:
+        """Apply an event of the library's topic to this replica's index (the tail, or a
+        replay from the beginning); 'applied', 'stale' or 'ignored'."""
+        payload = event.payload()
+        if isinstance(payload, EntryPublished):
+            if self.index.version_of(payload.entry_id) >= payload.version:
+                return "stale"
+            seg = await asyncio.to_thread(Segmented.of, payload)
+            changed = await asyncio.to_thread(
+                self.index.apply, seg, entry_id=payload.entry_id, version=payload.version
+            )
+        elif isinstance(payload, EntryWithdrawn):
+            changed = await asyncio.to_thread(
+                self.index.apply, None, entry_id=payload.entry_id, version=payload.version
+            )
+        else:
+            return "ignored"
+        self.metrics.index_entries.set(self.index.size)
+        return "applied" if changed else "stale"
+
+    # -- search and suggestions -------------------------------------------------------------
+    async def search(self, *, text: str, filters: Filters, limit: int, offset: int) -> Page:
+        """Published cases ranked by relevance (BM25 over summary and record), filtered."""
+        started = time.perf_counter()
+        page = await asyncio.to_thread(self.index.search, text, filters, limit=limit, offset=offset)
+        self.metrics.query_seconds.labels("search").observe(time.perf_counter() - started)
+        return page
+
+    async def suggest(
+        self,
+        *,
+        case_id: str,
+        principal: Principal,
+        description: str = "",
+        techniques: tuple[Technique, ...] = (),
+    ) -> list[Suggestion]:
+        """The published cases most like an open case of the caller's counties."""
+        case = await self.repo.get_open_case(case_id)
+        if case is None or case.county not in principal.counties:
+            raise NotFound("案件", "case")
+        started = time.perf_counter()
+        hits = await asyncio.to_thread(
+            self.index.similar,
+            description,
+            category=case.category,
+            techniques=techniques,
+            limit=self.settings.suggestions,
+            exclude={entry_id_for(case_id)},
+        )
+        self.metrics.query_seconds.labels("suggest").observe(time.perf_counter() - started)
+        wanted = {str(t) for t in techniques}
+        return [
+            Suggestion(
+                hit=h,
+                same_category=h.category == str(case.category),
+                shared_techniques=[t for t in h.techniques if t in wanted],
+            )
+            for h in hits
+        ]
+
+    # -- open cases (from intake's events) ----------------------------------------------------
+    async def project_registered(self, *, data: CaseRegistered, at: datetime) -> None:
+        await self.repo.upsert_open_case(
+            data.case_id,
+            {
+                "county": data.county,
+                "township": data.township,
+                "category": str(data.category),
+                "amount": data.amount,
+                "status": str(CaseStatus.RECEIVED),
+                "updated_at": at,
+            },
+        )
+
+    async def project_case_event(self, *, data: CaseEvent, at: datetime) -> None:
+        fields: dict[str, Any] = {"county": data.county, "status": str(data.status), "updated_at": at}
+        if data.category is not None:
+            fields["category"] = str(data.category)
+        if data.township is not None:
+            fields["township"] = data.township
+        if await self.repo.get_open_case(data.case_id) is None and data.category is None:
+            return  # nothing to rank by: wait for an event that says what the case is
+        await self.repo.upsert_open_case(data.case_id, fields)
+
+
+def _segment(entry: EntryDoc, at: datetime, by: str) -> Segmented:
+    return Segmented.of(entry.published_event(at=at, by=by))
+
+
+def _mongo_values(changes: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in changes.items():
+        if isinstance(value, list):
+            out[key] = [str(v) for v in value]
+        elif isinstance(value, str):
+            out[key] = str(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _required_texts(entry: EntryDoc) -> list[FieldError]:
+    errors = []
+    for name, zh in (("title", "标题"), ("summary", "基本案情"), ("result", "调解结果")):
+        if not getattr(entry, name).strip():
+            errors.append(FieldError(name, "required", f"{zh}不能为空", f"{name} must not be empty"))
+    return errors
+
+
+def _forbidden(action: str) -> Exception:
+    from tiaojie.runtime.errors import Forbidden
+
+    return Forbidden(
+        f"只有司法局用户可以{_ACTION_ZH.get(action, action)}案例",
+        f"only bureau users may {action} library entries",
+    )
+
+
+def _stale(current: int) -> Conflict:
+    return Conflict(
+        "案例已被他人修改，请刷新后重试",
+        "the entry was changed by someone else; reload and retry",
+        current_version=current,
+    )
