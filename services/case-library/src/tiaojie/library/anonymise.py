@@ -125,7 +125,7 @@ _MOBILE_RE = re.compile(rf"(?<![0-9])(?:[(（]?(?:\+|00)?86[)）]?{_SEP})?1[3-9]
 _LANDLINE_RE = re.compile(r"(?<![0-9])(?:[(（]0\d{2,3}[)）]|0\d{2,3})[ \-－—]?[2-9]\d{6,7}(?![0-9])")
 _LONG_NUMBER_RE = re.compile(rf"(?<![0-9A-Za-z.])\d(?:{_SEP}\d){{8,}}(?![0-9.])")
 _PLATE_RE = re.compile(
-    r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼][A-Za-z]\s?[·・•.\-]?\s?[A-HJ-NP-Za-hj-np-z0-9]{4}[A-HJ-NP-Za-hj-np-z0-9挂学警]{1,2}(?![A-Za-z0-9])"
+    r"[京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼]\s?[A-Za-z]\s?[·・•.\-]?\s?[A-HJ-NP-Za-hj-np-z0-9]{4}[A-HJ-NP-Za-hj-np-z0-9挂学警]{1,2}(?![A-Za-z0-9])"
 )
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
 _CHAT_RE = re.compile(r"(微信号?|QQ号?|qq号?|抖音号|支付宝账?号?)([:：\s]*)([A-Za-z0-9_\-]{5,30})")
@@ -133,11 +133,15 @@ _CHAT_RE = re.compile(r"(微信号?|QQ号?|qq号?|抖音号|支付宝账?号?)([
 # -- addresses --------------------------------------------------------------------------
 _NUMERAL = r"[0-9一二三四五六七八九十百零〇两]"
 _HOUSE = rf"(?:{_NUMERAL}+(?:号楼|号院|栋|幢|单元|楼|层|室|组|号|排|户)[\-－]?)+(?:{_NUMERAL}+)?"
+# A road name is a run of characters that are not function words, nor a township's end
+# (so "兰山街道通达路88号" keeps 兰山街道).
+_ROAD_NAME = r"(?:(?![和与及在住的是了到从向至于镇乡道])[\u4e00-\u9fa5]){1,8}?"
 _ROAD_RE = re.compile(
-    rf"[\u4e00-\u9fa5]{{1,10}}?(?:路|街|大道|大街|巷|胡同)(?:{_NUMERAL}+(?:号|弄))+{_HOUSE}?"
+    rf"{_ROAD_NAME}(?:路|街|大道|大街|巷|胡同)(?:{_NUMERAL}+(?:号|弄))+(?:{_HOUSE})?"
 )
 _HOUSE_RE = re.compile(
-    rf"(?<![0-9])(?:{_NUMERAL}+(?:号楼|栋|幢|单元|室|组|号院)){_HOUSE}?|(?<![0-9]){_NUMERAL}+号(?:楼|院)?{_HOUSE}"
+    rf"(?<![0-9])(?:{_NUMERAL}+(?:号楼|栋|幢|单元|室|组|号院))(?:{_HOUSE})?"
+    rf"|(?<![0-9]){_NUMERAL}+号(?:楼|院)?{_HOUSE}"
 )
 _PLACE_SUFFIX = "村|社区|小区|花园|家园|公寓|新村|庄园"
 _PLACE_AT_RE = re.compile(
@@ -312,6 +316,8 @@ def is_pseudonym(token: str) -> bool:
 def looks_like_name(token: str) -> bool:
     """A surname followed by one or two characters, not a known ordinary word."""
     if not 2 <= len(token) <= 4 or token in COMMON_NON_NAMES or is_pseudonym(token):
+        return False
+    if token[:2] in COMMON_NON_NAMES or token[-1] in "地的得了着过们":
         return False
     if not re.fullmatch(r"[\u4e00-\u9fa5]+", token):
         return False
