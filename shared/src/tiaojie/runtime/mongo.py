@@ -54,10 +54,15 @@ async def ping(client: AsyncMongoClient[Document]) -> bool:
 
 
 async def ensure_indexes(db: AsyncDatabase[Document], spec: Mapping[str, Sequence[IndexModel]]) -> None:
-    """Create the indexes a repository declares (idempotent)."""
+    """Create the indexes a repository declares (idempotent).
+
+    One index per command: FerretDB 1.24 panics (and drops the connection) when one
+    createIndexes command with several indexes meets a collection that already has them,
+    which is every restart; one at a time is idempotent.
+    """
     for collection, indexes in spec.items():
-        if indexes:
-            await db[collection].create_indexes(list(indexes))
+        for index in indexes:
+            await db[collection].create_indexes([index])
 
 
 async def bulk_write_chunked(collection: AsyncCollection[Document], ops: Sequence[Any]) -> None:
