@@ -120,9 +120,18 @@ class Mesh:
     def start_all(self, names: list[str] | None = None) -> None:
         wanted = [s for s in SERVICES if names is None or s.name in names]
         for spec in wanted:
-            self.add(spec).start()
+            extra = self.console_env() if spec.name == "console" else None
+            self.add(spec, extra_env=extra).start()
         for process in self.services.values():
             process.wait_ready()
+
+    def console_env(self) -> dict[str, str]:
+        """The console calls the others over HTTP: tell it where each one answers."""
+        return {
+            f"TIAOJIE_{name.upper()}_URL": self.services[f"{name}-0"].url
+            for name in ("intake", "referral", "registry", "stats", "library")
+            if f"{name}-0" in self.services
+        }
 
     def url(self, service: str, replica: int = 0) -> str:
         return self.services[f"{service}-{replica}"].url

@@ -100,6 +100,7 @@ class Web:
     signer: CsrfSigner
     metrics: ConsoleMetrics
     env: Environment
+    reference: dict[str, Any] | None = None  # intake's fixed code lists, fetched once
 
     @property
     def session_cookie(self) -> str:
@@ -142,6 +143,7 @@ def make_env() -> Environment:
         percent=lambda v: "—" if v is None else f"{float(v) * 100:.1f}%",
         number=lambda v: "—" if v is None else (f"{v:,.0f}" if isinstance(v, int | float) else str(v)),
         urlquote=lambda v: quote(str(v), safe=""),
+        zip=lambda a, b: zip(a, b, strict=False),
     )
     env.globals.update(
         CATEGORY_LABELS={str(k): v for k, v in CATEGORY_LABELS.items()},
@@ -333,6 +335,10 @@ NOTICES = {
     "referral_accepted": "已接收转介，案件已建立。",
     "referral_declined": "已退回转介。",
     "imported": "名册已导入。",
+    "linked": "该纠纷与尚在办理的案件相同，已并入原案件。",
+    "category": "纠纷类别已修改。",
+    "clock": "调解期限已更新。",
+    "withdrawn": "申请已撤回。",
     "signed_out": "您已安全退出。",
 }
 
