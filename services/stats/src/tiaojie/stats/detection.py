@@ -43,6 +43,7 @@ class NbCusumParams:
     half_life_days: float = 56.0  # of the exponentially weighted baseline level
     prior_days: float = 28.0  # shrinkage of a series' level toward its county's
     warmup_days: int = 28  # no alarm before this much history
+    quiet_days: int = 7  # this many days in a row without outbreak evidence restart the sum
 
 
 @dataclass(frozen=True)
@@ -218,15 +219,23 @@ def expected_counts(
 
 
 def nb_cusum(counts: np.ndarray, expected: np.ndarray, size: np.ndarray, params: NbCusumParams) -> np.ndarray:
-    """The CUSUM statistic of every series on every day (starts at 0 on the first day)."""
+    """The CUSUM statistic of every series on every day (starts at 0 on the first day).
+
+    A week in which no day points to an outbreak (log-likelihood ratio ≤ 0 every day)
+    restarts the sum: without it a large surge would keep its alarm for months after it
+    ended, since quiet days of a sparse series subtract little."""
     mu0 = np.maximum(expected, 1e-4)
     mu1 = np.maximum(params.kappa * mu0, mu0 + params.delta)
     r = size if size.shape == mu0.shape else np.broadcast_to(size.reshape(-1, 1), mu0.shape)
     llr = counts * np.log(mu1 * (r + mu0) / (mu0 * (r + mu1))) + r * np.log((r + mu0) / (r + mu1))
     stat = np.zeros_like(counts)
     acc = np.zeros(counts.shape[0])
+    quiet = np.zeros(counts.shape[0], dtype=int)
     for t in range(counts.shape[1]):
-        acc = np.clip(acc + llr[:, t], 0.0, CUSUM_CAP)
+        step = llr[:, t]
+        quiet = np.where(step <= 0, quiet + 1, 0)
+        acc = np.clip(acc + step, 0.0, CUSUM_CAP)
+        acc = np.where(quiet >= params.quiet_days, 0.0, acc)
         stat[:, t] = acc
     stat[:, : params.warmup_days] = 0.0
     return stat
