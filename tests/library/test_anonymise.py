@@ -94,7 +94,14 @@ def test_id_numbers_with_spaces_dashes_and_a_lower_case_x_are_removed() -> None:
 
 @pytest.mark.parametrize(
     "phone",
-    ["+86 138-1234-5678", "+86-13812345678", "(+86)13812345678", "8613812345678", "138 1234 5678", "13812345678"],
+    [
+        "+86 138-1234-5678",
+        "+86-13812345678",
+        "(+86)13812345678",
+        "8613812345678",
+        "138 1234 5678",
+        "13812345678",
+    ],
 )
 def test_mobiles_in_any_writing_are_removed(phone: str) -> None:
     out = anonymise({"summary": f"联系电话{phone}，请勿外传。"})["summary"]

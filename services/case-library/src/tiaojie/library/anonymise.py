@@ -136,9 +136,7 @@ _HOUSE = rf"(?:{_NUMERAL}+(?:号楼|号院|栋|幢|单元|楼|层|室|组|号|�
 # A road name is a run of characters that are not function words, nor a township's end
 # (so "兰山街道通达路88号" keeps 兰山街道).
 _ROAD_NAME = r"(?:(?![和与及在住的是了到从向至于镇乡道])[\u4e00-\u9fa5]){1,8}?"
-_ROAD_RE = re.compile(
-    rf"{_ROAD_NAME}(?:路|街|大道|大街|巷|胡同)(?:{_NUMERAL}+(?:号|弄))+(?:{_HOUSE})?"
-)
+_ROAD_RE = re.compile(rf"{_ROAD_NAME}(?:路|街|大道|大街|巷|胡同)(?:{_NUMERAL}+(?:号|弄))+(?:{_HOUSE})?")
 _HOUSE_RE = re.compile(
     rf"(?<![0-9])(?:{_NUMERAL}+(?:号楼|栋|幢|单元|室|组|号院))(?:{_HOUSE})?"
     rf"|(?<![0-9]){_NUMERAL}+号(?:楼|院)?{_HOUSE}"

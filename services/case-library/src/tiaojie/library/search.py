@@ -15,7 +15,6 @@ from the topic (a replay), or keeps it current from the tail.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -190,11 +189,9 @@ class SearchIndex:
             must.append((tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "year", filters.year)))
         return must
 
-    def _text_query(self, weighted: list[tuple[str, int]]) -> Any:
+    def _text_query(self, weighted: list[tuple[str, float]]) -> Any:
         should = []
-        for term, count in weighted:
-            # A term repeated in a long description matters more, but only logarithmically.
-            weight = 1.0 + math.log(count)
+        for term, weight in weighted:
             for name, boost in (("summary", SUMMARY_BOOST), ("record", RECORD_BOOST)):
                 q = tantivy.Query.term_query(self.schema, name, term)
                 should.append((tantivy.Occur.Should, tantivy.Query.boost_query(q, boost * weight)))
@@ -246,7 +243,7 @@ class SearchIndex:
         hits = [self._hit(searcher, addr, score, weighted) for score, addr in result.hits]
         return [h for h in hits if h.entry_id not in (exclude or set())][:limit]
 
-    def _hit(self, searcher: Any, addr: Any, score: float, weighted: list[tuple[str, int]]) -> Hit:
+    def _hit(self, searcher: Any, addr: Any, score: float, weighted: list[tuple[str, float]]) -> Hit:
         doc = searcher.doc(addr)
         shared: list[str] = []
         if weighted:

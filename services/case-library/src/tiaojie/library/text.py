@@ -7,6 +7,7 @@ the query always agree on what a term is.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from functools import lru_cache
@@ -34,7 +35,8 @@ STOP_WORDS = _words(
     调解员 调解委员会 委员会 人民 纠纷 矛盾 案件 本案 该案 事宜 达成 协议
     调解协议 某 某某 甲 乙 丙 丁 元 年 月 日 号 万 万元 千 百 次 名 位 人
     家 户 天 后来 之下 过程 结果 工作 组织 开展 了解 发现 得知 经 经调解 在场
-    其间 期间 当日 次日 今年 去年
+    其间 期间 当日 次日 今年 去年 好几 几个 一点 下来 起来 着 得 只 最 去 走 说 想 给 不给 想要
+    天天 根本 一边 两个 几十 十个 一片 为了 还 他收 万多 三万 一批 好几回 几回 好几条 几条
     """
 )
 _KEEP = re.compile(r"^[\u4e00-\u9fa5a-zA-Z]+$")
@@ -90,11 +92,67 @@ def terms(text: str) -> list[str]:
     return out
 
 
-def query_terms(text: str, *, limit: int = 64) -> list[tuple[str, int]]:
-    """Distinct terms of a query with their counts, the most frequent first (bounded, so a
-    long description stays a fast query)."""
-    counts = Counter(terms(text))
-    return counts.most_common(limit)
+# People describe a dispute in everyday words, records use the formal ones: a query term
+# also looks for its formal counterparts (at a lower weight). Groups are symmetric.
+SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("狗", "犬", "犬只"),
+    ("林子", "山林", "林木", "林地"),
+    ("砍树", "砍伐", "伐木"),
+    ("医药费", "医疗费"),
+    ("老房子", "老宅", "房屋"),
+    ("工钱", "工资", "劳务报酬", "欠薪", "讨薪"),
+    ("货", "货物", "货款"),
+    ("借钱", "借款"),
+    ("赔钱", "赔偿"),
+    ("拆迁", "征收", "征迁"),
+    ("吵架", "争吵", "口角"),
+    ("打架", "互殴", "殴打", "打伤"),
+    ("漏水", "渗水", "渗漏"),
+    ("挡光", "采光", "遮挡"),
+    ("吵", "噪音", "扰民"),
+    ("睡不着", "失眠", "休息"),
+    ("叫", "吠叫"),
+    ("灯", "吊灯", "灯具"),
+    ("饭店", "餐馆", "饭馆", "酒店"),
+    ("装修队", "施工队", "装修公司"),
+    ("厂", "工厂", "作坊", "企业"),
+    ("脏水", "污水", "排污"),
+    ("臭", "气味", "异味"),
+    ("界石", "界桩", "地界", "界线"),
+    ("网上", "网店", "网购"),
+    ("健身卡", "预付卡", "会员卡", "储值卡"),
+    ("轧伤", "砸伤", "受伤", "工伤"),
+    ("电动车", "电动自行车"),
+    ("孩子", "学生", "儿童", "子女"),
+    ("儿女", "子女"),
+    ("老人", "老年人"),
+    ("房东", "出租人"),
+    ("租客", "租户", "承租人"),
+    ("押金", "保证金"),
+    ("彩礼", "礼金"),
+    ("辞退", "解除劳动合同", "开除"),
+    ("合伙", "合伙人"),
+    ("过道", "通道", "胡同"),
+)
+_SYNONYMS: dict[str, tuple[str, ...]] = {}
+for _group in SYNONYM_GROUPS:
+    for _word in _group:
+        _SYNONYMS[_word] = tuple(
+            dict.fromkeys(_SYNONYMS.get(_word, ()) + tuple(w for w in _group if w != _word))
+        )
+SYNONYM_WEIGHT = 0.6
+
+
+def query_terms(text: str, *, limit: int = 64) -> list[tuple[str, float]]:
+    """Distinct terms of a query with their weights (a repeated term counts more, but only
+    logarithmically; formal synonyms of its terms count less), bounded so that a long
+    description stays a fast query."""
+    counts = Counter(terms(text)).most_common(limit)
+    weights = {term: 1.0 + math.log(count) for term, count in counts}
+    for term, _ in counts:
+        for synonym in _SYNONYMS.get(term, ()):
+            weights.setdefault(synonym, SYNONYM_WEIGHT)
+    return list(weights.items())
 
 
 def joined(text_terms: list[str]) -> str:
