@@ -177,9 +177,9 @@ async def test_required_grade_is_configurable(registry: RegistryHarness) -> None
     await mediator(world, "m-grade3", grade="3")
     serious = await assign(world, "c-serious", risk=RiskLevel.SERIOUS)
     assert serious["mediator_id"] == "m-grade2"
-    grave = (
-        await world.assignments.repo.decisions_of(await assign_raw(world, "c-grave2", RiskLevel.GRAVE))
-    )[-1]
+    grave = (await world.assignments.repo.decisions_of(await assign_raw(world, "c-grave2", RiskLevel.GRAVE)))[
+        -1
+    ]
     assert grave.outcome == "failed"
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import CaseStatus, Category, OrganisationKind, RiskLevel
@@ -284,6 +284,10 @@ class AssignmentService:
         await self.repo.apply_decision(
             decision["case_id"], int(decision["seq"]), fields, holder=decision.get("mediator_id")
         )
+        if decision.get("mediator_id"):
+            await self.repo.record_grant(
+                decision["mediator_id"], day=decision["at"].date(), case_id=decision["case_id"]
+            )
         if decision.get(OUTBOX):
             await self.relay.flush(
                 self.repo.decisions, decision["_id"], decision[OUTBOX], rev=decision.get(OUTBOX_REV)
@@ -296,7 +300,7 @@ class AssignmentService:
         current = start or await self._county_centre(county)
         if start is None and current is None:
             found.skipped["-"] = "unrouted"
-        since = self.clock.now() - timedelta(days=self.settings.fairness_window_days)
+        since = today - timedelta(days=self.settings.fairness_window_days - 1)
         while (
             current and current not in found.tried and len(found.tried) <= self.settings.max_escalation_depth
         ):
@@ -332,7 +336,7 @@ class AssignmentService:
         return found
 
     async def _counts(
-        self, mediators: Sequence[MediatorDoc], needs: CaseNeeds, *, today: date, since: datetime
+        self, mediators: Sequence[MediatorDoc], needs: CaseNeeds, *, today: date, since: date
     ) -> dict[str, Counts]:
         """Live load and recent assignments of the mediators that pass the fixed rules."""
         wanted = [m for m in mediators if not prefilter(m, needs, today=today, policy=self.policy)]
@@ -421,7 +425,7 @@ class AssignmentService:
             if case.organisation_id in mediator.organisation_ids
             else mediator.organisation_ids[0]
         )
-        since = self.clock.now() - timedelta(days=self.settings.fairness_window_days)
+        since = today - timedelta(days=self.settings.fairness_window_days - 1)
         counts = {
             mediator.id: Counts(
                 load=await self.repo.load(mediator.id),

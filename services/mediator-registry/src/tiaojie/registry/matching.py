@@ -4,7 +4,7 @@ Hard rules exclude (eligibility, conflict of interest, grade for the risk level,
 the rest are ranked by a weighted score whose parts are published as the breakdown:
 specialty (the case's category among the mediator's specialties), grade_fit (seniors are
 kept for the cases that need them), headroom (open cases against capacity) and fairness
-(assignments received in the fairness window against the least-assigned candidate).
+(assignments received in the fairness window beyond the least-assigned candidate's).
 Equal scores are broken by a hash of case and mediator: the same state gives the same
 choice, and no mediator is favoured by the spelling of their id.
 """
@@ -22,6 +22,7 @@ from tiaojie.registry.eligibility import REASONS, conflicted, ineligibility
 from tiaojie.registry.models import GRADE_LABELS, MediatorDoc
 
 UNGRADED = 5  # ranks below 四级 (4)
+FAIRNESS_SCALE = 3.0
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,9 @@ def score_parts(
     grade_fit = max(0.0, 1.0 - 0.25 * (needed - grade_number(mediator)))
     capacity = policy.capacity(mediator)
     headroom = max(0.0, 1.0 - counts.load / capacity) if capacity else 0.0
-    fairness = (min_recent + 1) / (counts.recent + 1)
+    # One assignment more than the least-assigned candidate costs a quarter, three cost
+    # half: strong enough to rotate equals, weaker than a specialty match.
+    fairness = 1.0 / (1.0 + (counts.recent - min_recent) / FAIRNESS_SCALE)
     return {
         "specialty": specialty,
         "grade_fit": round(grade_fit, 4),

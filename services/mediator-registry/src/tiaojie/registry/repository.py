@@ -10,7 +10,7 @@ indistinguishable from a missing one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, ReturnDocument
@@ -35,6 +35,7 @@ INDEXES = {
     ],
     "history": [IndexModel([("entity_id", ASCENDING)])],
     "cases": [IndexModel([("holder", ASCENDING)])],
+    "grants": [],
     "decisions": [
         IndexModel([("case_id", ASCENDING)]),
         IndexModel([("mediator_id", ASCENDING)]),
@@ -45,6 +46,15 @@ INDEXES = {
 
 # A case's projection starts with no decision applied (seq 0) and open.
 _NEW_CASE = {"seq": 0}
+
+
+async def _upsert(collection: AsyncCollection[Document], query: Document, update: Document) -> None:
+    """Upsert that tolerates a concurrent upsert of the same new document: the loser's
+    insert hits the unique _id, and its update then applies to the winner's document."""
+    try:
+        await collection.update_one(query, update, upsert=True)
+    except DuplicateKeyError:
+        await collection.update_one(query, update, upsert=True)
 
 
 def _scoped(doc: Document | None, counties: Sequence[str] | None) -> Document | None:
@@ -61,6 +71,7 @@ class RegistryRepository:
         self.history = db["history"]
         self.cases = db["cases"]
         self.decisions = db["decisions"]
+        self.grants = db["grants"]
 
     async def create_indexes(self) -> None:
         await ensure_indexes(self.db, INDEXES)
@@ -139,9 +150,19 @@ class RegistryRepository:
         """Open cases a mediator holds now."""
         return await self.cases.count_documents({"holder": mediator_id})
 
-    async def recent_assignments(self, mediator_id: str, *, since: datetime) -> int:
-        """Decisions that gave a mediator a case since a moment (fairness window)."""
-        return await self.decisions.count_documents({"mediator_id": mediator_id, "at": {"$gte": since}})
+    async def record_grant(self, mediator_id: str, *, day: date, case_id: str) -> None:
+        """Count a case given to a mediator on a day (a set: redelivery adds nothing)."""
+        await _upsert(self.grants, {"_id": mediator_id}, {"$addToSet": {f"days.{day.isoformat()}": case_id}})
+
+    async def recent_assignments(self, mediator_id: str, *, since: date) -> int:
+        """Cases given to a mediator since a day (the fairness window): one lookup by id."""
+        doc = await self.grants.find_one({"_id": mediator_id})
+        days: dict[str, list[str]] = (doc or {}).get("days") or {}
+        first = since.isoformat()
+        stale = [d for d in days if d < first]
+        if len(stale) > 31:  # keep the document small: forget days long out of the window
+            await self.grants.update_one({"_id": mediator_id}, {"$unset": {f"days.{d}": "" for d in stale}})
+        return sum(len(cases) for d, cases in days.items() if d >= first)
 
     # -- case projection ---------------------------------------------------------------------
     async def get_case(self, case_id: str, *, counties: Sequence[str] | None = None) -> CaseView | None:
@@ -150,18 +171,19 @@ class RegistryRepository:
 
     async def remember_case(self, case_id: str, fields: Document) -> None:
         """Record what assignment needs to know about a case (idempotent)."""
-        await self.cases.update_one(
-            {"_id": case_id}, {"$set": fields, "$setOnInsert": _NEW_CASE}, upsert=True
-        )
+        await _upsert(self.cases, {"_id": case_id}, {"$set": fields, "$setOnInsert": _NEW_CASE})
 
     async def allocate_seq(self, case_id: str) -> CaseView:
         """Reserve the next decision number of a case (unique even across replicas)."""
-        doc = await self.cases.find_one_and_update(
-            {"_id": case_id},
-            {"$inc": {"next_seq": 1}, "$setOnInsert": _NEW_CASE},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
+        update = {"$inc": {"next_seq": 1}, "$setOnInsert": _NEW_CASE}
+        try:
+            doc = await self.cases.find_one_and_update(
+                {"_id": case_id}, update, upsert=True, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:  # a concurrent first write of this case won the insert
+            doc = await self.cases.find_one_and_update(
+                {"_id": case_id}, update, upsert=True, return_document=ReturnDocument.AFTER
+            )
         assert doc is not None
         return CaseView.model_validate(doc)
 
@@ -181,10 +203,10 @@ class RegistryRepository:
 
     async def close_case(self, case_id: str, fields: Document) -> None:
         """The case ended: nobody holds it any more (idempotent)."""
-        await self.cases.update_one(
+        await _upsert(
+            self.cases,
             {"_id": case_id},
             {"$set": {**fields, "closed": True, "holder": None}, "$setOnInsert": {"seq": 0}},
-            upsert=True,
         )
 
     async def release_case(self, case_id: str, *, new_organisation_id: str, fields: Document) -> bool:
