@@ -143,7 +143,7 @@ _HOUSE_RE = re.compile(
 )
 _PLACE_SUFFIX = "村|社区|小区|花园|家园|公寓|新村|庄园"
 _PLACE_AT_RE = re.compile(
-    rf"(?=({_PLACE_SUFFIX})(?:村民|居民|业主|委会|两委|党支部|[0-9一二三四五六七八九十]|"
+    rf"(?=({_PLACE_SUFFIX})(?:村民|村委|村两委|村集体|居民|业主|委会|两委|党支部|[0-9一二三四五六七八九十]|"
     r"[的内里东西南北中口旁附与和及、，,。；;：:（）()\s]|$))"
 )
 # Characters that never belong to a village or compound name (function words, pronouns).

@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from tiaojie.contracts import topics
 from tiaojie.contracts.envelope import CloudEvent, decode_event
@@ -55,7 +56,15 @@ class IndexTail:
             parts = consumer.partitions_for_topic(physical) or set()
         assigned = [TopicPartition(physical, p) for p in sorted(parts)]
         consumer.assign(assigned)
-        self._start = await consumer.end_offsets(assigned) if assigned else {}
+        for attempt in range(1, 31):
+            try:
+                self._start = await consumer.end_offsets(assigned) if assigned else {}
+                break
+            except KafkaError:
+                # Leaders of a topic created moments ago may not be elected yet.
+                if attempt == 30:
+                    raise
+                await asyncio.sleep(0.2 * attempt)
         self._consumer = consumer
 
     async def run(self, apply: Apply, on_outcome: Callable[[str], None] | None = None) -> None:
