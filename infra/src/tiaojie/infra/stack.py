@@ -34,6 +34,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("referral", "tiaojie.referral", 8002),
     ServiceSpec("registry", "tiaojie.registry", 8003),
     ServiceSpec("stats", "tiaojie.stats", 8004),
+    ServiceSpec("library", "tiaojie.library", 8005),
     # Last: it calls the others' HTTP APIs (see console_env).
     ServiceSpec("console", "tiaojie.console", 8000),
 )
