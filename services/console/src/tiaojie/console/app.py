@@ -146,7 +146,8 @@ def create_app(
         data, content_type = render_metrics(metrics_registry)
         return Response(data, media_type=content_type)
 
-    for module in (public, desk, cases, mediator, centre, leader, registry):
+    # centre before cases: /cases/{id}/transfer is more specific than /cases/{id}/{action}.
+    for module in (public, desk, centre, cases, mediator, leader, registry):
         app.include_router(module.router)
     return app
 

@@ -104,6 +104,7 @@ class Upstream:
         headers: dict[str, str] | None = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
         data: dict[str, str] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """One call; a refusal or failure becomes UpstreamError with the service's reasons."""
         sent = dict(headers or {})
@@ -120,6 +121,7 @@ class Upstream:
                 headers=sent,
                 files=files,
                 data=data,
+                content=content,
             )
         except httpx.HTTPError as exc:
             self.metrics.upstream.labels(service, "unreachable").observe(time.perf_counter() - started)

@@ -187,6 +187,8 @@ ACTIONS: dict[str, Action] = {
 }
 # Reassignment is the registry's: a centre user picks another mediator of the county.
 REASSIGNERS = frozenset({R.CENTER, R.BUREAU, R.ADMIN})
+# Hand-overs between bodies (转办/交办/上报) are the referral service's.
+TRANSFERRERS = frozenset({R.DESK, R.CENTER, R.BUREAU, R.ADMIN})
 
 
 async def _reference(request: Request) -> dict[str, Any]:
@@ -197,12 +199,19 @@ async def _reference(request: Request) -> dict[str, Any]:
     return web.reference
 
 
+def _defaults() -> dict[str, str]:
+    """Today and now (China time) prefilled where a form asks when something happened."""
+    now = datetime.now(CHINA)
+    today = now.date().isoformat()
+    return {"held_at": now.strftime("%Y-%m-%dT%H:%M"), "visited_on": today, "performed_on": today}
+
+
 def available(case: dict[str, Any], role: Role) -> list[str]:
     status = str(case.get("status"))
     return [name for name, a in ACTIONS.items() if role in a.roles and status in a.states]
 
 
-async def _page(
+async def case_page_with(
     request: Request,
     user: SessionDoc,
     case_id: str,
@@ -233,6 +242,20 @@ async def _page(
             mediators = await web.upstream.get(caller, "registry", "/api/v1/mediators", county=case["county"])
         except UpstreamError:
             mediators = []
+    hops: dict[str, Any] = {"referrals": [], "transfers": []}
+    organisations: list[dict[str, Any]] = []
+    try:
+        hops = await web.upstream.get(caller, "referral", f"/api/v1/cases/{case_id}/hops")
+    except UpstreamError:
+        pass  # no hand-overs known, or the referral service is away: the page still works
+    can_transfer = user.role in TRANSFERRERS and case.get("status") in OPEN
+    if can_transfer:
+        try:
+            organisations = await web.upstream.get(
+                caller, "registry", "/api/v1/organisations", county=case["county"]
+            )
+        except UpstreamError:
+            organisations = []
     return await render(
         request,
         "case.html",
@@ -245,6 +268,10 @@ async def _page(
         labels={name: a.label for name, a in ACTIONS.items()},
         can_reassign=user.role in REASSIGNERS and case.get("status") in OPEN - {"received"},
         can_reveal=user.role in CLERKS and not reveal,
+        hops=hops,
+        can_transfer=can_transfer,
+        can_decide=user.role in TRANSFERRERS,
+        organisations=[o for o in organisations if o.get("id") != case.get("organisation_id")],
         revealed=reveal,
         reference=await _reference(request),
         open_action=open_action,
@@ -253,12 +280,13 @@ async def _page(
         failure=failure,
         key=uuid.uuid4().hex,
         back=HOME.get(user.role, "/"),
+        defaults=_defaults(),
     )
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 async def case_page(request: Request, case_id: str, user: Staff, reveal: int = 0) -> Response:
-    return await _page(request, user, case_id, reveal=bool(reveal) and user.role in CLERKS)
+    return await case_page_with(request, user, case_id, reveal=bool(reveal) and user.role in CLERKS)
 
 
 @router.post("/cases/{case_id}/reassign", response_class=HTMLResponse)
@@ -279,7 +307,7 @@ async def reassign(request: Request, case_id: str, user: Staff) -> Response:
     except UpstreamError as exc:
         if exc.status not in (409, 422):
             raise
-        return await _page(
+        return await case_page_with(
             request,
             user,
             case_id,
@@ -311,7 +339,7 @@ async def act(request: Request, case_id: str, action: str, user: Staff) -> Respo
     except UpstreamError as exc:
         if exc.status not in (409, 422):
             raise
-        return await _page(
+        return await case_page_with(
             request,
             user,
             case_id,

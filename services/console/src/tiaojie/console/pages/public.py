@@ -103,7 +103,7 @@ async def apply(request: Request) -> Response:
         return await render(
             request, "apply.html", status=422, **_apply_context(request, values, errors), failure=exc.zh
         )
-    return await render(request, "applied.html", case=case, place=web.place(case.get("township") or county))
+    return await render(request, "applied.html", case=case, place=web.place(body.get("township") or county))
 
 
 # -- tracking -----------------------------------------------------------------------------
@@ -130,7 +130,7 @@ async def track(request: Request, code: str) -> Response:
         return await render(
             request, "track_form.html", status=404, failure="未找到该查询码对应的申请", code=code
         )
-    return await render(request, "track.html", view=view, code=code, place=web.place(view.get("township")))
+    return await render(request, "track.html", view=view, code=code)
 
 
 # -- sign-in --------------------------------------------------------------------------------
