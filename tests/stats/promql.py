@@ -32,13 +32,16 @@ def metric_names(expr: str) -> set[str]:
     text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
     text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
     text = re.sub(r"\[[^\]]*\]", "", text)  # ranges
+    text = re.sub(
+        r"(?<![A-Za-z0-9_:])\d+(?:\.\d+)?(?:e[+-]?\d+)?(?:ms|[smhdwy])?", " ", text
+    )  # numbers, durations
     names = set()
     for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
         name = match.group(0)
         rest = text[match.end() :].lstrip()
         if rest.startswith("(") or name in KEYWORDS:
             continue  # a function or aggregation
-        if re.fullmatch(r"\d+[smhdwy]", name) or name in {"Inf", "NaN"}:
+        if name in {"Inf", "NaN", "inf", "nan"}:
             continue
         names.add(name)
     return names

@@ -83,3 +83,4 @@ def test_every_query_names_metrics() -> None:
         "tiaojie_hotspots_active"
     }
     assert metric_names("histogram_quantile(0.9, sum by (le) (rate(a_bucket[5m]))) / 86400") == {"a_bucket"}
+    assert metric_names("x:y >= 5 and x:y > (x:y offset 1d)") == {"x:y"}
