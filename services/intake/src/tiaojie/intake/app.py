@@ -24,7 +24,7 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
     settings = settings or IntakeSettings()
     host = ServiceHost(settings, produces=[topics.CASES, topics.LIBRARY_NOMINATIONS])
     repository = IntakeRepository(host.db)
-    relay = OutboxRelay(publisher=host.publisher, settings=settings, collections=[repository.cases])
+    relay = OutboxRelay(publisher=host.publisher, settings=settings, collections=[repository.revisions])
     classifier = Classifier()
     service = IntakeService(
         repository=repository,

@@ -77,7 +77,6 @@ from tiaojie.intake.models import (
     Session,
     StoredParty,
     Transfer,
-    to_mongo,
 )
 from tiaojie.intake.repository import IntakeRepository, Scope
 from tiaojie.intake.risk import RiskInput, RiskPolicy, rate
@@ -88,7 +87,7 @@ from tiaojie.runtime.consumer import DeadLetter
 from tiaojie.runtime.divisions import Divisions
 from tiaojie.runtime.errors import Conflict, FieldError, Invalid, NotFound
 from tiaojie.runtime.logging import get_logger
-from tiaojie.runtime.mongo import OUTBOX, OUTBOX_REV, OutboxRelay, outbox_fields, outbox_update
+from tiaojie.runtime.mongo import OUTBOX, OutboxRelay
 from tiaojie.runtime.pii import Protector, id_birth_date, normalise_id_number, normalise_mobile, scrub
 
 log = get_logger(__name__)
@@ -384,16 +383,22 @@ class IntakeService:
                     ),
                 )
             )
-        doc = {**case.to_mongo(), **outbox_fields(events)}
-        if not await self.repo.insert_case(doc):
-            raced = await self.repo.get_case(case_id)
-            if raced is None:
-                raise Conflict("案件登记冲突，请重试", "registration collided; retry")
+        if not await self._commit(case, events, at=now):
+            raced = await self._await_case(case_id)
             return await self._replayed(raced, digest)
         self.metrics.received.labels(case.county, case.channel, case.category).inc()
         await self._index(case, fingerprints)
-        await self.relay.flush(self.repo.cases, case.id, doc[OUTBOX], rev=1)
         return Registration(case=case, created=True)
+
+    async def _await_case(self, case_id: str) -> CaseDoc:
+        """The case another writer is registering right now (its revision 1 is committed)."""
+        for attempt in range(50):
+            await self.repo.catch_up(case_id, 1)
+            found = await self.repo.get_case(case_id)
+            if found is not None:
+                return found
+            await asyncio.sleep(0.02 * (attempt + 1))
+        raise Conflict("案件登记冲突，请重试", "registration collided; retry")
 
     async def _replayed(self, case: CaseDoc, digest: str) -> Registration:
         if case.request_hash and case.request_hash != digest:
@@ -407,10 +412,35 @@ class IntakeService:
                     )
                 ]
             )
-        # A crash may have stopped registration after the insert: finish what follows it.
+        # A crash may have stopped registration after the commit: finish what follows it.
         await self._index(case, self._fingerprints(case.parties, case.category))
-        await self._flush_leftovers(case.id)
         return Registration(case=case, created=False)
+
+    async def _commit(self, new: CaseDoc, events: list[tuple[str, CloudEvent]], *, at: datetime) -> bool:
+        """Commit a new state of a case (revision `new.version`) and publish its events;
+        False when another writer committed that version first."""
+        revision = await self.repo.commit(
+            case_id=new.id, version=new.version, doc=new.to_mongo(), events=events, at=at
+        )
+        if revision is None:
+            await self.repo.catch_up(new.id, new.version)
+            return False
+        await self.relay.flush(self.repo.revisions, revision["_id"], revision[OUTBOX], rev=1)
+        await self.repo.settle(revision["_id"])
+        return True
+
+    @staticmethod
+    def _next(case: CaseDoc, change: Change, *, entries: list[HistoryEntry], action_id: str) -> CaseDoc:
+        """The case after a change (a whole new snapshot, one version on)."""
+        data = case.model_dump(by_alias=True)
+        data.update(change.sets)
+        for name, item in change.push.items():
+            data[name] = [*data.get(name, []), item]
+        data["status"] = change.status
+        data["history"] = [*data["history"], *(e.model_dump() for e in entries)]
+        data["applied"] = [*data["applied"], action_id]
+        data["version"] = case.version + 1
+        return CaseDoc.model_validate(data)
 
     def _protect(self, role: str, party: PartyIn) -> StoredParty:
         name = normalise_name(party.name)
@@ -562,20 +592,20 @@ class IntakeService:
         build: Callable[[CaseDoc, datetime], Change | None],
         scope: Scope | None = None,
     ) -> Applied:
-        """Read, decide, write conditionally, publish; retried when someone else wrote first."""
-        for _ in range(_MAX_ATTEMPTS):
+        """Read, decide, commit, publish; decided again when another writer came first."""
+        for attempt in range(_MAX_ATTEMPTS):
             raw = await self.repo.get_case_raw(case_id)
             if raw is None or (scope is not None and not scope.admits(raw)):
                 raise NotFound("案件", "case")
             case = CaseDoc.model_validate(raw)
             if action_id in case.applied:
-                await self._flush_leftovers(case_id, raw)
                 return Applied(case, fresh=False)
             now = self.clock.now()
             change = build(case, now)
             if change is None:
                 return Applied(case, fresh=False)
-            after = case.model_copy(update={"status": change.status, **change.sets})
+            entry = HistoryEntry(at=now, action=action, by=by, status=change.status, note=change.note)
+            after = self._next(case, change, entries=[entry], action_id=action_id)
             events = [
                 (
                     topics.CASES,
@@ -583,35 +613,11 @@ class IntakeService:
                 )
                 for cls, fields in change.events
             ]
-            sets, incs = outbox_update(events)
-            entry = HistoryEntry(at=now, action=action, by=by, status=change.status, note=change.note)
-            update: dict[str, Any] = {
-                "$set": {**to_mongo(change.sets), "status": change.status, **sets},
-                "$inc": {"version": 1, **incs},
-                "$push": {
-                    "history": entry.model_dump(mode="python"),
-                    "applied": action_id,
-                    **to_mongo(change.push),
-                },
-            }
-            doc = await self.repo.update_case(case_id, case.version, update)
-            if doc is None:
-                continue
-            self.metrics.transitions.labels(action, case.county).inc()
-            if events:
-                await self.relay.flush(
-                    self.repo.cases,
-                    case_id,
-                    {e.id: doc[OUTBOX][e.id] for _, e in events},
-                    rev=doc.get(OUTBOX_REV),
-                )
-            return Applied(CaseDoc.model_validate(doc), fresh=True)
+            if await self._commit(after, events, at=now):
+                self.metrics.transitions.labels(action, case.county).inc()
+                return Applied(after, fresh=True)
+            await asyncio.sleep(0.005 * (attempt + 1))
         raise Conflict("案件正被同时修改，请稍后重试", "the case is being changed concurrently; retry")
-
-    async def _flush_leftovers(self, case_id: str, raw: dict[str, Any] | None = None) -> None:
-        raw = raw if raw is not None else await self.repo.get_case_raw(case_id)
-        if raw and raw.get(OUTBOX):
-            await self.relay.flush(self.repo.cases, case_id, raw[OUTBOX], rev=raw.get(OUTBOX_REV))
 
     # -- acceptance ---------------------------------------------------------------------------
     async def accept(
@@ -670,20 +676,21 @@ class IntakeService:
                 "year": year,
                 "counter": f"{organisation.id}:{year}",
             }
-            done = await self.repo.update_case(
-                case_id,
-                case.version,
-                {
-                    "$set": {
-                        "accept_pending": True,
-                        "acceptance_intent": intent,
-                        "organisation_id": organisation.id,
-                    },
-                    "$inc": {"version": 1},
+            change = Change(
+                status=case.status,
+                note="受理中",
+                sets={
+                    "accept_pending": True,
+                    "acceptance_intent": intent,
+                    "organisation_id": organisation.id,
                 },
             )
-            if done is not None:
+            # The intent is an internal step (no history entry) with an id of its own, so
+            # that the final step records the request's id.
+            intended = self._next(case, change, entries=[], action_id=f"intent:{action_id}")
+            if await self._commit(intended, [], at=now):
                 return await self.complete_acceptance(case_id)
+            await asyncio.sleep(0.005)
         raise Conflict("案件正被同时修改，请稍后重试", "the case is being changed concurrently; retry")
 
     async def complete_acceptance(self, case_id: str) -> CaseDoc:
@@ -757,50 +764,45 @@ class IntakeService:
                         note=f"受理前已指派调解员 {pre.mediator_id}",
                     )
                 )
-            sets, incs = outbox_update(events)
-            doc = await self.repo.update_case(
-                case_id,
-                case.version,
-                {
-                    "$set": {
-                        "status": status,
-                        "case_number": number,
-                        "accepted_at": accepted_at,
-                        "accepted_by": intent["by"],
-                        "clock": to_mongo(clock.model_dump(mode="python")),
-                        "accept_pending": False,
-                        "acceptance_intent": None,
-                        **sets,
-                    },
-                    "$inc": {"version": 1, **incs},
-                    "$push": {
-                        "history": {"$each": [h.model_dump(mode="python") for h in history]},
-                        "applied": action_id,
-                    },
+            change = Change(
+                status=status,
+                sets={
+                    "case_number": number,
+                    "accepted_at": accepted_at,
+                    "accepted_by": intent["by"],
+                    "clock": clock.model_dump(),
+                    "accept_pending": False,
+                    "acceptance_intent": None,
                 },
             )
-            if doc is None:
+            after = self._next(case, change, entries=history, action_id=action_id)
+            if not await self._commit(after, events, at=accepted_at):
+                await asyncio.sleep(0.005)
                 continue
             self.metrics.transitions.labels("accept", case.county).inc()
             self.metrics.stage_seconds.labels("accept", case.county).observe(
                 max(0.0, (accepted_at - case.received_at).total_seconds())
             )
-            await self.relay.flush(
-                self.repo.cases,
-                case_id,
-                {e.id: doc[OUTBOX][e.id] for _, e in events},
-                rev=doc.get(OUTBOX_REV),
-            )
-            return CaseDoc.model_validate(doc)
+            return after
         raise Conflict("案件正被同时修改，请稍后重试", "the case is being changed concurrently; retry")
 
-    async def reconcile(self) -> int:
-        """Complete acceptances a crash left between intent and result (runs periodically)."""
-        done = 0
+    async def reconcile(self, *, grace: timedelta = timedelta(seconds=5)) -> int:
+        """Repair what a crash left half done (runs periodically on every replica):
+        revisions committed but not applied to their case, and acceptances between intent
+        and result. Both repairs are idempotent."""
+        repaired = 0
+        cutoff = self.clock.now() - grace
+        for revision in await self.repo.unapplied_revisions():
+            if revision["at"] > cutoff:
+                continue  # its writer is probably still at work
+            await self.repo.catch_up(revision["case_id"], revision["version"])
+            if await self.repo.published(revision["_id"]):
+                await self.repo.settle(revision["_id"])
+            repaired += 1
         for case_id in await self.repo.pending_acceptances():
             await self.complete_acceptance(case_id)
-            done += 1
-        return done
+            repaired += 1
+        return repaired
 
     async def reconcile_forever(self, interval: float) -> None:
         while True:
