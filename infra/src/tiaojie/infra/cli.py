@@ -77,6 +77,35 @@ def up(
         console.print(f"demo registry: {summary}")
     console.print(f"mesh up in {time.monotonic() - t0:.1f}s")
     status()
+    _print_demo_accounts()
+
+
+def _print_demo_accounts() -> None:
+    """The console's development accounts, one or more per role (none in production)."""
+    import importlib
+
+    try:
+        accounts = importlib.import_module("tiaojie.console.demo")
+        console_settings = importlib.import_module("tiaojie.console.settings").ConsoleSettings()
+    except ImportError:
+        return
+    if console_settings.environment == "production" or not console_settings.demo_accounts:
+        return
+    from tiaojie.infra.demo import LINYI_COUNTIES
+
+    table = Table(title=f"Web console http://127.0.0.1:{console_settings.port} — demo accounts")
+    for column in ("username", "password", "role", "counties", "linked to"):
+        table.add_column(column)
+    for spec in accounts.demo_accounts(list(LINYI_COUNTIES)):
+        counties = ", ".join(spec.counties) if len(spec.counties) <= 2 else f"{len(spec.counties)} counties"
+        table.add_row(
+            spec.username,
+            console_settings.demo_password,
+            str(spec.role),
+            counties,
+            spec.mediator_id or spec.organisation_id or "",
+        )
+    console.print(table)
 
 
 @app.command()

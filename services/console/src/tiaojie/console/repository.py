@@ -39,8 +39,7 @@ class ConsoleRepository:
         doc = await self.accounts.find_one_and_update(
             {"_id": username},
             {"$inc": {"failed_sign_ins": 1}},
-            return_document=ReturnDocument.AFTER,
-            projection={"failed_sign_ins": 1},
+            return_document=ReturnDocument.AFTER,  # FerretDB 1.24 has no projection here
         )
         return int(doc["failed_sign_ins"]) if doc else 0
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tiaojie.console import forms
+from tiaojie.console.models import SessionDoc
 from tiaojie.console.service import SignInRefused
 from tiaojie.console.upstream import Caller, UpstreamError
-from tiaojie.console.web import HOME, current_session, redirect, render, safe_next, web_of
+from tiaojie.console.web import HOME, STAFF, current_session, redirect, render, require, safe_next, web_of
 from tiaojie.contracts.common import CATEGORY_LABELS, Category, Role
 
 router = APIRouter()
@@ -172,6 +174,19 @@ async def login(
         samesite="lax",
     )
     return response
+
+
+@router.get("/account", response_class=HTMLResponse)
+async def account(request: Request, user: Annotated[SessionDoc, Depends(require(*STAFF))]) -> Response:
+    """Who is signed in, with which role and counties, and until when."""
+    web = web_of(request)
+    idle_until = user.last_seen + timedelta(seconds=web.settings.session_idle_seconds)
+    return await render(
+        request,
+        "account.html",
+        counties=[web.place(c) or c for c in user.counties],
+        idle_until=min(idle_until, user.expires_at),
+    )
 
 
 @router.post("/logout")
