@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 import numpy as np
@@ -43,7 +43,7 @@ class NbCusumParams:
     half_life_days: float = 56.0  # of the exponentially weighted baseline level
     prior_days: float = 28.0  # shrinkage of a series' level toward its county's
     warmup_days: int = 28  # no alarm before this much history
-    quiet_days: int = 7  # this many days in a row without outbreak evidence restart the sum
+    quiet_days: int = 7  # in alarm, a window this long without net outbreak evidence releases it
 
 
 @dataclass(frozen=True)
@@ -221,23 +221,30 @@ def expected_counts(
 def nb_cusum(counts: np.ndarray, expected: np.ndarray, size: np.ndarray, params: NbCusumParams) -> np.ndarray:
     """The CUSUM statistic of every series on every day (starts at 0 on the first day).
 
-    A week in which no day points to an outbreak (log-likelihood ratio ≤ 0 every day)
-    restarts the sum: without it a large surge would keep its alarm for months after it
-    ended, since quiet days of a sparse series subtract little."""
+    Once in alarm (the sum reached h), a week that taken as a whole is no more likely
+    under the outbreak than under the baseline (its log-likelihood ratios sum to ≤ 0)
+    releases the alarm and restarts the sum: otherwise a large surge would stay in alarm
+    for months after it ended, since each quiet day of a sparse series subtracts little.
+    Before an alarm the sum is left alone, so a slow build-up keeps its evidence."""
     mu0 = np.maximum(expected, 1e-4)
     mu1 = np.maximum(params.kappa * mu0, mu0 + params.delta)
     r = size if size.shape == mu0.shape else np.broadcast_to(size.reshape(-1, 1), mu0.shape)
     llr = counts * np.log(mu1 * (r + mu0) / (mu0 * (r + mu1))) + r * np.log((r + mu0) / (r + mu1))
     stat = np.zeros_like(counts)
     acc = np.zeros(counts.shape[0])
-    quiet = np.zeros(counts.shape[0], dtype=int)
+    week = params.quiet_days
+    running = np.cumsum(llr, axis=1)
+    alarm = np.zeros(counts.shape[0], dtype=bool)
     for t in range(counts.shape[1]):
-        step = llr[:, t]
-        quiet = np.where(step <= 0, quiet + 1, 0)
-        acc = np.clip(acc + step, 0.0, CUSUM_CAP)
-        acc = np.where(quiet >= params.quiet_days, 0.0, acc)
+        acc = np.clip(acc + llr[:, t], 0.0, CUSUM_CAP)
+        if t < params.warmup_days:
+            acc[:] = 0.0
+        alarm |= acc >= params.h
+        if t >= week:
+            quiet = alarm & (running[:, t] - running[:, t - week] <= 0)
+            acc = np.where(quiet, 0.0, acc)
+        alarm &= acc >= params.h / 2
         stat[:, t] = acc
-    stat[:, : params.warmup_days] = 0.0
     return stat
 
 
@@ -322,6 +329,20 @@ class Detection:
     expected: np.ndarray
     episodes: list[Episode]
     threshold: float
+    size: np.ndarray | None = None
+
+    def at_threshold(self, threshold: float, params: NbCusumParams | None = None) -> Detection:
+        """The same detection with another alarm threshold (the CUSUM depends on it once
+        an alarm is released, so it is recomputed; baselines are reused)."""
+        if self.method == "c2":
+            episodes = c2_episodes(self.stat, C2Params(threshold=threshold))
+            return Detection("c2", self.series, self.stat, self.expected, episodes, threshold)
+        p = replace(params or NbCusumParams(), h=threshold)
+        assert self.size is not None
+        stat = nb_cusum(self.series.counts, self.expected, self.size, p)
+        return Detection(
+            "nbcusum", self.series, stat, self.expected, cusum_episodes(stat, threshold), threshold, self.size
+        )
 
 
 @dataclass
@@ -360,7 +381,7 @@ class Detector:
             prior_days=p.prior_days,
         )
         stat = nb_cusum(full.counts, expected, size, p)
-        return Detection("nbcusum", full, stat, expected, cusum_episodes(stat, p.h), p.h)
+        return Detection("nbcusum", full, stat, expected, cusum_episodes(stat, p.h), p.h, size)
 
     def calendar_intensity(
         self, full: Series, *, fit_until: date | None = None

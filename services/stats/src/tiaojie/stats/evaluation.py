@@ -174,25 +174,18 @@ def run_detection_benchmark(
 ) -> DetectionBenchmark:
     """Calibrate each method's threshold to a false-alarm budget on one synthetic city,
     then score both on another (same townships, fresh noise and outbreaks)."""
-    from tiaojie.stats.detection import C2Params, Detector, c2_episodes, cusum_episodes
+    from tiaojie.stats.detection import Detector
 
     fit_until = date(first.year + years - 1, 1, 1) - timedelta(days=1)
     period = (fit_until + timedelta(days=1), date(first.year + years, 1, 1) - timedelta(days=1))
     detector = {"nbcusum": Detector("nbcusum"), "c2": Detector("c2")}
     grids = {
-        "nbcusum": [x / 4 for x in range(8, 81)],  # 2.0 .. 20.0
+        "nbcusum": [x / 4 for x in range(16, 61)],  # 4.0 .. 15.0
         "c2": [x / 4 for x in range(8, 121)],  # 2.0 .. 30.0
     }
 
-    def episodes_at(method: str, detection: Detection, threshold: float) -> list[Episode]:
-        if method == "nbcusum":
-            return cusum_episodes(detection.stat, threshold)
-        return c2_episodes(detection.stat, C2Params(threshold=threshold))
-
-    def at(method: str, detection: Detection, threshold: float, outbreaks: list[Outbreak]) -> DetectionScore:
-        found = episodes_at(method, detection, threshold)
-        result = score(detection, outbreaks, period=period, episodes=found)
-        return DetectionScore(**{**result.__dict__, "threshold": threshold})
+    def at(detection: Detection, threshold: float, outbreaks: list[Outbreak]) -> DetectionScore:
+        return score(detection.at_threshold(threshold), outbreaks, period=period)
 
     calibration_data = _history(townships, calibration_seed, first, years)
     test_data = _history(townships, test_seed, first, years)
@@ -200,7 +193,7 @@ def run_detection_benchmark(
     for method in ("nbcusum", "c2"):
         detection = detector[method].run(calibration_data.series, fit_until=fit_until)
         for threshold in grids[method]:
-            result = at(method, detection, threshold, calibration_data.outbreaks)
+            result = at(detection, threshold, calibration_data.outbreaks)
             if result.false_per_county_month <= target_false_alarms:
                 chosen[method] = result
                 break
@@ -208,9 +201,9 @@ def run_detection_benchmark(
     defaults: dict[str, DetectionScore] = {}
     for method in ("nbcusum", "c2"):
         detection = detector[method].run(test_data.series, fit_until=fit_until)
-        tested[method] = at(method, detection, chosen[method].threshold, test_data.outbreaks)
+        tested[method] = at(detection, chosen[method].threshold, test_data.outbreaks)
         default = detector[method].nbcusum.h if method == "nbcusum" else detector[method].c2.threshold
-        defaults[method] = at(method, detection, default, test_data.outbreaks)
+        defaults[method] = at(detection, default, test_data.outbreaks)
     return DetectionBenchmark(
         calibration=chosen,
         test=tested,
