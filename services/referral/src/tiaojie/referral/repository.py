@@ -112,6 +112,7 @@ class ReferralRepository:
         self.rejections = db["rejections"]
         self.sweeps = db["sweeps"]
         self.cases = db["cases"]
+        self.case_assignments = db["case_assignments"]
         self.organisations = db["organisations"]
 
     async def create_indexes(self) -> None:
@@ -193,17 +194,19 @@ class ReferralRepository:
         self, *, subject_kind: str, subject_id: str, key: str, at: datetime, slot: date
     ) -> None:
         """Index a pending timer under its day (an equality lookup for the sweep)."""
-        await self.timers.replace_one(
-            {"_id": f"{subject_kind}:{subject_id}:{key}"},
-            {
-                "subject_kind": subject_kind,
-                "subject_id": subject_id,
-                "key": key,
-                "at": at,
-                "slot": slot.isoformat(),
-            },
-            upsert=True,
-        )
+        entry = {
+            "subject_kind": subject_kind,
+            "subject_id": subject_id,
+            "key": key,
+            "at": at,
+            "slot": slot.isoformat(),
+        }
+        timer_id = f"{subject_kind}:{subject_id}:{key}"
+        try:
+            await self.timers.replace_one({"_id": timer_id}, entry, upsert=True)
+        except DuplicateKeyError:
+            # Another replica inserted it at the same moment: now it exists, replace it.
+            await self.timers.replace_one({"_id": timer_id}, entry)
 
     async def unschedule(self, *, subject_kind: str, subject_id: str, key: str) -> None:
         await self.timers.delete_one({"_id": f"{subject_kind}:{subject_id}:{key}"})
@@ -216,7 +219,10 @@ class ReferralRepository:
         return date.fromisoformat(doc["day"]) if doc else None
 
     async def set_sweep_cursor(self, day: date) -> None:
-        await self.sweeps.replace_one({"_id": "timers"}, {"day": day.isoformat()}, upsert=True)
+        try:
+            await self.sweeps.replace_one({"_id": "timers"}, {"day": day.isoformat()}, upsert=True)
+        except DuplicateKeyError:
+            await self.sweeps.replace_one({"_id": "timers"}, {"day": day.isoformat()})
 
     # -- projections --------------------------------------------------------------------
     async def upsert_organisation(self, *, organisation_id: str, version: int, fields: Document) -> bool:
@@ -233,7 +239,23 @@ class ReferralRepository:
         ]
 
     async def save_case(self, case_id: str, fields: Document) -> None:
-        await self.cases.update_one({"_id": case_id}, {"$set": fields}, upsert=True)
+        try:
+            await self.cases.update_one({"_id": case_id}, {"$set": fields}, upsert=True)
+        except DuplicateKeyError:
+            await self.cases.update_one({"_id": case_id}, {"$set": fields})
+
+    async def record_assignment(self, case_id: str, organisation_id: str) -> None:
+        """A mediator was assigned to the case: its own document, so that no concurrent
+        write to the case projection can lose it (see the module docstring)."""
+        try:
+            await self.case_assignments.replace_one(
+                {"_id": case_id}, {"organisation_id": organisation_id}, upsert=True
+            )
+        except DuplicateKeyError:
+            await self.case_assignments.replace_one({"_id": case_id}, {"organisation_id": organisation_id})
+
+    async def assignment_of(self, case_id: str) -> Document | None:
+        return await self.case_assignments.find_one({"_id": case_id})
 
     async def get_case(self, case_id: str) -> CaseView | None:
         doc = await self.cases.find_one({"_id": case_id})

@@ -4,6 +4,7 @@ revision outbox (see repository.py), and every change is claimed once across rep
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
@@ -289,7 +290,6 @@ class ReferralService:
         self, *, referral_id: str, by: str, counties: list[str], organisation_id: str | None = None
     ) -> ReferralDoc:
         """The receiving body accepts the referral (intake opens the case)."""
-        await self.referral_for(referral_id, counties=counties, agency_id=None)
         if organisation_id:
             org = await self.repo.get_organisation(organisation_id)
             if org is None or not org.active or org.county not in counties:
@@ -308,6 +308,7 @@ class ReferralService:
             "referral",
             referral_id,
             lambda d: lifecycle.accept(d, self.rules, by=by, organisation_id=organisation_id, now=now),
+            visible=lambda d: d.county in counties,
         )
         assert isinstance(doc, ReferralDoc)
         if effects is not None:
@@ -318,12 +319,12 @@ class ReferralService:
         self, *, referral_id: str, by: str, counties: list[str], reason: str
     ) -> ReferralDoc:
         """The receiving body declines with a reason (returned to the sender)."""
-        await self.referral_for(referral_id, counties=counties, agency_id=None)
         now = self.clock.now()
         doc, effects = await self._apply(
             "referral",
             referral_id,
             lambda d: lifecycle.decline(d, by=by, reason=reason, now=now),
+            visible=lambda d: d.county in counties,
         )
         assert isinstance(doc, ReferralDoc)
         if effects is not None:
@@ -397,11 +398,11 @@ class ReferralService:
                 d, case_id=data.case_id, organisation_id=data.organisation_id, now=now
             ),
         )
-        if previous and previous.get("mediator_assigned"):
-            # The registry's assignment overtook the registration (another topic).
-            await self._mediation_started(
-                data.case_id, previous.get("assigned_organisation_id"), [data.referral_id]
-            )
+        # The registry's assignment (another topic) may have overtaken the registration:
+        # each side writes its fact, then reads the other's, so one of them sees both.
+        assignment = await self.repo.assignment_of(data.case_id)
+        if assignment is not None:
+            await self._mediation_started(data.case_id, assignment.get("organisation_id"), [data.referral_id])
 
     async def on_case_event(self, *, data: CaseEvent) -> None:
         """Keep the case projection; close the loop when a referred case ends."""
@@ -467,9 +468,7 @@ class ReferralService:
 
     async def on_mediator_assigned(self, *, data: MediatorAssigned) -> None:
         """A mediator for a referred case: mediation is under way (told to the sender)."""
-        await self.repo.save_case(
-            data.case_id, {"mediator_assigned": True, "assigned_organisation_id": data.organisation_id}
-        )
+        await self.repo.record_assignment(data.case_id, data.organisation_id)
         referral_ids = await self.repo.referral_ids_for_case(data.case_id)
         await self._mediation_started(data.case_id, data.organisation_id, referral_ids)
 
@@ -705,7 +704,10 @@ class ReferralService:
         fired = 0
         leftover: date | None = None
         while day <= today:
-            for timer in await self.repo.timers_on(day):
+            due_today = await self.repo.timers_on(day)
+            # Replicas sweep the same list: in different orders they rarely collide.
+            random.shuffle(due_today)
+            for timer in due_today:
                 if timer["at"] > now:
                     leftover = leftover or day
                     continue
@@ -725,10 +727,12 @@ class ReferralService:
 
     async def _fire(self, timer: dict[str, Any], now: datetime) -> int:
         kind, subject_id, key = timer["subject_kind"], timer["subject_id"], timer["key"]
-        current = await self._load(kind, subject_id)
-        if current is None:
-            raise NotFound()
-        escalate_to = await self._escalation_targets(current, key)
+        escalate_to: list[str] = []
+        if key.endswith("overdue"):
+            current = await self._load(kind, subject_id)
+            if current is None:
+                raise NotFound()
+            escalate_to = await self._escalation_targets(current, key)
         doc, effects = await self._apply(
             kind, subject_id, lambda d: lifecycle.fire(d, key, now=now, escalate_to=escalate_to)
         )
@@ -802,23 +806,30 @@ class ReferralService:
             return None, None  # a referral of another deployment: nothing of ours
 
     async def _apply(
-        self, kind: str, subject_id: str, change: Callable[[Any], list[Effect] | None]
+        self,
+        kind: str,
+        subject_id: str,
+        change: Callable[[Any], list[Effect] | None],
+        *,
+        visible: Callable[[Any], bool] | None = None,
     ) -> tuple[Subject, list[Effect] | None]:
         """Load, change, and claim the next version; retried when another replica won it.
-        Returns the state and the effects (None when the change was already made)."""
+        Returns the state and the effects (None when the change was already made).
+        `visible` hides the subject from a caller outside its scope (404, as if absent)."""
         store, model = self._store(kind)
         for _ in range(_MAX_ATTEMPTS):
             raw = await store.load(subject_id)
-            if raw is None:
+            if raw is None or (visible is not None and not visible(model.model_validate(raw))):
                 raise NotFound("移交" if kind == "referral" else "转交", kind)
             doc = model.model_validate(raw)
+            pending_before = {k: t.at for k, t in doc.timers.items() if t.state == "pending"}
             effects = change(doc)
             if effects is None:
                 # Already done (a retry, a redelivery, or another replica won): its events
                 # left with that change, or the relay's sweep publishes them.
                 return doc, None
             doc.version += 1
-            if await self._commit(kind, store, doc, effects):
+            if await self._commit(kind, store, doc, effects, pending_before=pending_before):
                 return doc, effects
         raise Conflict("操作冲突，请稍后重试", "too many concurrent changes; try again")
 
@@ -827,15 +838,23 @@ class ReferralService:
         kind = "referral" if isinstance(doc, ReferralDoc) else "transfer"
         return await self._commit(kind, store, doc, effects)
 
-    async def _commit(self, kind: str, store: VersionedStore, doc: Subject, effects: list[Effect]) -> bool:
+    async def _commit(
+        self,
+        kind: str,
+        store: VersionedStore,
+        doc: Subject,
+        effects: list[Effect],
+        *,
+        pending_before: dict[str, datetime] | None = None,
+    ) -> bool:
         now = self.clock.now()
         events = [(e.topic, self._envelope(doc, i, e, now)) for i, e in enumerate(effects)]
         # Timers are indexed before the claim: a crash after it cannot lose one (a stale
         # index entry is harmless: firing re-checks the state).
-        await self._sync_timers(kind, doc, before_commit=True)
+        await self._sync_timers(kind, doc, before_commit=True, pending_before=pending_before)
         if not await store.commit(doc.to_mongo(), events, at=now):
             return False
-        await self._sync_timers(kind, doc, before_commit=False)
+        await self._sync_timers(kind, doc, before_commit=False, pending_before=pending_before)
         outbox = outbox_fields(events)[OUTBOX]
         await self.relay.flush(store.revisions, f"{doc.id}#{doc.version}", outbox, rev=1)
         return True
@@ -857,9 +876,23 @@ class ReferralService:
         if outbox:
             await self.relay.flush(store.revisions, f"{doc.id}#{doc.version}", outbox)
 
-    async def _sync_timers(self, kind: str, doc: Subject, *, before_commit: bool) -> None:
+    async def _sync_timers(
+        self,
+        kind: str,
+        doc: Subject,
+        *,
+        before_commit: bool,
+        pending_before: dict[str, datetime] | None = None,
+    ) -> None:
+        """Index pending timers under their day and drop the others, touching only timers
+        this change affected when `pending_before` (the pending timers it started from) is given."""
         today = self.clock.now().astimezone(UTC).date()
         for key, timer in doc.timers.items():
+            if pending_before is not None:
+                was = pending_before.get(key)
+                unchanged = was == timer.at if timer.state == "pending" else was is None
+                if unchanged:
+                    continue
             if timer.state == "pending":
                 if before_commit:
                     slot = max(timer.at.astimezone(UTC).date(), today)
