@@ -216,6 +216,7 @@ class CaseOut(BaseModel):
 
 class CaseSummary(BaseModel):
     id: str
+    tracking_code: str
     case_number: str | None
     status: CaseStatus
     status_label: str
@@ -420,6 +421,7 @@ def case_out(
 def case_summary(case: CaseDoc) -> CaseSummary:
     return CaseSummary(
         id=case.id,
+        tracking_code=case.tracking_code,
         case_number=case.case_number,
         status=case.status,
         status_label=CASE_STATUS_LABELS[case.status],
