@@ -476,7 +476,8 @@ def render_html(report: Report) -> str:
 body {{ font-family: "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }}
 th, td {{ border: 1px solid #bbb; padding: 3px 8px; text-align: right; }}
-th {{ background: #dde6f0; }} td:first-child, td:nth-child(2) {{ text-align: left; }}
+th {{ background: #dde6f0; }}
+td:first-child, td:nth-child(2) {{ text-align: left; white-space: nowrap; }}
 h1 {{ font-size: 22px; }} h2 {{ font-size: 17px; border-left: 4px solid #2f6db5; padding-left: 6px; }}
 .meta {{ color: #666; font-size: 12px; }}
 </style></head><body>
