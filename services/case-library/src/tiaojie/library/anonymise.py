@@ -37,7 +37,7 @@ SINGLE_SURNAMES = frozenset(
     "仲虞敖巩明佘池查麻苑迟邝官封谈匡鞠惠荆乐冀郁胥南班储原栗燕楚鄢劳谌奚皮粟冼蔺楼盘满闻位厉伊仝区郜"
     "海阚花权强帅屠豆朴盖练廉禹井祖漆巴丰支卿国狄平计索宣晋相初门云容敬来扈晁芮都普阙浦戈伏鹿薄邸雍辜"
     "羊阿乌母裘亓修邰赫杭况那宿鲜印逯隆茹诸战慕危玉银亢嵇公哈湛宾戎勾茅利於呼居揭干但尉冶斯元束檀衣信"
-    "展阴昝智幸奉植衡富尧闭由"
+    "展阴昝智幸奉植衡富尧闭由萧阎傅"
 )
 COMPOUND_SURNAMES = frozenset(
     [
@@ -530,13 +530,17 @@ def find_personal_data(
 
 
 def _has_known_name(text: str, known_name: Callable[[str], bool]) -> bool:
-    """True if a 2-4 character run starting with a surname is one of the case's names."""
-    for i, ch in enumerate(text):
-        if ch not in SINGLE_SURNAMES and text[i : i + 2] not in COMPOUND_SURNAMES:
-            continue
+    """True if a run of 2-4 Chinese characters is one of the case's names (any surname: the
+    fingerprints, not the surname list, decide)."""
+    for i in range(len(text) - 1):
         for length in (2, 3, 4):
             candidate = text[i : i + length]
-            if len(candidate) == length and "某" not in candidate and known_name(candidate):
+            if (
+                len(candidate) == length
+                and "某" not in candidate
+                and all("\u4e00" <= c <= "\u9fa5" for c in candidate)
+                and known_name(candidate)
+            ):
                 return True
     return False
 

@@ -212,6 +212,8 @@ class SearchIndex:
         hits = [
             self._hit(searcher, addr, score if weighted else 0.0, weighted) for score, addr in result.hits
         ]
+        if weighted:
+            hits.sort(key=_rank)  # equal scores in a stable order, whatever the insertion order
         return Page(total=int(getattr(result, "count", 0) or 0), hits=hits)
 
     def similar(
@@ -240,7 +242,7 @@ class SearchIndex:
         searcher = self._index.searcher()
         wanted = limit + len(exclude or ())
         result = searcher.search(tantivy.Query.boolean_query(should), wanted, count=False)
-        hits = [self._hit(searcher, addr, score, weighted) for score, addr in result.hits]
+        hits = sorted((self._hit(searcher, addr, score, weighted) for score, addr in result.hits), key=_rank)
         return [h for h in hits if h.entry_id not in (exclude or set())][:limit]
 
     def _hit(self, searcher: Any, addr: Any, score: float, weighted: list[tuple[str, float]]) -> Hit:
@@ -268,3 +270,7 @@ class SearchIndex:
     @staticmethod
     def _doc_freq(searcher: Any, term: str) -> int:
         return int(searcher.doc_freq("summary", term)) + int(searcher.doc_freq("record", term))
+
+
+def _rank(hit: Hit) -> tuple[float, str]:
+    return (-hit.score, hit.entry_id)

@@ -21,7 +21,6 @@ from tiaojie.contracts.intake import CaseEvent, CaseNominated, CaseRegistered, N
 from tiaojie.contracts.library import (
     EntryDeclined,
     EntryNominated,
-    EntryPublished,
     EntryStatus,
     EntryWithdrawn,
     Technique,
@@ -33,6 +32,7 @@ from tiaojie.library.repository import LibraryRepository
 from tiaojie.library.search import Filters, Hit, Page, SearchIndex, Segmented
 from tiaojie.library.settings import LibrarySettings
 from tiaojie.library.tagging import amount_band, case_texts, detect_techniques, working_title
+from tiaojie.library.tail import apply_event
 from tiaojie.library.text import joined
 from tiaojie.runtime.auth import Principal
 from tiaojie.runtime.clock import Clock
@@ -536,24 +536,11 @@ class LibraryService:
         return loaded
 
     async def apply_library_event(self, event: CloudEvent) -> str:
-        """Apply an event of the library's topic to this replica's index (the tail, or a
-        replay from the beginning); 'applied', 'stale' or 'ignored'."""
-        payload = event.payload()
-        if isinstance(payload, EntryPublished):
-            if self.index.version_of(payload.entry_id) >= payload.version:
-                return "stale"
-            seg = await asyncio.to_thread(Segmented.of, payload)
-            changed = await asyncio.to_thread(
-                self.index.apply, seg, entry_id=payload.entry_id, version=payload.version
-            )
-        elif isinstance(payload, EntryWithdrawn):
-            changed = await asyncio.to_thread(
-                self.index.apply, None, entry_id=payload.entry_id, version=payload.version
-            )
-        else:
-            return "ignored"
-        self.metrics.index_entries.set(self.index.size)
-        return "applied" if changed else "stale"
+        """Apply an event of the library's topic to this replica's index (the tail)."""
+        outcome = await apply_event(self.index, event)
+        if outcome == "applied":
+            self.metrics.index_entries.set(self.index.size)
+        return outcome
 
     # -- search and suggestions -------------------------------------------------------------
     async def search(self, *, text: str, filters: Filters, limit: int, offset: int) -> Page:

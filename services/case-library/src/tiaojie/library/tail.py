@@ -22,6 +22,8 @@ from aiokafka.errors import KafkaError
 
 from tiaojie.contracts import topics
 from tiaojie.contracts.envelope import CloudEvent, decode_event
+from tiaojie.contracts.library import EntryPublished, EntryWithdrawn
+from tiaojie.library.search import SearchIndex, Segmented
 from tiaojie.runtime.logging import get_logger
 from tiaojie.runtime.settings import RuntimeSettings
 
@@ -50,10 +52,7 @@ class IndexTail:
         )
         await consumer.start()
         physical = self._settings.topic(topics.LIBRARY)
-        parts = consumer.partitions_for_topic(physical) or set()
-        if not parts:
-            await consumer._client.force_metadata_update()  # topic created moments ago
-            parts = consumer.partitions_for_topic(physical) or set()
+        parts = await _partitions(consumer, physical)
         assigned = [TopicPartition(physical, p) for p in sorted(parts)]
         consumer.assign(assigned)
         for attempt in range(1, 31):
@@ -90,6 +89,36 @@ class IndexTail:
             await self._consumer.stop()
 
 
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """Partitions of a topic, for a consumer without a group or subscription: aiokafka only
+    learns them from a metadata refresh (its public topics() does not fill the cache)."""
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic)
+    return set(parts or ())
+
+
+async def apply_event(index: SearchIndex, event: CloudEvent) -> str:
+    """Apply one library event to an index: 'applied', 'stale' (an older or equal version
+    than the index holds) or 'ignored' (not about publication)."""
+    payload = event.payload()
+    if isinstance(payload, EntryPublished):
+        if index.version_of(payload.entry_id) >= payload.version:
+            return "stale"
+        case = await asyncio.to_thread(Segmented.of, payload)
+        changed = await asyncio.to_thread(
+            index.apply, case, entry_id=payload.entry_id, version=payload.version
+        )
+    elif isinstance(payload, EntryWithdrawn):
+        changed = await asyncio.to_thread(
+            index.apply, None, entry_id=payload.entry_id, version=payload.version
+        )
+    else:
+        return "ignored"
+    return "applied" if changed else "stale"
+
+
 async def _apply_one(apply: Apply, value: bytes | None) -> str:
     try:
         event = decode_event(value or b"")
@@ -116,7 +145,7 @@ async def replay(settings: RuntimeSettings, apply: Apply, *, idle_ms: int = 2000
     seen = 0
     try:
         physical = settings.topic(topics.LIBRARY)
-        parts = consumer.partitions_for_topic(physical) or set()
+        parts = await _partitions(consumer, physical)
         assigned = [TopicPartition(physical, p) for p in sorted(parts)]
         consumer.assign(assigned)
         end = await consumer.end_offsets(assigned) if assigned else {}
