@@ -166,6 +166,15 @@ def test_dispute_from_phone_to_agreement_in_the_browser(
     expect(agreement_row.locator(".badge")).to_have_text("已有")
     html["case-resolved"] = mediator.content()
     shots(mediator, "case-resolved")
+    # The follow-up visit (回访), prefilled with today.
+    mediator.locator("#act-follow_up summary").click()
+    follow_up = mediator.locator("#act-follow_up")
+    follow_up.get_by_label("回访方式").select_option("phone")
+    follow_up.get_by_label("当事人是否满意").select_option("yes")
+    follow_up.get_by_label("回访记录").fill("被申请人已清理过道，双方表示满意。")
+    follow_up.get_by_role("button", name="回访").click()
+    expect(mediator.locator(".notice")).to_have_text("回访记录已保存。")
+    expect(mediator.locator("h1")).to_contain_text("已回访")
     phone_view = open_page(chromium, PHONE)
     phone_view.context.add_cookies(mediator.context.cookies())
     phone_view.goto(case_url)
@@ -173,7 +182,7 @@ def test_dispute_from_phone_to_agreement_in_the_browser(
 
     # -- the citizen sees the result --------------------------------------------------------------
     citizen.goto(f"{base}/track/{code}")
-    expect(citizen.locator("[data-testid=track-status]")).to_have_text("调解成功")
+    expect(citizen.locator("[data-testid=track-status]")).to_have_text("已回访")
     expect(citizen.locator("[data-testid=track-milestones]")).to_contain_text("调解成功")
     expect(citizen.locator("[data-testid=track-case-number]")).to_have_text(case_number.split(" ")[0])
     html["track"] = citizen.content()
@@ -278,3 +287,25 @@ def test_keyboard_alone_reaches_and_submits_the_sign_in_form(chromium: Browser, 
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert page.url.endswith("/mediator")
+
+
+def test_desk_registers_a_phone_dispute_with_reasons_next_to_fields(
+    chromium: Browser, console_url: str, shots: Shots
+) -> None:
+    page = sign_in(chromium, console_url, "desk.lanshan", PHONE)
+    page.goto(f"{console_url}/desk/new")
+    page.get_by_label("来电（含12345热线，须留手机号码）").check()
+    page.get_by_label("县区").select_option("371302")
+    page.locator("#applicants-0-name").fill("赵某某")
+    page.get_by_role("button", name="添加被申请人").click()
+    page.locator("#respondents-1-name").fill("钱某某")
+    page.locator("#respondents-0-name").fill("孙某某")
+    page.get_by_label("纠纷经过与诉求").fill("承包的装修工程完工后，对方拖欠工程款两万元，多次催要未果。")
+    page.get_by_role("button", name="登记").click()
+    expect(page.locator("#applicants-0-phone-error")).to_have_text("该渠道须填写申请人手机号码")
+    shots(page, "desk-new-errors")
+    page.locator("#applicants-0-phone").fill(synthetic.mobile(random.Random()))
+    page.get_by_role("button", name="登记").click()
+    expect(page.locator(".notice")).to_have_text("纠纷已登记。")
+    expect(page.locator("table", has_text="被申请人").locator("tbody tr")).to_have_count(3)
+    expect(page.locator("p.muted").first).to_contain_text("来电")
