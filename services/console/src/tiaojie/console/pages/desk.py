@@ -82,7 +82,6 @@ async def register(request: Request, user: Registrar) -> Response:
             request,
             "desk_new.html",
             status=422,
-            failure=exc.zh,
             **_form_context(request, user, values, errors),
         )
     return redirect(f"/cases/{case['id']}", "linked" if case.get("linked") else "registered")

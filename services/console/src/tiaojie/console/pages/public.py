@@ -102,9 +102,7 @@ async def apply(request: Request) -> Response:
         if exc.status != 422:
             raise
         errors = forms.errors_by_field(exc.field_errors)
-        return await render(
-            request, "apply.html", status=422, **_apply_context(request, values, errors), failure=exc.zh
-        )
+        return await render(request, "apply.html", status=422, **_apply_context(request, values, errors))
     return await render(request, "applied.html", case=case, place=web.place(body.get("township") or county))
 
 
