@@ -19,7 +19,7 @@ from tiaojie.infra import synthetic
 pytestmark = pytest.mark.integration
 
 ASSIGNMENTS = 1000
-CONCURRENCY = 2
+CONCURRENCY = 4
 
 
 async def test_one_thousand_assignments_are_spread_evenly(registry: RegistryHarness) -> None:

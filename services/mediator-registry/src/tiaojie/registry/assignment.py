@@ -150,9 +150,12 @@ class AssignmentService:
     async def case_event(self, *, case: CaseEvent) -> None:
         """Closing events end the holder's load; a transfer releases it (idempotent)."""
         if case.status in CLOSING:
-            await self.repo.close_case(
-                case.case_id, {"closed_status": str(case.status), "closed_at": case.at}
-            )
+            fields = {"closed_status": str(case.status), "closed_at": case.at}
+            for _ in range(3):  # read back: a concurrent decision may have set a holder again
+                await self.repo.close_case(case.case_id, fields)
+                after = await self.repo.get_case(case.case_id)
+                if after is None or after.holder is None:
+                    break
         elif isinstance(case, CaseTransferred) and case.organisation_id:
             await self.repo.release_case(
                 case.case_id, new_organisation_id=case.organisation_id, fields={"transferred_at": case.at}
@@ -173,7 +176,7 @@ class AssignmentService:
         if existing is not None:
             await self._apply(existing)  # redelivery: finish what a crash may have left
             return
-        case = await self.repo.allocate_seq(needs.case_id)
+        case = await self.repo.next_decision(needs.case_id)
         now = self.clock.now()
         search = await self.search(needs, county=county, start=organisation_id, today=now.date())
         payload: EventData
@@ -216,22 +219,29 @@ class AssignmentService:
             )
             mediator_id = None
             target = organisation_id
-        doc = self._decision_doc(
-            decision_id=decision_id,
-            case=case,
-            county=county,
-            trigger=trigger,
-            outcome=outcome,
-            mediator_id=mediator_id,
-            organisation_id=target,
-            by="system:registry",
-            payload=payload,
-        )
-        if not await self.repo.insert_decision(doc):
-            raced = await self.repo.get_decision(decision_id)
-            if raced is not None:
-                await self._apply(raced)
-            return
+        for _ in range(10):
+            doc = self._decision_doc(
+                decision_id=decision_id,
+                case=case,
+                county=county,
+                trigger=trigger,
+                outcome=outcome,
+                mediator_id=mediator_id,
+                organisation_id=target,
+                by="system:registry",
+                payload=payload,
+            )
+            stored = await self.repo.insert_decision(doc)
+            if stored == "inserted":
+                break
+            if stored == "exists":  # a redelivery handled concurrently got there first
+                raced = await self.repo.get_decision(decision_id)
+                if raced is not None:
+                    await self._apply(raced)
+                return
+            case = await self.repo.next_decision(needs.case_id)
+        else:
+            raise RuntimeError("no free decision number after 10 attempts")
         self.metrics.assignments.labels(county, outcome).inc()
         if mediator_id is not None:
             self.metrics.load.labels(county).observe(
@@ -281,9 +291,9 @@ class AssignmentService:
         }
         if decision.get("organisation_id"):
             fields["organisation_id"] = decision["organisation_id"]
-        await self.repo.apply_decision(
-            decision["case_id"], int(decision["seq"]), fields, holder=decision.get("mediator_id")
-        )
+        case_id, seq = decision["case_id"], int(decision["seq"])
+        await self.repo.apply_decision(case_id, seq, fields, holder=decision.get("mediator_id"))
+        await self._settle(case_id, seq, fields, holder=decision.get("mediator_id"))
         if decision.get("mediator_id"):
             await self.repo.record_grant(
                 decision["mediator_id"], day=decision["at"].date(), case_id=decision["case_id"]
@@ -292,6 +302,22 @@ class AssignmentService:
             await self.relay.flush(
                 self.repo.decisions, decision["_id"], decision[OUTBOX], rev=decision.get(OUTBOX_REV)
             )
+
+    async def _settle(self, case_id: str, seq: int, fields: Document, *, holder: str | None) -> None:
+        """Read the projection back and repair what a concurrent write to the same case
+        (another topic, or a centre user) may have overwritten: FerretDB 1.24 does not
+        apply concurrent updates of one document atomically."""
+        for _ in range(3):
+            case = await self.repo.get_case(case_id)
+            if case is None:
+                return
+            if case.seq < seq:
+                await self.repo.apply_decision(case_id, seq, fields, holder=holder)
+                continue
+            if case.closed and case.holder is not None:
+                await self.repo.close_case(case_id, {})
+                continue
+            return
 
     # -- search -------------------------------------------------------------------------
     async def search(self, needs: CaseNeeds, *, county: str, start: str | None, today: date) -> Search:
@@ -451,39 +477,45 @@ class AssignmentService:
             raise Invalid([FieldError("mediator_id", r, *REASONS[r]) for r in refused])
         else:
             chosen = ranking.ranked[0]
-        case = await self.repo.allocate_seq(case_id)
         now = self.clock.now()
-        payload = MediatorAssigned(
-            case_id=case_id,
-            county=case.county or mediator.county,
-            organisation_id=organisation_id,
-            mediator_id=mediator.id,
-            mediator_name=mediator.name,
-            score=chosen.score,
-            breakdown=chosen.breakdown,
-            reason=reason,
-            manual=True,
-            assigned_at=now,
-            trigger="manual",
-            assigned_by=by,
-            previous_mediator_id=case.mediator_id,
-            tried=[organisation_id],
-        )
-        doc = self._decision_doc(
-            decision_id=decision_id or derived_id(f"{case_id}/seq-{case.next_seq}", "manual"),
-            case=case,
-            county=payload.county,
-            trigger="manual",
-            outcome="manual",
-            mediator_id=mediator.id,
-            organisation_id=organisation_id,
-            by=by,
-            payload=payload,
-        )
-        if not await self.repo.insert_decision(doc):
-            raced = await self.repo.get_decision(doc["_id"])
-            assert raced is not None
-            return DecisionDoc.model_validate(raced)
+        for _ in range(10):
+            case = await self.repo.next_decision(case_id)
+            payload = MediatorAssigned(
+                case_id=case_id,
+                county=case.county or mediator.county,
+                organisation_id=organisation_id,
+                mediator_id=mediator.id,
+                mediator_name=mediator.name,
+                score=chosen.score,
+                breakdown=chosen.breakdown,
+                reason=reason,
+                manual=True,
+                assigned_at=now,
+                trigger="manual",
+                assigned_by=by,
+                previous_mediator_id=case.mediator_id,
+                tried=[organisation_id],
+            )
+            doc = self._decision_doc(
+                decision_id=decision_id or derived_id(f"{case_id}/seq-{case.next_seq}", "manual"),
+                case=case,
+                county=payload.county,
+                trigger="manual",
+                outcome="manual",
+                mediator_id=mediator.id,
+                organisation_id=organisation_id,
+                by=by,
+                payload=payload,
+            )
+            stored = await self.repo.insert_decision(doc)
+            if stored == "exists":
+                raced = await self.repo.get_decision(doc["_id"])
+                assert raced is not None
+                return DecisionDoc.model_validate(raced)
+            if stored == "inserted":
+                break
+        else:
+            raise Conflict("案件正被同时调整，请稍后重试", "the case is being reassigned concurrently; retry")
         self.metrics.assignments.labels(payload.county, "manual").inc()
         self.metrics.load.labels(payload.county).observe(counts[mediator.id].load + 1)
         await self._apply(doc)

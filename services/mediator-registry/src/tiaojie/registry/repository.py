@@ -35,9 +35,10 @@ INDEXES = {
     ],
     "history": [IndexModel([("entity_id", ASCENDING)])],
     "cases": [IndexModel([("holder", ASCENDING)])],
-    "grants": [],
+    "grants": [IndexModel([("m", ASCENDING)])],
     "decisions": [
         IndexModel([("case_id", ASCENDING)]),
+        IndexModel([("case_id", ASCENDING), ("seq", ASCENDING)], unique=True),
         IndexModel([("mediator_id", ASCENDING)]),
         IndexModel([(OUTBOX_PENDING, ASCENDING)]),
     ],
@@ -151,18 +152,22 @@ class RegistryRepository:
         return await self.cases.count_documents({"holder": mediator_id})
 
     async def record_grant(self, mediator_id: str, *, day: date, case_id: str) -> None:
-        """Count a case given to a mediator on a day (a set: redelivery adds nothing)."""
-        await _upsert(self.grants, {"_id": mediator_id}, {"$addToSet": {f"days.{day.isoformat()}": case_id}})
+        """Count a case given to a mediator on a day. One small document per grant with a
+        deterministic id: inserts are atomic where concurrent updates of one shared
+        counter are not (FerretDB 1.24), and a redelivery inserts nothing."""
+        await insert_once(
+            self.grants,
+            {"_id": f"{mediator_id}|{case_id}|{day.isoformat()}", "m": mediator_id, "day": day.isoformat()},
+        )
 
     async def recent_assignments(self, mediator_id: str, *, since: date) -> int:
-        """Cases given to a mediator since a day (the fairness window): one lookup by id."""
-        doc = await self.grants.find_one({"_id": mediator_id})
-        days: dict[str, list[str]] = (doc or {}).get("days") or {}
-        first = since.isoformat()
-        stale = [d for d in days if d < first]
-        if len(stale) > 31:  # keep the document small: forget days long out of the window
-            await self.grants.update_one({"_id": mediator_id}, {"$unset": {f"days.{d}": "" for d in stale}})
-        return sum(len(cases) for d, cases in days.items() if d >= first)
+        """Cases given to a mediator since a day (the fairness window)."""
+        return await self.grants.count_documents({"m": mediator_id, "day": {"$gte": since.isoformat()}})
+
+    async def forget_grants(self, *, before: date) -> int:
+        """Drop grants older than any fairness window still asked about."""
+        done = await self.grants.delete_many({"day": {"$lt": before.isoformat()}})
+        return done.deleted_count
 
     # -- case projection ---------------------------------------------------------------------
     async def get_case(self, case_id: str, *, counties: Sequence[str] | None = None) -> CaseView | None:
@@ -173,19 +178,20 @@ class RegistryRepository:
         """Record what assignment needs to know about a case (idempotent)."""
         await _upsert(self.cases, {"_id": case_id}, {"$set": fields, "$setOnInsert": _NEW_CASE})
 
-    async def allocate_seq(self, case_id: str) -> CaseView:
-        """Reserve the next decision number of a case (unique even across replicas)."""
-        update = {"$inc": {"next_seq": 1}, "$setOnInsert": _NEW_CASE}
-        try:
-            doc = await self.cases.find_one_and_update(
-                {"_id": case_id}, update, upsert=True, return_document=ReturnDocument.AFTER
-            )
-        except DuplicateKeyError:  # a concurrent first write of this case won the insert
-            doc = await self.cases.find_one_and_update(
-                {"_id": case_id}, update, upsert=True, return_document=ReturnDocument.AFTER
-            )
+    async def next_decision(self, case_id: str) -> CaseView:
+        """The case's projection (created if new) with the number its next decision takes.
+
+        FerretDB 1.24 does not apply concurrent updates of one document atomically (200
+        concurrent $inc on one document were measured to add 29), so the number is not a
+        counter: it is one more than the highest decision, and the unique (case_id, seq)
+        index makes a concurrent writer that took the same number retry."""
+        await _upsert(self.cases, {"_id": case_id}, {"$setOnInsert": _NEW_CASE})
+        doc = await self.cases.find_one({"_id": case_id})
         assert doc is not None
-        return CaseView.model_validate(doc)
+        seqs = [
+            d.get("seq", 0) for d in await self.decisions.find({"case_id": case_id}, {"seq": 1}).to_list()
+        ]
+        return CaseView.model_validate({**doc, "next_seq": max(seqs, default=0) + 1})
 
     async def apply_decision(self, case_id: str, seq: int, fields: Document, *, holder: str | None) -> bool:
         """Make a decision the case's current one unless a later decision already is.
@@ -221,12 +227,14 @@ class RegistryRepository:
     async def get_decision(self, decision_id: str) -> Document | None:
         return await self.decisions.find_one({"_id": decision_id})
 
-    async def insert_decision(self, doc: Document) -> bool:
+    async def insert_decision(self, doc: Document) -> str:
+        """inserted; exists (this decision was stored before); or seq_taken (a concurrent
+        decision of the same case took the number: compute it again)."""
         try:
             await self.decisions.insert_one(doc)
-            return True
+            return "inserted"
         except DuplicateKeyError:
-            return False
+            return "exists" if await self.decisions.find_one({"_id": doc["_id"]}, {"_id": 1}) else "seq_taken"
 
     async def decisions_of(self, case_id: str) -> list[DecisionDoc]:
         docs = await self.decisions.find({"case_id": case_id}).to_list()

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from pymongo.asynchronous.collection import AsyncCollection
@@ -443,7 +444,7 @@ class RegistryService:
 
     async def run_gauges(self) -> None:
         """Refresh changed counties every few seconds and all of them periodically."""
-        last_full = -1e9
+        last_full = last_prune = -1e9
         while True:
             try:
                 now = time.monotonic()
@@ -451,6 +452,10 @@ class RegistryService:
                     self.dirty_counties.clear()
                     await self.refresh_gauges()
                     last_full = now
+                if now - last_prune >= 3600:
+                    keep = self.settings.fairness_window_days + 1
+                    await self.repo.forget_grants(before=self.clock.now().date() - timedelta(days=keep))
+                    last_prune = now
                 elif self.dirty_counties:
                     counties = sorted(self.dirty_counties)
                     self.dirty_counties.clear()
