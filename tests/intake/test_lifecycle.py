@@ -4,6 +4,7 @@ event per transition even when requests are retried."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -360,3 +361,30 @@ async def test_case_numbers_follow_the_local_year(intake: Intake, unique: str) -
         assert number.startswith("(2027)临兰街人调字第")
     finally:
         intake.clock.set(saved)
+
+
+async def test_concurrent_actions_on_one_case_are_all_kept(intake: Intake, unique: str) -> None:
+    """FerretDB loses concurrent updates of one document; the revision log must not."""
+    cid = (await register(intake, unique))["id"]
+    added = await asyncio.gather(
+        *(
+            intake.service.add_document(
+                case_id=cid,
+                by="desk",
+                action_id=f"doc-{unique}-{i}",
+                scope=None,
+                part="evidence",
+                title=f"证据{i}",
+                uri=f"/evidence/{i}.jpg",
+                media_type=None,
+                sha256=None,
+                pages=None,
+            )
+            for i in range(12)
+        )
+    )
+    assert len(added) == 12
+    case = await intake.service.repo.get_case(cid)
+    assert case is not None
+    assert sorted(d.title for d in case.documents) == sorted(f"证据{i}" for i in range(12))
+    assert case.version == 13 and len(case.history) == 13

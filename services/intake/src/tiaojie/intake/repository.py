@@ -144,6 +144,9 @@ class IntakeRepository:
 
     async def catch_up(self, case_id: str, version: int) -> None:
         """Another writer won `version`: make sure its snapshot reached the case."""
+        current = await self.cases.find_one({"_id": case_id}, {"version": 1})
+        if current is not None and current.get("version", 0) >= version:
+            return  # already there: never write an older snapshot over a newer one
         revision = await self.revisions.find_one({"_id": self.revision_id(case_id, version)})
         if revision is not None and revision.get("doc") is not None:
             await self._replace(case_id, version, revision["doc"])
