@@ -3,6 +3,7 @@ load under redelivery, transfers and manual reassignment, and the Kafka path."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import timedelta
@@ -503,3 +504,23 @@ async def test_case_registered_on_kafka_yields_mediator_assigned_on_kafka(regist
     assert assigned.data["mediator_id"] == f"mk-{suffix}" and assigned.data["breakdown"]
     assert len(await registry.assignments.repo.decisions_of(case_id)) == 1
     assert await registry.assignments.repo.load(f"mk-{suffix}") == 1
+
+
+async def test_concurrent_redeliveries_decide_once(world: World) -> None:
+    await organisations(world)
+    await mediator(world, "m-a", capacity=50)
+    await mediator(world, "m-b", capacity=50)
+    events = [registered(f"c-par-{n}") for n in range(8)]
+    # Every event three times, all at once: as after a rebalance with replicas racing.
+    await asyncio.gather(
+        *(
+            world.assignments.case_registered(event=e, case=e.payload())  # type: ignore[arg-type]
+            for e in events * 3
+        )
+    )
+    for e in events:
+        assert len(await world.assignments.repo.decisions_of(e.subject or "")) == 1
+    assert await load(world, "m-a") + await load(world, "m-b") == 8
+    since = synthetic_now().date()
+    recent = [await world.assignments.repo.recent_assignments(m, since=since) for m in ("m-a", "m-b")]
+    assert sum(recent) == 8
