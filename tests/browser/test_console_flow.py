@@ -23,7 +23,7 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def wait_until(check: Callable[[], bool], page: Page, *, timeout: float = 60, what: str) -> None:
+def wait_until(check: Callable[[], bool], page: Page, *, timeout: float = 120, what: str) -> None:
     """Reload until the page shows what the events should bring (bounded, not timed)."""
     deadline = time.monotonic() + timeout
     while not check():

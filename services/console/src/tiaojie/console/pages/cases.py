@@ -248,6 +248,19 @@ async def case_page_with(
         hops = await web.upstream.get(caller, "referral", f"/api/v1/cases/{case_id}/hops")
     except UpstreamError:
         pass  # no hand-overs known, or the referral service is away: the page still works
+    suggestions: list[dict[str, Any]] = []
+    if user.role in HANDLERS and case.get("status") in OPEN:
+        try:
+            # The library reads the description to find similar published cases; it keeps nothing.
+            found = await web.upstream.post(
+                caller,
+                "library",
+                "/api/v1/suggestions",
+                {"case_id": case_id, "description": case["description"]},
+            )
+            suggestions = found.get("suggestions", [])
+        except UpstreamError:
+            suggestions = []  # no library, or nothing published yet: the page still works
     can_transfer = user.role in TRANSFERRERS and case.get("status") in OPEN
     if can_transfer:
         try:
@@ -269,6 +282,7 @@ async def case_page_with(
         can_reassign=user.role in REASSIGNERS and case.get("status") in OPEN - {"received"},
         can_reveal=user.role in CLERKS and not reveal,
         hops=hops,
+        suggestions=suggestions,
         can_transfer=can_transfer,
         can_decide=user.role in TRANSFERRERS,
         organisations=[o for o in organisations if o.get("id") != case.get("organisation_id")],
