@@ -152,10 +152,9 @@ async def load_from_database(cases: list[Segmented], namespace: str) -> None:
     the start-up load of a fresh index from the collection."""
     from pymongo import InsertOne
 
-    from tiaojie.library.metrics import LibraryMetrics
     from tiaojie.library.repository import LibraryRepository
+    from tiaojie.library.service import load_published
     from tiaojie.library.settings import LibrarySettings
-    from tiaojie.runtime.metrics import new_registry
     from tiaojie.runtime.mongo import bulk_write_chunked, make_client
 
     settings = LibrarySettings(namespace=namespace)
@@ -165,7 +164,6 @@ async def load_from_database(cases: list[Segmented], namespace: str) -> None:
     try:
         await repo.create_indexes()
         if await repo.entries.count_documents({}) < len(cases):
-            await repo.entries.delete_many({})
             started = time.perf_counter()
             ops = [InsertOne(_entry_doc(c)) for c in cases]
             await bulk_write_chunked(repo.entries, ops)
@@ -174,22 +172,12 @@ async def load_from_database(cases: list[Segmented], namespace: str) -> None:
         before = rss_mb()
         started = time.perf_counter()
         index = SearchIndex(writer_heap_bytes=settings.index_writer_heap_bytes)
-        batch: list[Segmented] = []
-        async for entry in repo.published():
-            batch.append(
-                Segmented(
-                    entry=entry.published_event(at=entry.published_at or datetime.now(UTC), by="bench"),
-                    summary_terms=entry.summary_terms.split(),
-                    record_terms=entry.record_terms.split(),
-                )
-            )
-        read = time.perf_counter() - started
-        index.load(batch)
+        loaded = await load_published(index, repo.published())
+        gc.collect()
         print(
-            f"start-up load from FerretDB: read {len(batch)} in {read:.1f} s, indexed in "
-            f"{time.perf_counter() - started - read:.1f} s; RSS +{rss_mb() - before:.0f} MiB"
+            f"start-up load from FerretDB (as the service does it): {loaded} entries in "
+            f"{time.perf_counter() - started:.1f} s; RSS +{rss_mb() - before:.0f} MiB"
         )
-        LibraryMetrics(new_registry()).index_entries.set(index.size)
     finally:
         await client.drop_database(settings.database(settings.database_name))
         await client.close()

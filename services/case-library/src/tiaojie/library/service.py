@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -515,22 +515,7 @@ class LibraryService:
     async def load_index(self) -> int:
         """Build this replica's index from the published entries (start-up)."""
         started = time.perf_counter()
-        batch: list[Segmented] = []
-        loaded = 0
-        async for entry in self.repo.published():
-            batch.append(
-                Segmented(
-                    entry=entry.published_event(
-                        at=entry.published_at or self.clock.now(), by=entry.published_by or ""
-                    ),
-                    summary_terms=entry.summary_terms.split(),
-                    record_terms=entry.record_terms.split(),
-                )
-            )
-            if len(batch) >= 2000:
-                loaded += await asyncio.to_thread(self.index.load, batch)
-                batch = []
-        loaded += await asyncio.to_thread(self.index.load, batch)
+        loaded = await load_published(self.index, self.repo.published())
         self.metrics.index_entries.set(self.index.size)
         log.info("index loaded", entries=loaded, seconds=round(time.perf_counter() - started, 2))
         return loaded
@@ -605,6 +590,25 @@ class LibraryService:
         if await self.repo.get_open_case(data.case_id) is None and data.category is None:
             return  # nothing to rank by: wait for an event that says what the case is
         await self.repo.upsert_open_case(data.case_id, fields)
+
+
+async def load_published(index: SearchIndex, entries: AsyncIterator[EntryDoc], *, batch: int = 2000) -> int:
+    """Index published entries as they are read, a batch at a time (memory stays bounded)."""
+    pending: list[Segmented] = []
+    loaded = 0
+    async for entry in entries:
+        at = entry.published_at or entry.nominated_at
+        pending.append(
+            Segmented(
+                entry=entry.published_event(at=at, by=entry.published_by or ""),
+                summary_terms=entry.summary_terms.split(),
+                record_terms=entry.record_terms.split(),
+            )
+        )
+        if len(pending) >= batch:
+            loaded += await asyncio.to_thread(index.load, pending)
+            pending = []
+    return loaded + await asyncio.to_thread(index.load, pending)
 
 
 def _segment(entry: EntryDoc, at: datetime, by: str) -> Segmented:
