@@ -21,6 +21,7 @@ from tiaojie.contracts.intake import CaseEvent, CaseRegistered, CaseTransferred
 from tiaojie.contracts.referral import TransferAccepted
 from tiaojie.contracts.registry import AssignmentFailed, Candidate, Exclusion, MediatorAssigned
 from tiaojie.registry.eligibility import REASONS
+from tiaojie.registry.locks import KeyedLocks
 from tiaojie.registry.matching import (
     CaseNeeds,
     Counts,
@@ -87,6 +88,7 @@ class AssignmentService:
         self.policy = policy_of(settings)
         self.clock = clock
         self.metrics = metrics
+        self.locks = KeyedLocks()
 
     # -- triggers ----------------------------------------------------------------------
     async def case_registered(self, *, event: CloudEvent, case: CaseRegistered) -> None:
@@ -149,6 +151,10 @@ class AssignmentService:
 
     async def case_event(self, *, case: CaseEvent) -> None:
         """Closing events end the holder's load; a transfer releases it (idempotent)."""
+        async with self.locks.hold(case.case_id):
+            await self._case_event_locked(case)
+
+    async def _case_event_locked(self, case: CaseEvent) -> None:
         if case.status in CLOSING:
             fields = {"closed_status": str(case.status), "closed_at": case.at}
             for _ in range(3):  # read back: a concurrent decision may have set a holder again
@@ -171,6 +177,26 @@ class AssignmentService:
         organisation_id: str | None,
         trigger: str,
         transfer_id: str | None = None,
+    ) -> None:
+        async with self.locks.hold(needs.case_id):
+            await self._decide_locked(
+                decision_id=decision_id,
+                needs=needs,
+                county=county,
+                organisation_id=organisation_id,
+                trigger=trigger,
+                transfer_id=transfer_id,
+            )
+
+    async def _decide_locked(
+        self,
+        *,
+        decision_id: str,
+        needs: CaseNeeds,
+        county: str,
+        organisation_id: str | None,
+        trigger: str,
+        transfer_id: str | None,
     ) -> None:
         existing = await self.repo.get_decision(decision_id)
         if existing is not None:
@@ -424,6 +450,28 @@ class AssignmentService:
         idempotency_key: str | None = None,
     ) -> DecisionDoc:
         """A centre user gives a case to another mediator, with a reason (an event too)."""
+        async with self.locks.hold(case_id):
+            return await self._reassign_locked(
+                case_id=case_id,
+                mediator_id=mediator_id,
+                reason=reason,
+                by=by,
+                counties=counties,
+                override_capacity=override_capacity,
+                idempotency_key=idempotency_key,
+            )
+
+    async def _reassign_locked(
+        self,
+        *,
+        case_id: str,
+        mediator_id: str,
+        reason: str,
+        by: str,
+        counties: Sequence[str] | None,
+        override_capacity: bool,
+        idempotency_key: str | None,
+    ) -> DecisionDoc:
         case = await self.repo.get_case(case_id, counties=counties)
         if case is None:
             raise NotFound("案件", "case")

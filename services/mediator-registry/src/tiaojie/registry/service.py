@@ -20,6 +20,7 @@ from tiaojie.contracts.envelope import CloudEvent, derived_id, new_event
 from tiaojie.contracts.registry import MediatorUpdated, OrganisationUpdated
 from tiaojie.registry.compliance import ReportSettings, build_report
 from tiaojie.registry.eligibility import effective_status, suspended_until
+from tiaojie.registry.locks import KeyedLocks
 from tiaojie.registry.metrics import RegistryMetrics
 from tiaojie.registry.models import (
     MEDIATOR_CONTENT_FIELDS,
@@ -109,6 +110,7 @@ class RegistryService:
         self.clock = clock
         self.metrics = metrics
         self.dirty_counties: set[str] = set()
+        self.locks = KeyedLocks()
 
     # -- organisations -----------------------------------------------------------------
     async def resolve_organisation_id(self, data: OrganisationIn) -> str:
@@ -494,6 +496,34 @@ class RegistryService:
     ) -> tuple[Document, str]:
         """Write a new version (history first, then the record with its event in the
         outbox, guarded by the version read) unless nothing changed; retried on races."""
+        async with self.locks.hold(f"{entity}:{entity_id}"):
+            return await self._write_locked(
+                collection=collection,
+                entity=entity,
+                entity_id=entity_id,
+                content=content,
+                by=by,
+                action=action,
+                event_for=event_for,
+                changes=changes,
+                extra=extra,
+                force=force,
+            )
+
+    async def _write_locked(
+        self,
+        *,
+        collection: AsyncCollection[Document],
+        entity: str,
+        entity_id: str,
+        content: Document,
+        by: str,
+        action: str,
+        event_for: Callable[[int, Document], tuple[str, CloudEvent]],
+        changes: Callable[[Document | None], Document],
+        extra: Callable[[Document | None], Document] | None,
+        force: bool,
+    ) -> tuple[Document, str]:
         for _ in range(8):
             current = await self.repo.raw(collection, entity_id)
             if current is not None and not force and all(current.get(k) == v for k, v in content.items()):
