@@ -16,7 +16,13 @@ from tests.support.kafka import eventually, produce, read_all
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import CaseStatus, Category, RiskLevel, Role
 from tiaojie.contracts.envelope import CloudEvent, decode_event, new_event
-from tiaojie.contracts.intake import CaseRegistered, CaseResolved, CaseTransferred, CaseWithdrawn
+from tiaojie.contracts.intake import (
+    CaseRegistered,
+    CaseResolved,
+    CaseTransferred,
+    CaseWithdrawn,
+    RiskRaised,
+)
 from tiaojie.contracts.referral import TransferAccepted
 from tiaojie.infra import synthetic
 from tiaojie.registry.models import DisciplineIn, MediatorIn, OrganisationIn, RelationIn
@@ -524,3 +530,33 @@ async def test_concurrent_redeliveries_decide_once(world: World) -> None:
     since = synthetic_now().date()
     recent = [await world.assignments.repo.recent_assignments(m, since=since) for m in ("m-a", "m-b")]
     assert sum(recent) == 8
+
+
+async def test_a_risk_raised_beyond_the_holders_grade_reassigns(world: World) -> None:
+    await organisations(world)
+    await mediator(world, "m-grade4", grade="4")
+    await mediator(world, "m-centre", org="centre", grade="2")
+    first = await assign(world, "c-risk")
+    assert first["mediator_id"] == "m-grade4"
+
+    def raised(level: RiskLevel) -> CloudEvent:
+        data = RiskRaised(
+            case_id="c-risk",
+            county=COUNTY,
+            status=CaseStatus.RECEIVED,
+            at=synthetic_now(),
+            organisation_id="tc",
+            risk_level=level,
+            signals=["threat"],
+        )
+        return new_event(data, source="/tiaojie/intake", subject="c-risk", county=COUNTY)
+
+    serious = raised(RiskLevel.SERIOUS)  # 较大 needs 三级: the grade-4 holder must go too
+    grave = raised(RiskLevel.GRAVE)
+    for event in (serious, serious, grave, grave):
+        await world.assignments.risk_raised(event=event, risk=event.payload())  # type: ignore[arg-type]
+    decisions = await world.assignments.repo.decisions_of("c-risk")
+    assert [d.trigger for d in decisions] == ["registered", "risk_raised"]
+    assert decisions[-1].mediator_id == "m-centre" and decisions[-1].event["escalated_from"] == "tc"
+    assert decisions[-1].event["previous_mediator_id"] == "m-grade4"
+    assert await load(world, "m-centre") == 1 and await load(world, "m-grade4") == 0

@@ -107,7 +107,7 @@ class MediatorAssigned(EventData):
     manual: bool = False
     assigned_at: datetime
     # Added by issue 4.
-    trigger: str = "registered"  # registered | transfer | manual
+    trigger: str = "registered"  # registered | transfer | manual | risk_raised
     assigned_by: str = "system:registry"  # the centre user's id for a manual reassignment
     previous_mediator_id: str | None = None
     tried: list[str] = Field(default_factory=list)  # organisations searched, in order

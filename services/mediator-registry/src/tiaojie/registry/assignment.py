@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import CaseStatus, Category, OrganisationKind, RiskLevel
 from tiaojie.contracts.envelope import CloudEvent, EventData, derived_id, new_event
-from tiaojie.contracts.intake import CaseEvent, CaseRegistered, CaseTransferred
+from tiaojie.contracts.intake import CaseEvent, CaseRegistered, CaseTransferred, RiskRaised
 from tiaojie.contracts.referral import TransferAccepted
 from tiaojie.contracts.registry import AssignmentFailed, Candidate, Exclusion, MediatorAssigned
 from tiaojie.registry.eligibility import REASONS
@@ -27,6 +27,7 @@ from tiaojie.registry.matching import (
     Counts,
     Policy,
     explain,
+    grade_number,
     prefilter,
     rank,
     summarise_exclusions,
@@ -147,6 +148,30 @@ class AssignmentService:
             organisation_id=transfer.to_organisation_id,
             trigger="transfer",
             transfer_id=transfer.transfer_id,
+        )
+
+    async def risk_raised(self, *, event: CloudEvent, risk: RiskRaised) -> None:
+        """A case rated graver after assignment: if its mediator's grade no longer suits
+        the risk, it is decided again (escalating as usual) and the event says why."""
+        case = await self.repo.get_case(risk.case_id)
+        await self.repo.remember_case(risk.case_id, {"risk_level": str(risk.risk_level)})
+        if case is None or case.closed or case.mediator_id is None:
+            return
+        needed = self.policy.grade_needed(str(risk.risk_level))
+        holder = await self.repo.get_mediator(case.mediator_id)
+        if needed is None or holder is None or grade_number(holder) <= needed:
+            return
+        await self._decide(
+            decision_id=derived_id(event.id, "risk_raised"),
+            needs=CaseNeeds(
+                case_id=risk.case_id,
+                category=case.category or risk.category or Category.OTHER,
+                risk_level=str(risk.risk_level),
+                party_keys=frozenset(case.party_keys or risk.party_keys),
+            ),
+            county=risk.county,
+            organisation_id=case.organisation_id or risk.organisation_id,
+            trigger="risk_raised",
         )
 
     async def case_event(self, *, case: CaseEvent) -> None:

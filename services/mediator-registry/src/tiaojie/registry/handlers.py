@@ -13,6 +13,7 @@ from tiaojie.contracts.intake import (
     CaseResolved,
     CaseTransferred,
     CaseWithdrawn,
+    RiskRaised,
 )
 from tiaojie.contracts.referral import TransferAccepted
 from tiaojie.registry.assignment import AssignmentService
@@ -31,6 +32,11 @@ def register_handlers(consumer: ReliableConsumer, assignments: AssignmentService
     async def on_case_event(event: CloudEvent, data: CaseEvent) -> None:
         """Load follows the case: closing events and transfers release the mediator."""
         await assignments.case_event(case=data)
+
+    @consumer.on(topics.CASES, RiskRaised)
+    async def on_risk_raised(event: CloudEvent, data: RiskRaised) -> None:
+        """A graver risk may need a higher-graded mediator than the one holding the case."""
+        await assignments.risk_raised(event=event, risk=data)
 
     @consumer.on(topics.REFERRALS, TransferAccepted)
     async def on_transfer_accepted(event: CloudEvent, data: TransferAccepted) -> None:
