@@ -510,6 +510,9 @@ async def test_case_registered_on_kafka_yields_mediator_assigned_on_kafka(regist
     assert assigned.data["mediator_id"] == f"mk-{suffix}" and assigned.data["breakdown"]
     assert len(await registry.assignments.repo.decisions_of(case_id)) == 1
     assert await registry.assignments.repo.load(f"mk-{suffix}") == 1
+    metrics = (await registry.http.get("/metrics")).text
+    assert f'tiaojie_assignments_total{{county="{COUNTY}",outcome="assigned"}}' in metrics
+    assert f'tiaojie_mediator_load_count{{county="{COUNTY}"}}' in metrics
 
 
 async def test_concurrent_redeliveries_decide_once(world: World) -> None:
