@@ -266,6 +266,8 @@ def mediator_in(**fields: Any) -> MediatorIn:
         ),
         ({"grade": "4", "graded_on": "2025-06-01", "service_started_on": "2024-06-01"}, []),
         ({"graded_on": "2025-06-01"}, ["grade_missing"]),
+        ({"grade": "4", "service_started_on": "2025-06-01"}, ["service_under_one_year"]),
+        ({"grade": "4", "service_started_on": "2025-03-02"}, []),
         ({"certificate_expires_on": "2027-01-01"}, ["certificate_number_missing"]),
         ({"certificate_number": "C1"}, ["certificate_expiry_missing"]),
         (

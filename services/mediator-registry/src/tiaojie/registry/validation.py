@@ -168,6 +168,20 @@ def mediator_errors(data: MediatorIn, *, today: date) -> list[FieldError]:
                     "a first grade needs at least one year of service",
                 )
             )
+    if (
+        data.grade is not None
+        and data.graded_on is None
+        and data.service_started_on is not None
+        and today < _one_year_after(data.service_started_on)
+    ):
+        errors.append(
+            _err(
+                "service_started_on",
+                "service_under_one_year",
+                "评定等级须从事人民调解工作满一年",
+                "a grade needs at least one year of service",
+            )
+        )
     if data.service_started_on is not None and data.service_started_on > today:
         errors.append(
             _err(
