@@ -56,15 +56,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def test_handler_slower_than_the_grace_period_is_redelivered_not_committed(
-    settings: RuntimeSettings, tmp_path: Path, unique: str
+    fault_settings: RuntimeSettings, tmp_path: Path, unique: str
 ) -> None:
     topic = f"faults.slow.{unique}.v1"
-    await ensure_topics(settings, [topic], partitions=1)
+    await ensure_topics(fault_settings, [topic], partitions=1)
     first, second = tmp_path / "first.log", tmp_path / "second.log"
-    proc = spawn(settings, topic, f"slow-{unique}", first, "slow", TIAOJIE_GRACEFUL_TIMEOUT="2")
+    proc = spawn(fault_settings, topic, f"slow-{unique}", first, "slow", TIAOJIE_GRACEFUL_TIMEOUT="2")
     try:
         await eventually(lambda: "ready" in journal_lines(first), timeout=60)
-        await produce(settings.kafka_bootstrap, settings.topic(topic), [event(1)], key=b"k1")
+        await produce(fault_settings.kafka_bootstrap, fault_settings.topic(topic), [event(1)], key=b"k1")
         await eventually(lambda: "started 1" in journal_lines(first), timeout=60)
         proc.send_signal(15)  # SIGTERM while message 1 is being handled
         assert await asyncio.to_thread(proc.wait, 60) == 0
@@ -72,7 +72,7 @@ async def test_handler_slower_than_the_grace_period_is_redelivered_not_committed
         proc.kill()
     assert "handled 1" not in journal_lines(first)
     print("first process:", journal_lines(first))
-    again = spawn(settings, topic, f"slow-{unique}", second, "fast")
+    again = spawn(fault_settings, topic, f"slow-{unique}", second, "fast")
     try:
         await eventually(lambda: "handled 1" in journal_lines(second), timeout=90)
     finally:
@@ -82,14 +82,14 @@ async def test_handler_slower_than_the_grace_period_is_redelivered_not_committed
 
 
 async def test_poison_message_is_retried_with_backoff_then_dead_lettered_without_a_hot_loop(
-    settings: RuntimeSettings, tmp_path: Path, unique: str
+    fault_settings: RuntimeSettings, tmp_path: Path, unique: str
 ) -> None:
     topic = f"faults.poison.{unique}.v1"
-    await ensure_topics(settings, [topic], partitions=1)
+    await ensure_topics(fault_settings, [topic], partitions=1)
     journal = tmp_path / "journal.log"
     # Backoff 1 s, 2 s, 4 s between the 4 attempts: about 7 s of waiting.
     proc = spawn(
-        settings,
+        fault_settings,
         topic,
         f"poison-{unique}",
         journal,
@@ -100,7 +100,12 @@ async def test_poison_message_is_retried_with_backoff_then_dead_lettered_without
     )
     try:
         await eventually(lambda: "ready" in journal_lines(journal), timeout=60)
-        await produce(settings.kafka_bootstrap, settings.topic(topic), [event(-1), event(2)], key=b"same-key")
+        await produce(
+            fault_settings.kafka_bootstrap,
+            fault_settings.topic(topic),
+            [event(-1), event(2)],
+            key=b"same-key",
+        )
         await eventually(lambda: "attempt -1" in journal_lines(journal), timeout=60)
         cpu_before, wall_before = cpu_seconds(proc.pid), time.monotonic()
         await eventually(lambda: "handled 2" in journal_lines(journal), timeout=60)
@@ -113,16 +118,16 @@ async def test_poison_message_is_retried_with_backoff_then_dead_lettered_without
     assert attempts == 4
     assert wall >= 5, "retries were not spaced by backoff"
     assert cpu_used < 0.5 * wall, "the retries kept a core busy (hot loop)"
-    dead = await read_all(settings.kafka_bootstrap, settings.topic(dlq(topic)), expect=1)
+    dead = await read_all(fault_settings.kafka_bootstrap, fault_settings.topic(dlq(topic)), expect=1)
     assert dict(dead[0].headers)["x-tiaojie-reason"] == b"handler_failed"
     # The partition kept flowing: message 2 (same key, behind the poison) was handled once.
     assert journal_lines(journal).count("handled 2") == 1
 
 
 async def test_ten_concurrent_clients_with_one_idempotency_key_make_one_case(
-    settings: RuntimeSettings,
+    fault_settings: RuntimeSettings,
 ) -> None:
-    mesh, own = await private_mesh(settings, "idem")
+    mesh, own = await private_mesh(fault_settings, "idem")
     try:
         key = uuid.uuid4().hex
         headers = {**auth(own, Role.DESK), "Idempotency-Key": key}

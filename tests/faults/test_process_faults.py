@@ -9,24 +9,14 @@ import signal
 import pytest
 
 from tests.faults.harness import SteadyLoad, assert_exactly_once, private_mesh, reconcile, restart
-from tests.support.servers import Servers
-from tiaojie.infra.stack import SERVICES
+from tiaojie.infra.stack import SERVICES, Infra
 from tiaojie.runtime.settings import RuntimeSettings
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
 
-def local_infra(real_servers: Servers):
-    """The servers' processes, for tests that stop them (only the project's own servers)."""
-    if not real_servers.how.startswith("local"):
-        pytest.skip("stopping servers needs the project's local servers (not given URLs or containers)")
-    from tiaojie.infra.stack import Infra
-
-    return Infra()
-
-
-async def test_sigkill_each_service_in_turn_under_load(settings: RuntimeSettings) -> None:
-    mesh, own = await private_mesh(settings, "kill")
+async def test_sigkill_each_service_in_turn_under_load(fault_settings: RuntimeSettings) -> None:
+    mesh, own = await private_mesh(fault_settings, "kill")
     try:
         async with SteadyLoad(own, mesh) as load:
             await asyncio.sleep(3)
@@ -41,9 +31,9 @@ async def test_sigkill_each_service_in_turn_under_load(settings: RuntimeSettings
         mesh.stop_all()
 
 
-async def test_consumers_join_and_leave_the_group_under_load(settings: RuntimeSettings) -> None:
+async def test_consumers_join_and_leave_the_group_under_load(fault_settings: RuntimeSettings) -> None:
     """Scale intake and the registry 1 -> 3 -> 1 while disputes keep arriving."""
-    mesh, own = await private_mesh(settings, "scale")
+    mesh, own = await private_mesh(fault_settings, "scale")
     try:
         async with SteadyLoad(own, mesh) as load:
             await asyncio.sleep(3)
@@ -67,10 +57,10 @@ async def test_consumers_join_and_leave_the_group_under_load(settings: RuntimeSe
 
 
 async def test_database_stops_for_30_seconds_under_load(
-    settings: RuntimeSettings, real_servers: Servers
+    fault_settings: RuntimeSettings, fault_infra: Infra
 ) -> None:
-    infra = local_infra(real_servers)
-    mesh, own = await private_mesh(settings, "dbdown")
+    infra = fault_infra
+    mesh, own = await private_mesh(fault_settings, "dbdown")
     try:
         async with SteadyLoad(own, mesh) as load:
             await asyncio.sleep(3)
@@ -88,9 +78,11 @@ async def test_database_stops_for_30_seconds_under_load(
         mesh.stop_all()
 
 
-async def test_broker_stops_and_restarts_under_load(settings: RuntimeSettings, real_servers: Servers) -> None:
-    infra = local_infra(real_servers)
-    mesh, own = await private_mesh(settings, "kafkadown")
+async def test_broker_stops_and_restarts_under_load(
+    fault_settings: RuntimeSettings, fault_infra: Infra
+) -> None:
+    infra = fault_infra
+    mesh, own = await private_mesh(fault_settings, "kafkadown")
     try:
         async with SteadyLoad(own, mesh) as load:
             await asyncio.sleep(3)

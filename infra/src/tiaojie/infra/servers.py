@@ -26,7 +26,6 @@ FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
 FERRETDB_VERSION = "v1.24.2"
 
 KAFKA_PORT = int(os.environ.get("TIAOJIE_KAFKA_PORT", "9092"))
-KAFKA_CONTROLLER_PORT = KAFKA_PORT + 1
 POSTGRES_PORT = int(os.environ.get("TIAOJIE_POSTGRES_PORT", "54329"))
 FERRETDB_PORT = int(os.environ.get("TIAOJIE_FERRETDB_PORT", "27017"))
 FERRETDB_DEBUG_PORT = FERRETDB_PORT + 10000
@@ -119,8 +118,8 @@ class Kafka:
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{KAFKA_CONTROLLER_PORT}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{KAFKA_CONTROLLER_PORT}",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.port + 1}",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.port + 1}",
                     f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
                     "controller.listener.names=CONTROLLER",
                     "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -395,6 +394,7 @@ class FerretDB:
     layout: Layout
     postgres: Postgres
     port: int = FERRETDB_PORT
+    debug_port: int = FERRETDB_DEBUG_PORT
 
     name = "ferretdb"
 
@@ -455,7 +455,7 @@ class FerretDB:
                 f"--postgresql-url=postgres://postgres@127.0.0.1:{self.postgres.port}/ferretdb?pool_max_conns=400",
                 f"--listen-addr=127.0.0.1:{self.port}",
                 f"--state-dir={state}",
-                f"--debug-addr=127.0.0.1:{FERRETDB_DEBUG_PORT}",
+                f"--debug-addr=127.0.0.1:{self.debug_port}",
                 "--telemetry=disable",
                 "--log-level=warn",
             ],

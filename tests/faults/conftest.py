@@ -1,0 +1,60 @@
+"""The fault tier runs on servers of its own: it stops and kills them, so it must never
+share them with other test sessions (or a developer's running mesh)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tiaojie.infra.paths import Layout
+from tiaojie.infra.stack import Infra
+from tiaojie.runtime.settings import RuntimeSettings, default_cache_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def free_ports(count: int, *, consecutive: bool = False) -> list[int]:
+    """Ports nobody listens on (Kafka needs two in a row: broker and controller)."""
+    found: list[int] = []
+    while len(found) < count:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port + 1 < 65536 and _free(port) and (not consecutive or _free(port + 1)):
+            found.append(port)
+    return found
+
+
+@pytest.fixture(scope="session")
+def fault_infra() -> Iterator[Infra]:
+    """Kafka, PostgreSQL and FerretDB started for the fault tests alone, then removed."""
+    (kafka,) = free_ports(1, consecutive=True)
+    postgres, ferretdb, debug = free_ports(3)
+    data = ROOT / ".data" / f"faults-{uuid.uuid4().hex[:8]}"
+    layout = Layout(root=ROOT, data=data, cache=default_cache_dir())
+    infra = Infra(
+        layout=layout,
+        ports={"kafka": kafka, "postgres": postgres, "ferretdb": ferretdb, "ferretdb_debug": debug},
+    )
+    infra.up()
+    try:
+        yield infra
+    finally:
+        infra.down()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def fault_settings(fault_infra: Infra, settings: RuntimeSettings) -> RuntimeSettings:
+    kafka, mongo = fault_infra.urls
+    return settings.model_copy(update={"kafka_bootstrap": kafka, "mongo_url": mongo})
