@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -15,6 +16,13 @@ import httpx
 
 from tiaojie.infra.stack import SERVICES, ServiceSpec
 from tiaojie.runtime.settings import RuntimeSettings
+
+
+def _die_with_parent() -> None:
+    """Linux: the service gets SIGTERM when the test process dies (even by SIGKILL), so a
+    killed or timed-out test session leaves no service running."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -45,6 +53,7 @@ class ServiceProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
 
     def ready(self) -> bool:
