@@ -105,7 +105,7 @@ def agency_event(agency_id: str, ref: str, kind: str, *, description: str) -> by
             "specversion": "1.0",
             "id": str(uuid.uuid4()),
             "source": f"/agencies/{agency_id}",
-            "type": "tiaojie.agency.ReferralSubmitted",
+            "type": "tiaojie.agency.AgencyReferralSubmitted",
             "subject": ref,
             "time": datetime.now(UTC).isoformat(),
             "datacontenttype": "application/json",
@@ -212,14 +212,14 @@ async def referral_in(
         [agency_event(agency_id, ref, referral_kind, description="双方因货款结算发生纠纷，协商未果。")],
         key=ref.encode(),
     )
-    received = await outcomes.wait(ref, "tiaojie.agency.ReferralReceived")
+    received = await outcomes.wait(ref, "tiaojie.agency.AgencyReferralReceived")
     referral_id = received["data"]["referral_id"]
     assert received["data"]["organisation_id"] == f"org-{TOWNSHIP}-tc"
     accepted = await client.post(
         f"{world.referral}/api/v1/referrals/{referral_id}/accept", headers=auth(settings, Role.DESK)
     )
     assert accepted.status_code == 200, accepted.text
-    notice = await outcomes.wait(ref, "tiaojie.agency.ReferralAccepted")
+    notice = await outcomes.wait(ref, "tiaojie.agency.AgencyReferralAccepted")
     assert notice["data"]["due"]
     return outcomes, referral_id
 
@@ -233,7 +233,7 @@ async def test_court_referral_resolves_and_the_court_gets_the_agreement(
         case_id = await referred_case(client, world, settings, referral_id)
         mediator = await mediator_of(client, world, settings, case_id, f"org-{TOWNSHIP}-tc")
         assert mediator.startswith(f"med-org-{TOWNSHIP}-tc-")
-        await outcomes.wait(ref, "tiaojie.agency.ReferralInMediation")
+        await outcomes.wait(ref, "tiaojie.agency.AgencyReferralInMediation")
         await mediate(client, world, settings, case_id)
         resolved = await client.post(
             f"{world.intake}/api/v1/disputes/{case_id}/resolve",
@@ -246,7 +246,7 @@ async def test_court_referral_resolves_and_the_court_gets_the_agreement(
             headers={**auth(settings, Role.CENTER), "Idempotency-Key": str(uuid.uuid4())},
         )
         assert resolved.status_code == 200, resolved.text
-        closed = await outcomes.wait(ref, "tiaojie.agency.ReferralClosed")
+        closed = await outcomes.wait(ref, "tiaojie.agency.AgencyReferralClosed")
         shown = (
             await client.get(
                 f"{world.referral}/api/v1/referrals/{referral_id}", headers=auth(settings, Role.DESK)
@@ -277,7 +277,7 @@ async def test_police_referral_fails_and_the_police_proceed(world: World, settin
             headers={**auth(settings, Role.CENTER), "Idempotency-Key": str(uuid.uuid4())},
         )
         assert failed.status_code == 200, failed.text
-        closed = await outcomes.wait(ref, "tiaojie.agency.ReferralClosed")
+        closed = await outcomes.wait(ref, "tiaojie.agency.AgencyReferralClosed")
     data = closed["data"]
     assert (data["outcome"], data["route"], data["agency_ref"]) == ("failed", "litigation", ref)
     assert data["judicial_confirmation_ready"] is False
@@ -319,7 +319,7 @@ async def test_petition_referral_is_transferred_once_then_resolves(
             headers={**auth(settings, Role.CENTER), "Idempotency-Key": str(uuid.uuid4())},
         )
         assert resolved.status_code == 200, resolved.text
-        closed = await outcomes.wait(ref, "tiaojie.agency.ReferralClosed")
+        closed = await outcomes.wait(ref, "tiaojie.agency.AgencyReferralClosed")
         hops = (await client.get(f"{world.referral}/api/v1/cases/{case_id}/hops", headers=desk)).json()
         shown = (await client.get(f"{world.referral}/api/v1/referrals/{referral_id}", headers=desk)).json()
     assert closed["data"]["outcome"] == "resolved" and closed["data"]["agency_ref"] == ref

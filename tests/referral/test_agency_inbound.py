@@ -71,7 +71,7 @@ async def test_agency_topics_are_consumed_checked_and_answered(
 
     answers = await read_all(settings.kafka_bootstrap, outcomes, expect=5, timeout=30)
     notices = [orjson.loads(r.value) for r in answers]
-    rejected = [n["data"] for n in notices if n["type"] == "tiaojie.agency.ReferralRejected"]
+    rejected = [n["data"] for n in notices if n["type"] == "tiaojie.agency.AgencyReferralRejected"]
     # Keyed by the agency's reference, so spread over partitions: compare without order.
     by_reason = {n["reason"]: n for n in rejected}
     assert {(n["reason"], n["agency_ref"]) for n in rejected} == {
@@ -82,7 +82,7 @@ async def test_agency_topics_are_consumed_checked_and_answered(
     }
     assert by_reason["invalid_payload"]["event_id"] == invalid_event.id
     assert "submission.county" in by_reason["invalid_payload"]["detail"]
-    received = [n for n in notices if n["type"] == "tiaojie.agency.ReferralReceived"]
+    received = [n for n in notices if n["type"] == "tiaojie.agency.AgencyReferralReceived"]
     assert len(received) == 1 and received[0]["data"]["agency_ref"] == good_ref
     assert received[0]["data"]["referral_id"] == referral_id
 

@@ -40,9 +40,9 @@ def test_one_valid_example_per_event_type() -> None:
 def test_the_deadlines_in_the_examples_are_the_rules() -> None:
     rules = DeadlineRules(ReferralSettings(), default_calendar())
     by_type = {e.type: e for e in examples()}
-    received = by_type["tiaojie.agency.ReferralReceived"].payload()
-    accepted = by_type["tiaojie.agency.ReferralAccepted"].payload()
-    extended = by_type["tiaojie.agency.ReferralExtended"].payload()
+    received = by_type["tiaojie.agency.AgencyReferralReceived"].payload()
+    accepted = by_type["tiaojie.agency.AgencyReferralAccepted"].payload()
+    extended = by_type["tiaojie.agency.AgencyReferralExtended"].payload()
     assert received.response_due == rules.response_due(received.at)  # type: ignore[attr-defined]
     assert accepted.due == rules.handling_due("delegation", accepted.at)  # type: ignore[attr-defined]
     assert extended.due == rules.extended_due(  # type: ignore[attr-defined]

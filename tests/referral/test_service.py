@@ -155,10 +155,10 @@ async def test_the_closed_loop_through_the_projections(
     )
     notices = [orjson.loads(r.value) for r in outcomes]
     assert [n["type"] for n in notices] == [
-        "tiaojie.agency.ReferralReceived",
-        "tiaojie.agency.ReferralAccepted",
-        "tiaojie.agency.ReferralInMediation",
-        "tiaojie.agency.ReferralClosed",
+        "tiaojie.agency.AgencyReferralReceived",
+        "tiaojie.agency.AgencyReferralAccepted",
+        "tiaojie.agency.AgencyReferralInMediation",
+        "tiaojie.agency.AgencyReferralClosed",
     ]
     assert {r.key for r in outcomes} == {ref.encode()}
     assert all(n["data"]["agency_ref"] == ref for n in notices)

@@ -265,7 +265,7 @@ class AgencyReferralSubmitted(EventData):
     registered source; `agency_ref` is the agency's own reference (their key), unique per
     agency: sending the same reference again is answered as the same referral."""
 
-    event_type = "tiaojie.agency.ReferralSubmitted"
+    event_type = "tiaojie.agency.AgencyReferralSubmitted"
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     agency_ref: str = Field(pattern=AGENCY_REF_PATTERN)
@@ -292,7 +292,7 @@ class AgencyNotice(EventData):
 class AgencyReferralReceived(AgencyNotice):
     """We received your referral; the receiving body answers by `response_due`."""
 
-    event_type = "tiaojie.agency.ReferralReceived"
+    event_type = "tiaojie.agency.AgencyReferralReceived"
 
     organisation_id: str
     response_due: datetime
@@ -301,7 +301,7 @@ class AgencyReferralReceived(AgencyNotice):
 class AgencyReferralRejected(AgencyNotice):
     """Your event was refused before it became a referral (it is in our DLQ)."""
 
-    event_type = "tiaojie.agency.ReferralRejected"
+    event_type = "tiaojie.agency.AgencyReferralRejected"
 
     reason: str  # malformed_envelope | source_mismatch | unknown_event_type | invalid_payload
     detail: str = ""  # which fields and why; never a value you sent
@@ -311,7 +311,7 @@ class AgencyReferralRejected(AgencyNotice):
 class AgencyReferralAccepted(AgencyNotice):
     """The receiving body accepted: a case is opened; the handling clock runs to `due`."""
 
-    event_type = "tiaojie.agency.ReferralAccepted"
+    event_type = "tiaojie.agency.AgencyReferralAccepted"
 
     organisation_id: str
     due: datetime | None = None
@@ -320,7 +320,7 @@ class AgencyReferralAccepted(AgencyNotice):
 class AgencyReferralDeclined(AgencyNotice):
     """The receiving body declined, with its reason: the dispute returns to you."""
 
-    event_type = "tiaojie.agency.ReferralDeclined"
+    event_type = "tiaojie.agency.AgencyReferralDeclined"
 
     organisation_id: str
     reason: str
@@ -329,7 +329,7 @@ class AgencyReferralDeclined(AgencyNotice):
 class AgencyReferralInMediation(AgencyNotice):
     """A mediator was assigned: mediation is under way."""
 
-    event_type = "tiaojie.agency.ReferralInMediation"
+    event_type = "tiaojie.agency.AgencyReferralInMediation"
 
     case_id: str
     organisation_id: str | None = None
@@ -338,7 +338,7 @@ class AgencyReferralInMediation(AgencyNotice):
 class AgencyReferralExtended(AgencyNotice):
     """The handling deadline was extended (by agreement, or once for a petition)."""
 
-    event_type = "tiaojie.agency.ReferralExtended"
+    event_type = "tiaojie.agency.AgencyReferralExtended"
 
     previous_due: datetime
     due: datetime
@@ -350,7 +350,7 @@ class AgencyReferralClosed(AgencyNotice):
     from a court), failed (you proceed: the court files the case, the bureau handles it),
     or withdrawn."""
 
-    event_type = "tiaojie.agency.ReferralClosed"
+    event_type = "tiaojie.agency.AgencyReferralClosed"
 
     outcome: str  # resolved | failed | withdrawn
     case_id: str | None = None
