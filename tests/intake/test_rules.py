@@ -395,3 +395,17 @@ def test_file_index_requires_what_the_stage_needs() -> None:
         for i, part in enumerate(["notice_of_rights", "identity_documents"])
     ]
     assert casefile.missing_for_archive(followed.model_copy(update={"documents": docs})) == []
+
+
+def test_who_decides_the_category(classifier: Classifier) -> None:
+    from tiaojie.intake.service import IntakeService
+
+    decide = IntakeService._decide_category
+    sure = classifier.classify("楼上邻居家卫生间漏水，把我家厨房吊顶泡坏了。")
+    unsure = classifier.classify("请帮帮我。")
+    assert decide(Category.CONTRACT, sure, "desk") == (Category.CONTRACT, "desk", 1.0)
+    assert decide(Category.CONTRACT, sure, "referral")[1] == "referral"
+    # A citizen's (or a system's) own choice counts only where the classifier is unsure.
+    assert decide(Category.CONTRACT, sure, "applicant")[:2] == (Category.NEIGHBOURHOOD, "classifier")
+    assert decide(Category.CONTRACT, unsure, "applicant")[:2] == (Category.CONTRACT, "applicant")
+    assert decide(None, unsure, "desk")[:2] == (Category.OTHER, "classifier")
