@@ -112,7 +112,7 @@ def test_dispute_from_phone_to_agreement_in_the_browser(
     shots(desk, "case-received")
     desk.locator("#act-accept summary").click()
     desk.locator("#act-accept").get_by_role("button", name="受理").click()
-    expect(desk.locator(".notice")).to_have_text("已受理，案号已生成。")
+    expect(desk.locator("main > p[role=status]")).to_have_text("已受理，案号已生成。")
     case_number = desk.locator("h1").inner_text()
     assert re.search(r"\(\d{4}\).+人调字第\d+号", case_number), case_number
     expect(desk.locator("[data-testid=next-deadline]")).to_contain_text("调解期限")
@@ -132,7 +132,7 @@ def test_dispute_from_phone_to_agreement_in_the_browser(
         centre.locator("#reassign-mediator_id").select_option(MEDIATOR)
         centre.locator("#reassign-reason").fill("熟悉该片区情况")
         centre.get_by_role("button", name="重新指派").click()
-        expect(centre.locator(".notice")).to_have_text("已重新指派调解员。")
+        expect(centre.locator("main > p[role=status]")).to_have_text("已重新指派调解员。")
     wait_until(
         lambda: mediator.locator(f"a[href='{case_url.removeprefix(base)}']").count() == 1,
         mediator,
@@ -149,7 +149,7 @@ def test_dispute_from_phone_to_agreement_in_the_browser(
     session.get_by_label("参加人员").fill("申请人、被申请人、调解员")
     session.get_by_label("调解笔录").fill("双方陈述意见，经释法说理，被申请人同意清理过道。")
     session.get_by_role("button", name="记录调解").click()
-    expect(mediator.locator(".notice")).to_have_text("调解记录已保存。")
+    expect(mediator.locator("main > p[role=status]")).to_have_text("调解记录已保存。")
     expect(mediator.locator("h1")).to_contain_text("调解中")
     mediator.locator("#act-resolve summary").click()
     resolve = mediator.locator("#act-resolve")
@@ -160,7 +160,7 @@ def test_dispute_from_phone_to_agreement_in_the_browser(
         "经调解，双方自愿达成如下协议：一、被申请人于三日内清理过道杂物；二、赔偿500元。"
     )
     resolve.get_by_role("button", name="调解成功（达成协议）").click()
-    expect(mediator.locator(".notice")).to_have_text("已记录调解协议，案件调解成功。")
+    expect(mediator.locator("main > p[role=status]")).to_have_text("已记录调解协议，案件调解成功。")
     expect(mediator.locator("h1")).to_contain_text("调解成功")
     agreement_row = mediator.locator("tr", has_text="人民调解协议书")
     expect(agreement_row.locator(".badge")).to_have_text("已有")
@@ -173,7 +173,7 @@ def test_dispute_from_phone_to_agreement_in_the_browser(
     follow_up.get_by_label("当事人是否满意").select_option("yes")
     follow_up.get_by_label("回访记录").fill("被申请人已清理过道，双方表示满意。")
     follow_up.get_by_role("button", name="回访").click()
-    expect(mediator.locator(".notice")).to_have_text("回访记录已保存。")
+    expect(mediator.locator("main > p[role=status]")).to_have_text("回访记录已保存。")
     expect(mediator.locator("h1")).to_contain_text("已回访")
     phone_view = open_page(chromium, PHONE)
     phone_view.context.add_cookies(mediator.context.cookies())
@@ -306,6 +306,6 @@ def test_desk_registers_a_phone_dispute_with_reasons_next_to_fields(
     shots(page, "desk-new-errors")
     page.locator("#applicants-0-phone").fill(synthetic.mobile(random.Random()))
     page.get_by_role("button", name="登记").click()
-    expect(page.locator(".notice")).to_have_text("纠纷已登记。")
+    expect(page.locator("main > p[role=status]")).to_have_text("纠纷已登记。")
     expect(page.locator("table", has_text="被申请人").locator("tbody tr")).to_have_count(3)
     expect(page.locator("p.muted").first).to_contain_text("来电")
