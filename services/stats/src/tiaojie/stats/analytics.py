@@ -10,6 +10,7 @@ what `tiaojie rebuild` compares.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import socket
 from dataclasses import dataclass
@@ -39,6 +40,12 @@ NO_TOWNSHIP = ""  # cases registered without a township: surveilled as their own
 
 def count_key(county: str, township: str | None, category: str) -> str:
     return f"{county}|{township or NO_TOWNSHIP}|{category}"
+
+
+def digest(rows: list[tuple[date, str, str | None, str, int]]) -> str:
+    """A fingerprint of the counts a detection read."""
+    text = "\n".join(f"{d.isoformat()}|{c}|{t}|{k}|{n}" for d, c, t, k, n in sorted(rows, key=str))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def parse_key(key: str) -> tuple[str, str, str]:
@@ -133,7 +140,7 @@ class Analytics:
             raised, cleared = await self.detect(since=since, through=through)
             evaluated = (since.isoformat(), through.isoformat())
             first = state.get("first_day")
-            await self.repo.finish_job(
+            await self.repo.save_state(
                 STATE,
                 {
                     "first_day": min(first, since.isoformat()) if first else since.isoformat(),
@@ -191,6 +198,10 @@ class Analytics:
     async def _detect_range(self, since: date, through: date) -> tuple[int, int]:
         first = self.window_start(since)
         rows = await self.history(first=first, through=through)
+        # What the days were judged on, so a rebuild can tell data that arrived later.
+        await self.repo.record_detection(
+            since=since.isoformat(), through=through.isoformat(), first=first.isoformat(), digest=digest(rows)
+        )
         if not rows:
             return 0, 0
         series = Series.from_rows(rows, first=first, last=through)

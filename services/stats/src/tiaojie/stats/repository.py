@@ -43,7 +43,7 @@ INDEXES = {
     ],
     "parties": [],
     "daily_counts": [IndexModel([("month", ASCENDING)])],
-    "jobs": [],
+    "jobs": [IndexModel([("kind", ASCENDING)])],
     "forecasts": [],
 }
 # Bookkeeping fields that are not facts (ignored when deciding whether anything changed).
@@ -261,6 +261,19 @@ class StatsRepository:
 
     async def finish_job(self, name: str, fields: Document) -> None:
         await self.jobs.update_one({"_id": name}, {"$set": {**fields, "lease_until": None}})
+
+    async def save_state(self, name: str, fields: Document) -> None:
+        await self.jobs.update_one({"_id": name}, {"$set": fields}, upsert=True)
+
+    async def record_detection(self, *, since: str, through: str, first: str, digest: str) -> None:
+        await self.jobs.replace_one(
+            {"_id": f"detection:{since}:{through}"},
+            {"kind": "detection", "since": since, "through": through, "first": first, "digest": digest},
+            upsert=True,
+        )
+
+    async def detection_records(self) -> list[Document]:
+        return await self.jobs.find({"kind": "detection"}).to_list()
 
     async def save_forecasts(self, docs: Sequence[Document]) -> None:
         await bulk_write_chunked(
