@@ -52,3 +52,34 @@ async def load_registry_subset(registry_url: str, settings: RuntimeSettings) -> 
         await asyncio.gather(*(post("/api/v1/organisations", o) for o in centres))
         await asyncio.gather(*(post("/api/v1/organisations", o) for o in orgs if o["kind"] != "centre"))
         await asyncio.gather(*(post("/api/v1/mediators", m) for m in mediators))
+
+
+def refer_from_a_court(referral_url: str, settings: RuntimeSettings, *, agency_ref: str) -> str:
+    """兰山区人民法院 registers and refers a pre-filing dispute (委派) over HTTP; returns its id."""
+    admin = issue_token(settings, subject="browser-tests", role=Role.ADMIN, counties=list(COUNTIES))
+    court = issue_token(
+        settings, subject="court-lanshan", role=Role.AGENCY, counties=[COUNTIES[0]], agency_id="court-lanshan"
+    )
+    with httpx.Client(base_url=referral_url, timeout=60) as client:
+        agency = {"id": "court-lanshan", "kind": "court", "county": COUNTIES[0], "name": "兰山区人民法院"}
+        registered = client.post(
+            "/api/v1/agencies", json=agency, headers={"Authorization": f"Bearer {admin}"}
+        )
+        assert registered.status_code in (200, 201), registered.text
+        body = {
+            "agency_ref": agency_ref,
+            "referral_kind": "delegation",
+            "submission": {
+                "channel": "referral",
+                "county": COUNTIES[0],
+                "township": LANSHAN_STREET,
+                "category": "contract",
+                "description": "买卖合同纠纷：被告拖欠货款三万元，双方同意诉前调解。",
+                "applicants": [{"name": "某建材商行", "kind": "organisation"}],
+                "respondents": [{"name": "某装饰工程有限公司", "kind": "organisation"}],
+                "amount": 30000,
+            },
+        }
+        referred = client.post("/api/v1/referrals", json=body, headers={"Authorization": f"Bearer {court}"})
+        assert referred.status_code in (200, 201), referred.text
+        return str(referred.json()["id"])

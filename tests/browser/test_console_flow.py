@@ -15,8 +15,10 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import OFFICE, PHONE, Shots, open_page, sign_in, unlabelled_fields
-from tests.browser.registry import MEDIATOR
+from tests.browser.registry import MEDIATOR, refer_from_a_court
+from tests.support.mesh import Mesh
 from tiaojie.infra import synthetic
+from tiaojie.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.browser
 
@@ -309,3 +311,24 @@ def test_desk_registers_a_phone_dispute_with_reasons_next_to_fields(
     expect(page.locator("main > p[role=status]")).to_have_text("纠纷已登记。")
     expect(page.locator("table", has_text="被申请人").locator("tbody tr")).to_have_count(3)
     expect(page.locator("p.muted").first).to_contain_text("来电")
+
+
+def test_centre_accepts_a_court_referral_on_its_clock(
+    chromium: Browser, console_url: str, mesh: Mesh, settings: RuntimeSettings, shots: Shots
+) -> None:
+    ref = f"(2026)鲁1302民诉前调{random.randrange(10**6)}号"
+    # The court is another system (an agency over HTTP); this test plays it.
+    refer_from_a_court(mesh.url("referral"), settings, agency_ref=ref)
+    page = sign_in(chromium, console_url, "centre.lanshan")
+    page.goto(f"{console_url}/centre")
+    row = page.locator("tr", has_text=ref)
+    wait_until(lambda: row.count() == 1, page, what="the referral on the centre page")
+    expect(row).to_contain_text("法院")
+    expect(row).to_contain_text("委派（诉前调解）")
+    expect(row).to_contain_text("答复")
+    shots(page, "centre-referral")
+    row.get_by_role("button", name="接收").click()
+    expect(page.locator("main > p[role=status]")).to_have_text("已接收转介，案件已建立。")
+    accepted = page.locator("tr", has_text=ref)
+    expect(accepted).to_contain_text("已接收")
+    shots(page, "centre-referral-accepted")

@@ -34,9 +34,13 @@ AGENCY_KINDS = {
     "government": "政府部门",
 }
 REFERRAL_KINDS = {
-    "delegation": "委派（诉前）",
-    "entrustment": "委托（诉中）",
+    "delegation": "委派（诉前调解）",
+    "entrustment_ordinary": "委托（普通程序）",
     "entrustment_simplified": "委托（简易程序）",
+    "petition": "访调",
+    "police": "警调",
+    "hotline": "12345热线",
+    "government": "部门移交",
 }
 _CASE_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 OPEN_CASE_STATES = ("received", "accepted", "assigned", "in_mediation", "transferred")
