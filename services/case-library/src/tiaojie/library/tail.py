@@ -75,7 +75,14 @@ class IndexTail:
             consumer.seek(tp, offset)
         try:
             while True:
-                batch = await consumer.getmany(timeout_ms=self._poll_ms, max_records=500)
+                try:
+                    batch = await consumer.getmany(timeout_ms=self._poll_ms, max_records=500)
+                except KafkaError as exc:
+                    # The broker is away: keep the positions and ask again (no data is lost,
+                    # the index is only stale meanwhile).
+                    log.warning("index tail cannot read the library topic", error=type(exc).__name__)
+                    await asyncio.sleep(1.0)
+                    continue
                 for records in batch.values():
                     for record in records:
                         outcome = await _apply_one(apply, record.value)
