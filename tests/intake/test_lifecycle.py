@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from tests.intake.conftest import COMMITTEE, Intake, body, case_events, types_of
-from tests.support.kafka import eventually, produce
+from tests.support.kafka import eventually, produce, read_all
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import Role
-from tiaojie.contracts.envelope import new_event
+from tiaojie.contracts.envelope import decode_event, new_event
+from tiaojie.contracts.intake import CaseNominated, NominatedContent
 from tiaojie.contracts.registry import AssignmentFailed, MediatorAssigned
 
 pytestmark = pytest.mark.integration
@@ -388,3 +389,51 @@ async def test_concurrent_actions_on_one_case_are_all_kept(intake: Intake, uniqu
     assert case is not None
     assert sorted(d.title for d in case.documents) == sorted(f"证据{i}" for i in range(12))
     assert case.version == 13 and len(case.history) == 13
+
+
+async def test_an_archived_case_is_nominated_for_the_library_once(intake: Intake, unique: str) -> None:
+    cid = (await register(intake, unique))["id"]
+    assert (await act(intake, cid, "nominations", {"note": "x"}, role=Role.CENTER)).status_code == 409
+    await act(intake, cid, "accept", role=DESK)
+    await assign_via_kafka(intake, cid, f"med-{unique}")
+    await eventually(lambda: _is(intake, cid, mediator=f"med-{unique}", status="assigned"))
+    session = {
+        "held_at": intake.clock.now().isoformat(),
+        "place": "调解室",
+        "participants": ["申请人", "被申请人"],
+        "record": "调解笔录全文",
+    }
+    for path, payload in [
+        ("sessions", session),
+        ("fail", {"route": "litigation", "reason": "对赔偿数额分歧大"}),
+        (
+            "follow-up",
+            {"visited_on": intake.clock.now().date().isoformat(), "method": "phone", "record": "已起诉"},
+        ),
+        ("documents", {"part": "notice_of_rights", "title": "告知书", "uri": "/f/1.pdf"}),
+        ("documents", {"part": "identity_documents", "title": "身份证明", "uri": "/f/2.pdf"}),
+        ("archive", None),
+    ]:
+        done = await act(intake, cid, path, payload, role=Role.CENTER)
+        assert done.status_code == 200, f"{path}: {done.text}"
+    nominated = await act(intake, cid, "nominations", {"note": "释法说理典型"}, role=Role.CENTER, key="n1")
+    assert nominated.status_code == 202 and nominated.json()["nominated"] is True
+    assert (
+        await act(intake, cid, "nominations", {"note": "释法说理典型"}, role=Role.CENTER, key="n1")
+    ).status_code == 202
+    assert (await act(intake, cid, "nominations", {"note": "again"}, role=Role.CENTER)).status_code == 409
+    records = await read_all(
+        intake.settings.kafka_bootstrap,
+        intake.settings.topic(topics.LIBRARY_NOMINATIONS),
+        expect=10_000,
+        timeout=4,
+    )
+    mine = {decode_event(r.value).id: decode_event(r.value) for r in records if r.key == cid.encode()}
+    assert len(mine) == 1
+    (event,) = mine.values()
+    data = CaseNominated.model_validate(event.data)
+    assert data.outcome == "failed" and data.note == "释法说理典型" and data.case_number
+    content = NominatedContent.model_validate_json(intake.service.protector.decrypt(data.content_enc))
+    assert content.sessions[0].record == "调解笔录全文" and content.failure_reason == "对赔偿数额分歧大"
+    assert {p["role"] for p in content.parties} == {"applicant", "respondent"}
+    assert "调解笔录全文" not in event.to_bytes().decode()

@@ -37,6 +37,8 @@ from tiaojie.intake.schemas import (
     FailIn,
     FileIndexOut,
     FollowUpIn,
+    NominationIn,
+    NominationOut,
     PauseIn,
     PerformanceIn,
     ReceiptOut,
@@ -570,3 +572,32 @@ async def extend_clock(
         consent_record=body.consent_record,
     )
     return await present(service, case)
+
+
+@router.post(
+    "/disputes/{case_id}/nominations",
+    status_code=202,
+    response_model=NominationOut,
+    summary="Nominate an archived (or withdrawn) case for the typical-case library",
+)
+async def nominate(
+    case_id: str,
+    principal: Handler,
+    service: Service,
+    body: NominationIn | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> NominationOut:
+    case = await service.nominate(
+        case_id=case_id,
+        by=principal.subject,
+        action_id=_action(principal, case_id, "nominate", idempotency_key),
+        scope=scope_of(principal),
+        note=body.note if body else "",
+    )
+    assert case.nominated_at is not None
+    return NominationOut(
+        case_id=case.id,
+        nominated=True,
+        nominated_at=case.nominated_at,
+        message_zh="已推荐至典型案例库，待司法局审核发布",
+    )

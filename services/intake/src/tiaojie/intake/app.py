@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from tiaojie.contracts import topics
-from tiaojie.contracts.intake import CaseEvent, CaseRegistered
+from tiaojie.contracts.intake import CaseEvent, CaseNominated, CaseRegistered
 from tiaojie.intake.api import router
 from tiaojie.intake.classifier import Classifier
 from tiaojie.intake.handlers import register_handlers
@@ -50,6 +50,12 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
             "CaseTransferred, DeadlineChanged, DuplicateLinked, RiskRaised)."
         ),
         schema=CaseRegistered | CaseEvent,
+    )
+    host.publisher.declare(
+        topics.LIBRARY_NOMINATIONS,
+        title="intake.nominations.v1",
+        description="Closed cases nominated for the typical-case library (CaseNominated), keyed by case id.",
+        schema=CaseNominated,
     )
     host.on_startup(repository.create_indexes)
 

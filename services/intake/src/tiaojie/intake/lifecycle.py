@@ -41,6 +41,7 @@ TRANSITIONS: dict[str, tuple[frozenset[CaseStatus], CaseStatus | None]] = {
     "resume_clock": (CLOCKED, None),
     "extend_clock": (CLOCKED, None),
     "set_category": (OPEN, None),
+    "nominate": (frozenset({S.ARCHIVED, S.WITHDRAWN}), None),
     "add_document": (OPEN | frozenset({S.RESOLVED, S.FAILED, S.FOLLOWED_UP, S.REJECTED, S.WITHDRAWN}), None),
 }
 
@@ -59,6 +60,7 @@ ACTION_LABELS: dict[str, str] = {
     "resume_clock": "恢复调解期限",
     "extend_clock": "延长调解期限",
     "set_category": "修改纠纷类别",
+    "nominate": "推荐入选典型案例",
     "add_document": "添加卷宗材料",
 }
 

@@ -224,6 +224,9 @@ class CaseDoc(_Stored):
     transfers: list[Transfer] = Field(default_factory=list)
     referral_id: str | None = None
     referral_due: datetime | None = None
+    referral_kind: str | None = None
+    nominated_at: datetime | None = None
+    nominated_by: str | None = None
     duplicate_links: list[DuplicateLink] = Field(default_factory=list)
     registered_by: str
     request_hash: str | None = None

@@ -96,6 +96,19 @@ class ExtendIn(_Body):
     consent_record: str = Field(min_length=1, max_length=2000)
 
 
+class NominationIn(_Body):
+    note: str = Field(
+        default="", max_length=2000, description="why the case is typical (anonymised by the library)"
+    )
+
+
+class NominationOut(BaseModel):
+    case_id: str
+    nominated: bool
+    nominated_at: datetime
+    message_zh: str
+
+
 class CategoryIn(_Body):
     category: Category
 

@@ -31,7 +31,7 @@ from tiaojie.contracts.common import (
     Channel,
     RiskLevel,
 )
-from tiaojie.contracts.envelope import CloudEvent, derived_id, new_event
+from tiaojie.contracts.envelope import CloudEvent, EventData, derived_id, new_event
 from tiaojie.contracts.intake import (
     AgreementPerformed,
     CaseAccepted,
@@ -39,6 +39,7 @@ from tiaojie.contracts.intake import (
     CaseAssignmentRecorded,
     CaseEvent,
     CaseFailed,
+    CaseNominated,
     CaseRegistered,
     CaseRejected,
     CaseResolved,
@@ -48,6 +49,8 @@ from tiaojie.contracts.intake import (
     DisputeSubmission,
     DuplicateLinked,
     FollowUpRecorded,
+    NominatedContent,
+    NominatedSession,
     PartyIn,
     RiskRaised,
     SessionRecorded,
@@ -141,6 +144,9 @@ class Change:
     sets: dict[str, Any] = field(default_factory=dict)
     push: dict[str, Any] = field(default_factory=dict)
     events: list[tuple[type[CaseEvent], dict[str, Any]]] = field(default_factory=list)
+    # Events that are not lifecycle events of intake.cases.v1: built from the case after
+    # the change, with the id the event must have.
+    others: list[tuple[str, Callable[[CaseDoc], EventData], str]] = field(default_factory=list)
 
 
 def case_id_for(*, scope: str, key: str) -> str:
@@ -222,6 +228,7 @@ class IntakeService:
         organisation_id: str | None = None,
         referral_id: str | None = None,
         referral_due: datetime | None = None,
+        referral_kind: str | None = None,
     ) -> Registration:
         """Register a dispute: validate, protect, link a duplicate or store a new case with
         its CaseRegistered (and RiskRaised when grave) event."""
@@ -330,6 +337,7 @@ class IntakeService:
             request_hash=digest,
             referral_id=referral_id,
             referral_due=referral_due,
+            referral_kind=referral_kind,
             history=[
                 HistoryEntry(
                     at=now,
@@ -613,6 +621,21 @@ class IntakeService:
                 )
                 for cls, fields in change.events
             ]
+            for topic, make, name in change.others:
+                event_id = derived_id(f"{case.id}:{action_id}", name)
+                events.append(
+                    (
+                        topic,
+                        new_event(
+                            make(after),
+                            source=SOURCE,
+                            subject=case.id,
+                            county=case.county,
+                            id=event_id,
+                            time=now,
+                        ),
+                    )
+                )
             if await self._commit(after, events, at=now):
                 self.metrics.transitions.labels(action, case.county).inc()
                 return Applied(after, fresh=True)
@@ -1238,6 +1261,68 @@ class IntakeService:
             )
         ).case
 
+    async def nominate(
+        self, *, case_id: str, by: str, action_id: str, scope: Scope | None, note: str
+    ) -> CaseDoc:
+        """Offer a closed case to the typical-case library (CaseNominated on
+        intake.nominations.v1): its texts travel encrypted, for the library to anonymise."""
+
+        def build(case: CaseDoc, now: datetime) -> Change:
+            status = lifecycle.check("nominate", case.status)
+            if case.nominated_at is not None:
+                raise Conflict("该案件已推荐入库", "the case is already nominated")
+            if case.status == CaseStatus.WITHDRAWN:
+                outcome = CaseStatus.WITHDRAWN
+            else:
+                outcome = CaseStatus.RESOLVED if case.agreement is not None else CaseStatus.FAILED
+
+            def nomination(after: CaseDoc) -> EventData:
+                return CaseNominated(
+                    case_id=after.id,
+                    county=after.county,
+                    township=after.township,
+                    category=after.category,
+                    organisation_id=after.organisation_id,
+                    case_number=after.case_number,
+                    outcome=outcome,
+                    amount=after.agreement.amount if after.agreement else after.amount,
+                    referral_kind=after.referral_kind,
+                    received_at=after.received_at,
+                    closed_at=after.archived_at or after.withdrawn_at,
+                    nominated_by=by,
+                    nominated_at=now,
+                    note=note,
+                    content_enc=self.protector.encrypt(self._nominated_content(after).model_dump_json()),
+                )
+
+            return Change(
+                status=status,
+                note="推荐入选典型案例库",
+                sets={"nominated_at": now, "nominated_by": by},
+                others=[(topics.LIBRARY_NOMINATIONS, nomination, CaseNominated.event_type)],
+            )
+
+        return (
+            await self._apply(
+                case_id, action="nominate", action_id=action_id, by=by, build=build, scope=scope
+            )
+        ).case
+
+    def _nominated_content(self, case: CaseDoc) -> NominatedContent:
+        return NominatedContent(
+            description=case.description,
+            parties=[{"role": p.role, "name": self.protector.decrypt(p.name_enc)} for p in case.parties],
+            sessions=[
+                NominatedSession(
+                    held_at=s.held_at, place=s.place, participants="、".join(s.participants), record=s.record
+                )
+                for s in case.sessions
+            ],
+            agreement_text=case.agreement.text if case.agreement else "",
+            failure_reason=case.failure.reason if case.failure else "",
+            follow_up_record=case.follow_up.record if case.follow_up else "",
+        )
+
     # -- the mediation clock -------------------------------------------------------------------
     async def pause_clock(
         self, *, case_id: str, by: str, action_id: str, scope: Scope | None, reason: str
@@ -1504,6 +1589,7 @@ class IntakeService:
             organisation_id=event.organisation_id,
             referral_id=event.referral_id,
             referral_due=event.due,
+            referral_kind=event.referral_kind,
         )
         if result.linked:
             return
