@@ -50,14 +50,34 @@ class RegistryHarness:
 
 
 def registry_settings(settings: RuntimeSettings, **overrides: Any) -> RegistrySettings:
+    """Settings of an in-process registry with topics, group and database of its own: a
+    sub-namespace of the session's, so the session's mesh (if running) never shares its
+    consumer group or reads its events."""
     return RegistrySettings.model_validate(
         {
             **settings.model_dump(),
-            "database_name": f"tiaojie_registry_{uuid.uuid4().hex[:8]}",
+            "namespace": f"{settings.namespace}_r{uuid.uuid4().hex[:6]}",
+            "database_name": "tiaojie_registry",
             "log_json": False,
             **overrides,
         }
     )
+
+
+async def drop_topics(settings: RuntimeSettings) -> None:
+    """The session's cleanup removes `<namespace>.` topics; a sub-namespace removes its own."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        await admin.start()
+        mine = [t for t in await admin.list_topics() if t.startswith(f"{settings.namespace}.")]
+        if mine:
+            await admin.delete_topics(mine)
+    except Exception:  # noqa: S110 - cleanup is best effort
+        pass
+    finally:
+        await admin.close()
 
 
 @pytest.fixture(scope="module")
@@ -65,10 +85,13 @@ async def registry(settings: RuntimeSettings) -> AsyncIterator[RegistryHarness]:
     s = registry_settings(settings)
     clock = ManualClock(START)
     app = create_app(s, clock=clock)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://registry", timeout=60) as http:
-            yield RegistryHarness(app=app, settings=s, clock=clock, http=http)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://registry", timeout=60) as http:
+                yield RegistryHarness(app=app, settings=s, clock=clock, http=http)
+    finally:
+        await drop_topics(s)
 
 
 @dataclass

@@ -16,7 +16,8 @@ from tiaojie.contracts.common import CaseStatus
 from tiaojie.contracts.intake import CaseResolved
 from tiaojie.infra import synthetic
 
-pytestmark = pytest.mark.integration
+# A thousand real assignments: about 40 s on an idle 2-core machine, far more when it is shared.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 ASSIGNMENTS = 1000
 CONCURRENCY = 4
