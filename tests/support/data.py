@@ -28,9 +28,9 @@ def auth(
 
 
 def small_registry(
-    county: str = COUNTY, township: str = TOWNSHIP, *, capacity: int | None = None
+    county: str = COUNTY, township: str = TOWNSHIP, *, capacity: int | None = None, per_org: int = 2
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """A county centre, one township committee, and two certified mediators in each."""
+    """A county centre, one township committee, and `per_org` certified mediators in each."""
     centre, committee = f"org-{county}-centre", f"org-{township}-tc"
     orgs = [
         {
@@ -68,7 +68,7 @@ def small_registry(
             **({"capacity": capacity} if capacity is not None else {}),
         }
         for org in (centre, committee)
-        for i in (1, 2)
+        for i in range(1, per_org + 1)
     ]
     return orgs, mediators
 
@@ -81,8 +81,9 @@ async def load_registry(
     township: str = TOWNSHIP,
     *,
     capacity: int | None = None,
+    per_org: int = 2,
 ) -> None:
-    orgs, mediators = small_registry(county, township, capacity=capacity)
+    orgs, mediators = small_registry(county, township, capacity=capacity, per_org=per_org)
     headers = auth(settings, Role.ADMIN, [county])
     for body in orgs:
         (
