@@ -114,7 +114,8 @@ async def test_web_application_to_archive(mesh: Mesh, settings: RuntimeSettings)
 
         case = await eventually(assigned, timeout=60)
         mediator_id = case["assignment"]["mediator_id"]
-        assert mediator_id.startswith(f"med-{COMMITTEE}-")
+        # Other tests may add mediators to this committee: its membership is what counts.
+        assert case["assignment"]["organisation_id"] == COMMITTEE, case["assignment"]
 
         # 4. The mediator mediates and closes the file.
         me = auth(settings, Role.MEDIATOR, mediator_id=mediator_id)

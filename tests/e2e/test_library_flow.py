@@ -2,10 +2,8 @@
 a case archived in intake, nominated, published by the bureau, found by search,
 suggested for a new similar case, exported to .docx.
 
-Intake's nomination route (POST /api/v1/disputes/{id}/nominations) is intake's to build;
-until it exists the first test fails on exactly that (strict xfail on
-NominationRouteMissing, so it turns red, not silent, once the route lands). The second
-test runs the same flow from the library's side with the nomination intake would publish.
+The first test nominates through intake's route (POST /api/v1/disputes/{id}/nominations);
+the second runs the same flow from the library's side with the event intake publishes.
 """
 
 from __future__ import annotations
@@ -41,10 +39,6 @@ DESCRIPTION = (
 )
 RECORD = "调解员到现场查看过道，面对面组织双方协商，讲明相邻关系规则，李秀英同意清理杂物、迁走鸡舍。"
 SIMILAR = "邻居在两家之间的过道上堆满了杂物，还盖了个鸡窝，我家车出不去，说了几次也不听。"
-
-
-class NominationRouteMissing(AssertionError):
-    """Intake does not offer POST /api/v1/disputes/{id}/nominations yet."""
 
 
 @pytest.fixture(scope="module")
@@ -212,20 +206,12 @@ async def publish_search_suggest_export(
     assert "王建国" not in body and "13812345678" not in body
 
 
-@pytest.mark.xfail(
-    raises=NominationRouteMissing,
-    strict=True,
-    reason="intake has no POST /api/v1/disputes/{id}/nominations yet (asked of the lead)",
-)
 async def test_an_archived_case_is_nominated_published_found_suggested_and_exported(
     mesh: Mesh, settings: RuntimeSettings, registry_loaded: None
 ) -> None:
     centre = auth(settings, Role.CENTER)
     async with httpx.AsyncClient(timeout=30) as client:
         intake = mesh.url("intake")
-        paths = (await client.get(f"{intake}/openapi.json")).json()["paths"]
-        if NOMINATIONS not in paths:
-            raise NominationRouteMissing(f"{NOMINATIONS} is not in intake's OpenAPI document")
         case_id = await archive_in_intake(client, intake, centre)
         nominated = await client.post(
             f"{intake}{NOMINATIONS.format(case_id=case_id)}",

@@ -232,7 +232,7 @@ async def test_court_referral_resolves_and_the_court_gets_the_agreement(
         outcomes, referral_id = await referral_in(client, world, settings, "court", ref, "delegation")
         case_id = await referred_case(client, world, settings, referral_id)
         mediator = await mediator_of(client, world, settings, case_id, f"org-{TOWNSHIP}-tc")
-        assert mediator.startswith(f"med-org-{TOWNSHIP}-tc-")
+        assert mediator  # a mediator of the township committee (mediator_of checks the organisation)
         await outcomes.wait(ref, "tiaojie.agency.AgencyReferralInMediation")
         await mediate(client, world, settings, case_id)
         resolved = await client.post(
@@ -311,7 +311,7 @@ async def test_petition_referral_is_transferred_once_then_resolves(
         assert taken.status_code == 200 and taken.json()["status"] == "accepted", taken.text
         # Intake moves the case, the registry assigns a mediator of the new committee.
         mediator = await mediator_of(client, world, settings, case_id, other)
-        assert mediator.startswith(f"med-{other}-")
+        assert mediator  # of the new committee: mediator_of checks the organisation
         await mediate(client, world, settings, case_id)
         resolved = await client.post(
             f"{world.intake}/api/v1/disputes/{case_id}/resolve",
