@@ -98,12 +98,16 @@ class IndexTail:
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     """Partitions of a topic, for a consumer without a group or subscription: aiokafka only
-    learns them from a metadata refresh (its public topics() does not fill the cache)."""
-    parts = consumer.partitions_for_topic(topic)
-    if not parts:
-        await consumer._client.force_metadata_update()
+    learns them from a metadata refresh (its public topics() does not fill the cache), and
+    a refresh can come back without the topic on a busy broker, so ask a few times."""
+    for attempt in range(10):
         parts = consumer.partitions_for_topic(topic)
-    return set(parts or ())
+        if parts:
+            return set(parts)
+        await consumer._client.add_topic(topic)
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.2 * attempt)
+    raise LookupError(f"topic {topic} has no partitions the broker will name")
 
 
 async def apply_event(index: SearchIndex, event: CloudEvent) -> str:
