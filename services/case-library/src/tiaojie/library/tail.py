@@ -150,7 +150,10 @@ async def _apply_one(apply: Apply, value: bytes | None) -> str:
 async def replay(settings: RuntimeSettings, apply: Apply, *, idle_ms: int = 2000) -> int:
     """Read the whole library topic from the beginning into an index; returns events seen."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     seen = 0
@@ -160,7 +163,10 @@ async def replay(settings: RuntimeSettings, apply: Apply, *, idle_ms: int = 2000
         assigned = [TopicPartition(physical, p) for p in sorted(parts)]
         consumer.assign(assigned)
         end = await consumer.end_offsets(assigned) if assigned else {}
-        await consumer.seek_to_beginning(*assigned)
+        # Explicit offsets: seek_to_beginning() right after assign() can lose the race with
+        # the reset assign() started, and position() then answered the end (seen: 0 events).
+        for tp, offset in (await consumer.beginning_offsets(assigned)).items():
+            consumer.seek(tp, offset)
         while True:
             positions = {tp: await consumer.position(tp) for tp in end}
             if all(positions[tp] >= offset for tp, offset in end.items()):

@@ -75,7 +75,15 @@ async def replay(settings: StatsSettings, service: StatsService, *, concurrency:
     await consumer.start()
     applied = skipped = 0
     try:
-        await consumer._client.force_metadata_update()
+        # A metadata refresh on a busy broker can come back without some topics: ask again
+        # rather than rebuild from part of the history.
+        for attempt in range(10):
+            for topic in physical:
+                consumer._client.add_topic(topic)
+            await consumer._client.force_metadata_update()
+            if all(consumer.partitions_for_topic(t) for t in physical):
+                break
+            await asyncio.sleep(0.2 * attempt)
         partitions = [
             TopicPartition(topic, p)
             for topic in physical
