@@ -93,6 +93,9 @@ async def make_referral(settings: RuntimeSettings, unique: str) -> AsyncIterator
     )
 
     async def make(clock: ManualClock, *, consume: bool = False, **overrides: object) -> Referral:
+        # A consumer group of its own: the session's mesh runs a referral service in the
+        # same namespace, and sharing its group would split partitions between the two.
+        overrides.setdefault("service_name", f"referral-{unique}")
         parts = build(
             referral_settings(settings, f"referral_{unique}", **overrides), clock=clock, configure_logs=False
         )

@@ -105,6 +105,7 @@ async def test_a_topic_of_no_registered_agency_is_dead_lettered(
     assert [dict(r.headers)["x-tiaojie-reason"] for r in dead] == [b"unknown_agency"]
     assert await parts.service.get_referral(referral_id_for(ghost, "G-1")) is None
     dead_letters = parts.host.registry.get_sample_value(
-        "tiaojie_dead_letters_total", {"service": "referral", "topic": inbound, "reason": "unknown_agency"}
+        "tiaojie_dead_letters_total",
+        {"service": parts.host.service, "topic": inbound, "reason": "unknown_agency"},
     )
     assert dead_letters == 1

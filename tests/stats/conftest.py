@@ -53,8 +53,11 @@ class StatsHarness:
 async def stats(settings: RuntimeSettings) -> AsyncIterator[StatsHarness]:
     from tiaojie.contracts import topics
 
+    # A namespace of its own: the service reads its topics from the beginning, and the
+    # session's topics carry every other test's events by the time these tests run.
     stats_settings = StatsSettings(
-        **settings.model_dump(exclude={"service_name", "port", "database_name"}),
+        **settings.model_dump(exclude={"service_name", "port", "database_name", "namespace"}),
+        namespace=f"{settings.namespace}_st",
         service_name="stats-it",
         database_name="tiaojie_stats_it",
         gauge_interval=1.0,
@@ -68,8 +71,26 @@ async def stats(settings: RuntimeSettings) -> AsyncIterator[StatsHarness]:
         bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
     )
     await producer.start()
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://stats", timeout=60) as client:
-            yield StatsHarness(app, client, clock, stats_settings, producer)
-    await producer.stop()
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://stats", timeout=60) as client:
+                yield StatsHarness(app, client, clock, stats_settings, producer)
+    finally:
+        await producer.stop()
+        await _drop_topics(stats_settings)
+
+
+async def _drop_topics(settings: StatsSettings) -> None:
+    """The session's cleanup drops its databases (this one's name shares their prefix)
+    but only topics of its own namespace: drop ours."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(f"{settings.namespace}.")]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()

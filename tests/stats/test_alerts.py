@@ -107,7 +107,7 @@ async def test_grave_risk_raises_one_alert_and_concluding_clears_it(
         return bool(got) and got[0]["status"] == "cleared"
 
     await eventually(cleared, timeout=60)
-    events = await eventually(lambda: _two(settings, found[0]["id"]), timeout=30)
+    events = await eventually(lambda: _two(stats.settings, found[0]["id"]), timeout=30)
     assert [e.type for e in events] == ["tiaojie.stats.RiskAlertRaised", "tiaojie.stats.RiskAlertCleared"]
     payload = RiskAlertRaised.model_validate(events[0].data)
     assert payload.case_id == case and payload.county == county
@@ -147,7 +147,7 @@ async def test_same_parties_at_another_organisation_is_a_repeat_dispute(
     )
     await eventually(lambda: _seen(stats, settings, county, same_org), timeout=60)
     assert len(await alerts(stats, settings, county, kind="repeat_dispute")) == 1
-    assert len(await alert_events(settings, f"repeat_dispute:{second}")) == 1
+    assert len(await alert_events(stats.settings, f"repeat_dispute:{second}")) == 1
 
 
 async def _seen(stats: StatsHarness, settings: RuntimeSettings, county: str, case: str) -> bool:
@@ -210,7 +210,7 @@ async def test_live_hotspot_is_raised_once_then_cleared_and_forecasts_are_served
     assert len(surge) == 1, found
     assert date.fromisoformat(surge[0]["detected_on"]) - burst <= timedelta(days=3)
     assert surge[0]["status"] == "cleared"  # forty quiet days later
-    events_on_topic = await alert_events(settings, surge[0]["id"])
+    events_on_topic = await alert_events(stats.settings, surge[0]["id"])
     assert [e.type for e in events_on_topic] == [
         "tiaojie.stats.HotspotRaised",
         "tiaojie.stats.HotspotCleared",
