@@ -80,6 +80,16 @@ async def insert_once(collection: AsyncCollection[Document], doc: Document) -> b
         return False
 
 
+async def upsert_one(collection: AsyncCollection[Document], query: Document, update: Document) -> None:
+    """Upsert that tolerates a concurrent upsert of the same new document: both miss, both
+    insert, the loser hits the unique _id (DuplicateKeyError); its update then applies to
+    the winner's document. Without this a harmless race becomes an error (seen: a 500)."""
+    try:
+        await collection.update_one(query, update, upsert=True)
+    except DuplicateKeyError:
+        await collection.update_one(query, update, upsert=True)
+
+
 async def upsert_versioned(
     collection: AsyncCollection[Document], *, id: str, version: int, fields: Document
 ) -> bool:

@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from tiaojie.contracts.library import EntryStatus
 from tiaojie.library.models import EntryDoc, OpenCase
-from tiaojie.runtime.mongo import Document, ensure_indexes, insert_once
+from tiaojie.runtime.mongo import Document, ensure_indexes, insert_once, upsert_one
 
 INDEXES = {
     "entries": [
@@ -123,7 +123,7 @@ class LibraryRepository:
 
     # -- open cases (projection of intake's events) ----------------------------------------
     async def upsert_open_case(self, case_id: str, fields: dict[str, Any]) -> None:
-        await self.open_cases.update_one({"_id": case_id}, {"$set": fields}, upsert=True)
+        await upsert_one(self.open_cases, {"_id": case_id}, {"$set": fields})
 
     async def get_open_case(self, case_id: str) -> OpenCase | None:
         doc = await self.open_cases.find_one({"_id": case_id})

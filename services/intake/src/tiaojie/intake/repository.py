@@ -34,6 +34,7 @@ from tiaojie.runtime.mongo import (
     ensure_indexes,
     insert_once,
     outbox_fields,
+    upsert_one,
     upsert_versioned,
 )
 
@@ -262,9 +263,7 @@ class IntakeRepository:
         return await self.fingerprints.find_one({"_id": key})
 
     async def put_fingerprint(self, key: str, *, case_id: str, at: datetime) -> None:
-        await self.fingerprints.update_one(
-            {"_id": key}, {"$set": {"case_id": case_id, "at": at}}, upsert=True
-        )
+        await upsert_one(self.fingerprints, {"_id": key}, {"$set": {"case_id": case_id, "at": at}})
 
     async def add_visit(self, party_key: str, *, case_id: str, at: datetime) -> None:
         """Remember that this party came with this case (one document per visit)."""
@@ -282,9 +281,7 @@ class IntakeRepository:
         return str(doc["case_id"]) if doc else None
 
     async def put_link(self, submission_id: str, *, case_id: str, at: datetime) -> None:
-        await self.links.update_one(
-            {"_id": submission_id}, {"$setOnInsert": {"case_id": case_id, "at": at}}, upsert=True
-        )
+        await upsert_one(self.links, {"_id": submission_id}, {"$setOnInsert": {"case_id": case_id, "at": at}})
 
     # -- audit --------------------------------------------------------------------------
     async def audit_read(self, *, case_id: str, subject: str, role: str, action: str, at: datetime) -> None:

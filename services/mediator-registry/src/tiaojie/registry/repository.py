@@ -19,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from tiaojie.registry.models import CaseView, DecisionDoc, MediatorDoc, OrganisationDoc
-from tiaojie.runtime.mongo import OUTBOX_PENDING, Document, ensure_indexes, insert_once
+from tiaojie.runtime.mongo import OUTBOX_PENDING, Document, ensure_indexes, insert_once, upsert_one
 
 INDEXES = {
     "organisations": [
@@ -47,15 +47,6 @@ INDEXES = {
 
 # A case's projection starts with no decision applied (seq 0) and open.
 _NEW_CASE = {"seq": 0}
-
-
-async def _upsert(collection: AsyncCollection[Document], query: Document, update: Document) -> None:
-    """Upsert that tolerates a concurrent upsert of the same new document: the loser's
-    insert hits the unique _id, and its update then applies to the winner's document."""
-    try:
-        await collection.update_one(query, update, upsert=True)
-    except DuplicateKeyError:
-        await collection.update_one(query, update, upsert=True)
 
 
 def _scoped(doc: Document | None, counties: Sequence[str] | None) -> Document | None:
@@ -176,7 +167,7 @@ class RegistryRepository:
 
     async def remember_case(self, case_id: str, fields: Document) -> None:
         """Record what assignment needs to know about a case (idempotent)."""
-        await _upsert(self.cases, {"_id": case_id}, {"$set": fields, "$setOnInsert": _NEW_CASE})
+        await upsert_one(self.cases, {"_id": case_id}, {"$set": fields, "$setOnInsert": _NEW_CASE})
 
     async def next_decision(self, case_id: str) -> CaseView:
         """The case's projection (created if new) with the number its next decision takes.
@@ -185,7 +176,7 @@ class RegistryRepository:
         concurrent $inc on one document were measured to add 29), so the number is not a
         counter: it is one more than the highest decision, and the unique (case_id, seq)
         index makes a concurrent writer that took the same number retry."""
-        await _upsert(self.cases, {"_id": case_id}, {"$setOnInsert": _NEW_CASE})
+        await upsert_one(self.cases, {"_id": case_id}, {"$setOnInsert": _NEW_CASE})
         doc = await self.cases.find_one({"_id": case_id})
         assert doc is not None
         seqs = [
@@ -209,7 +200,7 @@ class RegistryRepository:
 
     async def close_case(self, case_id: str, fields: Document) -> None:
         """The case ended: nobody holds it any more (idempotent)."""
-        await _upsert(
+        await upsert_one(
             self.cases,
             {"_id": case_id},
             {"$set": {**fields, "closed": True, "holder": None}, "$setOnInsert": {"seq": 0}},

@@ -1,0 +1,49 @@
+"""The database helpers against the real FerretDB: the races they exist for."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from tiaojie.runtime.mongo import insert_once, upsert_one
+from tiaojie.runtime.settings import RuntimeSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def db(settings: RuntimeSettings, unique: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    database = client[settings.database(f"mongo_{unique}")]
+    try:
+        yield database
+    finally:
+        await client.drop_database(database.name)
+        await client.close()
+
+
+async def test_concurrent_upserts_of_one_new_document_all_succeed(db: AsyncDatabase[dict[str, Any]]) -> None:
+    links = db["links"]
+    await links.insert_one({"_id": "other"})  # the collection exists, as after start-up
+
+    async def link(n: int) -> None:
+        await upsert_one(links, {"_id": "case-1"}, {"$setOnInsert": {"by": n}, "$inc": {"seen": 0}})
+
+    await asyncio.gather(*(link(n) for n in range(10)))
+    docs = await links.find({"_id": "case-1"}).to_list()
+    assert len(docs) == 1 and docs[0]["by"] in range(10)
+
+
+async def test_insert_once_lets_exactly_one_of_many_concurrent_writers_win(
+    db: AsyncDatabase[dict[str, Any]],
+) -> None:
+    claims = db["claims"]
+    await claims.insert_one({"_id": "other"})
+    for round_no in range(5):
+        won = await asyncio.gather(*(insert_once(claims, {"_id": f"c{round_no}", "n": n}) for n in range(10)))
+        assert won.count(True) == 1
