@@ -195,8 +195,13 @@ async def publish_search_suggest_export(
         return got.json() if got.status_code == 200 else None
 
     suggestions = (await eventually(suggested, timeout=60))["suggestions"]
-    top = suggestions[0]
-    assert top["id"] == entry_id and "同为邻里纠纷" in top["reason"] and "过道" in top["reason"]
+    ids = [s["id"] for s in suggestions]
+    assert entry_id in ids, suggestions
+    # Both tests of this module publish the same story, so the other one's entry may tie
+    # with ours: ours is first or second, never lower, and says why it was suggested.
+    assert ids.index(entry_id) <= 1, suggestions
+    ours = suggestions[ids.index(entry_id)]
+    assert "同为邻里纠纷" in ours["reason"] and "过道" in ours["reason"]
 
     document = await client.get(f"{library}/api/v1/entries/{entry_id}/document", headers=reader)
     assert document.status_code == 200
