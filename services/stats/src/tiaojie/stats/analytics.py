@@ -19,12 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from tiaojie.contracts import topics
 from tiaojie.contracts.envelope import derived_id, new_event
 from tiaojie.contracts.stats import AlertKind, HotspotCleared, HotspotRaised
 from tiaojie.runtime.clock import Clock
 from tiaojie.runtime.logging import get_logger
-from tiaojie.runtime.mongo import OUTBOX, OUTBOX_REV, Document, outbox_fields
+from tiaojie.runtime.mongo import Document
 from tiaojie.stats.calendar import LOCAL_TZ, day_start
 from tiaojie.stats.detection import Detection, Detector, Series, excursion_totals
 from tiaojie.stats.forecast import LEVELS, Forecaster
@@ -295,15 +294,11 @@ class Analytics:
             id=derived_id(alert_id, "raised"),
             time=at,
         )
-        relay = self.service.relay
-        if relay is not None:
-            doc.update(outbox_fields([(topics.ALERTS, event)]))
-        if not await self.repo.insert_alert(doc):
-            return 0
-        self.service.metrics.alerts_raised.labels(county, AlertKind.HOTSPOT).inc()
-        if relay is not None:
-            await relay.flush(self.repo.alerts, alert_id, doc[OUTBOX], rev=doc[OUTBOX_REV])
-        return 1
+        inserted = await self.repo.insert_alert(doc)
+        if inserted:
+            self.service.metrics.alerts_raised.labels(county, AlertKind.HOTSPOT).inc()
+        await self.service.announce(event)  # once, also after a crash between the two
+        return int(inserted)
 
     async def _clear(self, detection: Detection, alert: Document, i: int, release: int) -> int:
         days = detection.series.days

@@ -12,7 +12,7 @@ from tiaojie.runtime.clock import Clock, SystemClock
 from tiaojie.runtime.divisions import Divisions, DivisionsMissing, load_divisions
 from tiaojie.runtime.host import ServiceHost
 from tiaojie.runtime.logging import get_logger
-from tiaojie.runtime.mongo import OutboxRelay
+from tiaojie.stats.alert_relay import AlertRelay
 from tiaojie.stats.analytics import Analytics
 from tiaojie.stats.api import router
 from tiaojie.stats.handlers import register_handlers
@@ -32,7 +32,7 @@ def create_app(settings: StatsSettings | None = None, *, clock: Clock | None = N
     host = ServiceHost(settings, produces=[topics.ALERTS])
     repository = StatsRepository(host.db)
     metrics = StatsMetrics(host.registry)
-    relay = OutboxRelay(publisher=host.publisher, settings=settings, collections=[repository.alerts])
+    relay = AlertRelay(publisher=host.publisher, settings=settings, repository=repository)
     service = StatsService(
         repository=repository, metrics=metrics, clock=clock, settings=settings, relay=relay
     )

@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
-from pymongo import ASCENDING, IndexModel, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, IndexModel, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from tiaojie.runtime.mongo import (
-    OUTBOX,
-    OUTBOX_PENDING,
     Document,
     bulk_write_chunked,
     ensure_indexes,
@@ -31,7 +29,6 @@ INDEXES = {
         IndexModel([("months", ASCENDING)]),
         IndexModel([("open", ASCENDING)]),
         IndexModel([("received_day", ASCENDING)]),
-        IndexModel([("counted", ASCENDING)]),
     ],
     "handovers": [IndexModel([("county", ASCENDING)]), IndexModel([("months", ASCENDING)])],
     "organisations": [IndexModel([("county", ASCENDING)])],
@@ -39,14 +36,25 @@ INDEXES = {
     "alerts": [
         IndexModel([("county", ASCENDING)]),
         IndexModel([("status", ASCENDING)]),
-        IndexModel([(OUTBOX_PENDING, ASCENDING)]),
     ],
-    "parties": [],
+    # One document per alert event, _id = the event's deterministic id: inserting it is
+    # what makes an alert change happen once; `published` once it is on the topic.
+    "alert_events": [IndexModel([("published", ASCENDING)])],
+    # Claims to publish an alert event (_id = event id and attempt number).
+    "alert_claims": [],
+    # One document per (party key, case): concurrent cases never write one shared document.
+    "party_cases": [IndexModel([("key", ASCENDING)])],
+    # Revisions of the projections (_id = document id and revision number).
+    "cases_revisions": [],
+    "handovers_revisions": [],
+    # Days whose daily counts must be redone (_id = case id and the revision that moved it).
+    "recounts": [],
     "daily_counts": [IndexModel([("month", ASCENDING)])],
     "jobs": [IndexModel([("kind", ASCENDING)])],
     "forecasts": [],
 }
 # Bookkeeping fields that are not facts (ignored when deciding whether anything changed).
+# `counted` is False on a revision that moved a case's daily-count fields.
 _BOOKKEEPING = frozenset({"_id", "rev", "counted"})
 
 
@@ -65,7 +73,7 @@ class StatsRepository:
         self.organisations = db["organisations"]
         self.mediators = db["mediators"]
         self.alerts = db["alerts"]
-        self.parties = db["parties"]
+        self.party_cases = db["party_cases"]
         self.daily_counts = db["daily_counts"]
         self.jobs = db["jobs"]
         self.forecasts = db["forecasts"]
@@ -73,16 +81,65 @@ class StatsRepository:
     async def create_indexes(self) -> None:
         await ensure_indexes(self.db, INDEXES)
 
-    # -- projections with optimistic concurrency --------------------------------------------
+    # -- projections: a revision log guarded by unique ids, and a snapshot of its head -------
+    #
+    # FerretDB 1.24 applies concurrent updates of one document non-atomically: a
+    # replace_one({"_id": x, "rev": n}) run twice at once matches twice, so a conditional
+    # update is no compare-and-set. An insert against the unique _id is: revision n + 1 of a
+    # projection is one insert of `<id>#<n+1>`, and exactly one writer wins it. The
+    # document in the collection itself (what queries read) is a snapshot of the latest
+    # revision, rewritten until no newer revision exists (see write_snapshot).
+    def revisions(self, collection: AsyncCollection[Document]) -> AsyncCollection[Document]:
+        return self.db[f"{collection.name}_revisions"]
+
     async def get(self, collection: AsyncCollection[Document], doc_id: str) -> Document | None:
         return await collection.find_one({"_id": doc_id})
 
-    async def save(self, collection: AsyncCollection[Document], doc: Document, *, rev: int | None) -> bool:
-        """Write a projection if nobody wrote it since it was read at `rev` (None: new)."""
-        if rev is None:
-            return await insert_once(collection, {**doc, "rev": 1})
-        result = await collection.replace_one({"_id": doc["_id"], "rev": rev}, {**doc, "rev": rev + 1})
-        return result.matched_count == 1
+    async def latest(self, collection: AsyncCollection[Document], doc_id: str) -> tuple[Document | None, int]:
+        """The latest revision of a projection (with `rev`), and the revision its snapshot shows."""
+        doc = await collection.find_one({"_id": doc_id})
+        shown = int(doc.get("rev", 0)) if doc else 0
+        return await self._newer(collection, doc_id, doc, shown), shown
+
+    async def _newer(
+        self, collection: AsyncCollection[Document], doc_id: str, doc: Document | None, rev: int
+    ) -> Document | None:
+        revisions = self.revisions(collection)
+        while True:
+            found = await revisions.find_one({"_id": f"{doc_id}#{rev + 1}"})
+            if found is None:
+                return doc
+            rev += 1
+            doc = {**found["doc"], "_id": doc_id, "rev": rev}
+
+    async def add_revision(self, collection: AsyncCollection[Document], doc: Document, *, rev: int) -> bool:
+        """Insert revision `rev` of a projection; False if another writer took that number."""
+        body = {k: v for k, v in doc.items() if k not in ("_id", "rev")}
+        return await insert_once(
+            self.revisions(collection), {"_id": f"{doc['_id']}#{rev}", "of": doc["_id"], "doc": body}
+        )
+
+    async def write_snapshot(self, collection: AsyncCollection[Document], doc: Document) -> None:
+        """Show the latest revision (from `doc`, revision doc["rev"], on).
+
+        A slower writer may overwrite the snapshot with an older revision after us, but it
+        then finds the newer revision and writes again: whoever writes last has seen the
+        head, so the snapshot always ends at the head."""
+        current: Document | None = doc
+        while current is not None:
+            rev = int(current["rev"])
+            try:
+                await collection.replace_one({"_id": current["_id"]}, current, upsert=True)
+            except DuplicateKeyError:  # a concurrent upsert inserted it first
+                await collection.replace_one({"_id": current["_id"]}, current)
+            newer = await self._newer(collection, current["_id"], None, rev)
+            current = newer
+
+    async def mark_recount(self, case_id: str, rev: int, days: Iterable[str]) -> None:
+        """The daily counts of these days must be redone (idempotent)."""
+        wanted = sorted({d for d in days if d})
+        if wanted:
+            await insert_once(self.db["recounts"], {"_id": f"{case_id}#{rev}", "days": wanted})
 
     # -- cases -----------------------------------------------------------------------------
     async def cases_for(
@@ -127,12 +184,12 @@ class StatsRepository:
             found += await self.cases.find({"county": county, "open": True}, fields).to_list()
         return found
 
-    async def uncounted_days(self, limit: int = 5000) -> dict[str, list[tuple[str, int]]]:
-        """Days whose counts are stale, with the (case id, rev) that made them so."""
-        days: dict[str, list[tuple[str, int]]] = {}
-        async for doc in self.cases.find({"counted": False}, {"received_day": 1, "rev": 1}).limit(limit):
-            if doc.get("received_day"):
-                days.setdefault(doc["received_day"], []).append((doc["_id"], doc.get("rev", 0)))
+    async def uncounted_days(self, limit: int = 5000) -> dict[str, list[str]]:
+        """Days whose counts are stale, with the marks that made them so."""
+        days: dict[str, list[str]] = {}
+        async for doc in self.db["recounts"].find({}).limit(limit):
+            for day in doc.get("days") or []:
+                days.setdefault(day, []).append(doc["_id"])
         return days
 
     async def received_on(self, day: str) -> list[Document]:
@@ -140,11 +197,11 @@ class StatsRepository:
             {"received_day": day}, {"county": 1, "township": 1, "category": 1}
         ).to_list()
 
-    async def mark_counted(self, marks: Sequence[tuple[str, int]]) -> None:
-        await bulk_write_chunked(
-            self.cases,
-            [UpdateOne({"_id": case_id, "rev": rev}, {"$set": {"counted": True}}) for case_id, rev in marks],
-        )
+    async def mark_counted(self, marks: Sequence[str]) -> None:
+        """Drop recount marks once their days are recounted (a mark added meanwhile has
+        another id and stays)."""
+        for start in range(0, len(marks), 500):
+            await self.db["recounts"].delete_many({"_id": {"$in": list(marks[start : start + 500])}})
 
     # -- daily counts (materialised from the cases) --------------------------------------------
     async def save_daily_counts(self, day: str, counts: dict[str, int]) -> None:
@@ -203,16 +260,21 @@ class StatsRepository:
 
     # -- parties (keyed hashes only) ---------------------------------------------------------------
     async def add_party_case(self, keys: Sequence[str], case_id: str, info: Document) -> list[Document]:
-        """Record a case under each party key; returns the party documents after."""
-        await bulk_write_chunked(
-            self.parties,
-            [UpdateOne({"_id": key}, {"$set": {f"cases.{case_id}": info}}, upsert=True) for key in keys],
-        )
+        """Record a case under each party key; returns, per key, {"cases": {case id: info}}
+        of every case recorded under it (this one included). One document per (key, case):
+        cases of shared parties handled at once never write the same document."""
+        party_cases = self.party_cases
+        for key in keys:
+            doc = {"_id": f"{key}#{case_id}", "key": key, "case_id": case_id, "info": info}
+            try:
+                await party_cases.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            except DuplicateKeyError:  # the same case handled twice at once: same content
+                pass
         found: list[Document] = []
         for key in keys:
-            doc = await self.parties.find_one({"_id": key})
-            if doc:
-                found.append(doc)
+            cases = {d["case_id"]: d.get("info") or {} async for d in party_cases.find({"key": key})}
+            if cases:
+                found.append({"_id": key, "cases": cases})
         return found
 
     # -- alerts ------------------------------------------------------------------------------
@@ -220,13 +282,7 @@ class StatsRepository:
         return await insert_once(self.alerts, doc)
 
     async def get_alert(self, alert_id: str) -> Document | None:
-        return await self.alerts.find_one({"_id": alert_id}, {OUTBOX: 0})
-
-    async def update_alert(self, alert_id: str, where: Document, update: Document) -> Document | None:
-        """Conditionally update an alert; returns it after, or None if the condition failed."""
-        return await self.alerts.find_one_and_update(
-            {"_id": alert_id, **where}, update, return_document=ReturnDocument.AFTER
-        )
+        return await self.alerts.find_one({"_id": alert_id})
 
     async def merge_alert(self, alert_id: str, fields: Document) -> None:
         await self.alerts.update_one({"_id": alert_id}, {"$set": fields})
@@ -234,11 +290,33 @@ class StatsRepository:
     async def alerts_of(self, counties: Sequence[str]) -> list[Document]:
         found: list[Document] = []
         for county in counties:
-            found += await self.alerts.find({"county": county}, {OUTBOX: 0}).to_list()
+            found += await self.alerts.find({"county": county}).to_list()
         return found
 
     async def active_alerts(self) -> list[Document]:
-        return await self.alerts.find({"status": "active"}, {OUTBOX: 0}).to_list()
+        return await self.alerts.find({"status": "active"}).to_list()
+
+    async def add_alert_event(self, doc: Document) -> bool:
+        """Record an alert event (deterministic _id); False if it was already recorded."""
+        return await insert_once(self.db["alert_events"], {**doc, "published": False})
+
+    async def unpublished_alert_events(self) -> list[Document]:
+        return await self.db["alert_events"].find({"published": False}).to_list()
+
+    async def claim_alert_event(self, event_id: str, attempt: int, at: datetime) -> bool:
+        return await insert_once(self.db["alert_claims"], {"_id": f"{event_id}#{attempt}", "at": at})
+
+    async def last_claim(self, event_id: str) -> tuple[int, datetime | None]:
+        """The number and time of the latest claim on an event (0, None: none)."""
+        attempt, at = 0, None
+        while True:
+            found = await self.db["alert_claims"].find_one({"_id": f"{event_id}#{attempt + 1}"})
+            if found is None:
+                return attempt, at
+            attempt, at = attempt + 1, found.get("at")
+
+    async def mark_published(self, event_id: str) -> None:
+        await self.db["alert_events"].update_one({"_id": event_id}, {"$set": {"published": True}})
 
     # -- analytics bookkeeping ----------------------------------------------------------------------
     async def get_job(self, name: str) -> Document | None:

@@ -1,6 +1,6 @@
 """Stats rules: idempotent projections of every event, the figures built from them, and
 individual alerts (grave risk, repeat disputes). No Kafka or HTTP in here: alert events
-leave through the outbox of the alert's document."""
+are recorded once each (`announce`) and published by the AlertRelay."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from tiaojie.contracts.stats import AlertKind, RelatedCase, RiskAlertCleared, Ri
 from tiaojie.runtime.clock import Clock
 from tiaojie.runtime.errors import NotFound
 from tiaojie.runtime.logging import get_logger
-from tiaojie.runtime.mongo import OUTBOX, OUTBOX_REV, Document, OutboxRelay, outbox_fields, outbox_update
+from tiaojie.runtime.mongo import Document
 from tiaojie.stats import figures
+from tiaojie.stats.alert_relay import AlertRelay
 from tiaojie.stats.calendar import local_day
 from tiaojie.stats.metrics import StatsMetrics
 from tiaojie.stats.projection import (
@@ -39,6 +40,10 @@ _CLOSED = frozenset(
 )
 
 
+# Not shown by the API (the outbox fields only on alerts written before AlertRelay).
+_NOT_SHOWN = frozenset({"_id", "related", "outbox", "outbox_rev", "outbox_pending"})
+
+
 class Contention(RuntimeError):
     """A projection kept changing under us (the runtime retries the event)."""
 
@@ -51,7 +56,7 @@ class StatsService:
         metrics: StatsMetrics,
         clock: Clock,
         settings: StatsSettings,
-        relay: OutboxRelay | None,
+        relay: AlertRelay | None,
     ) -> None:
         self.repo = repository
         self.metrics = metrics
@@ -64,21 +69,41 @@ class StatsService:
     async def _project(
         self, collection: Any, doc_id: str, rule: Callable[[Document | None], Document]
     ) -> tuple[Document | None, Document]:
-        """Apply a pure rule with optimistic concurrency; no write when nothing changed."""
+        """Apply a pure rule to the latest revision; no write when nothing changed.
+
+        The new revision is one insert with a unique id (the only write FerretDB 1.24 applies
+        atomically), so of two handlers racing on one document (a case's intake and registry
+        events arrive on two topics) one wins and the other reapplies its rule on top."""
         for _ in range(50):
-            before = await self.repo.get(collection, doc_id)
+            before, shown = await self.repo.latest(collection, doc_id)
             after = rule(before)
+            after.pop("counted", None)
             after["_id"] = doc_id
             if same_facts(before, after):
                 assert before is not None
+                # A crash may have left the snapshot or the recount mark behind its revision.
+                if shown < before["rev"]:
+                    await self.repo.write_snapshot(collection, before)
+                if before.get("counted") is False:
+                    await self._mark_recount(None, before)
                 return before, before
-            if collection is self.repo.cases and (
+            rev = (before["rev"] if before else 0) + 1
+            recount = collection is self.repo.cases and (
                 before is None or any(before.get(k) != after.get(k) for k in _COUNT_FIELDS)
-            ):
-                after["counted"] = False  # the daily counts of its day must be redone
-            if await self.repo.save(collection, after, rev=before.get("rev") if before else None):
+            )
+            if recount:
+                after["counted"] = False  # the daily counts of its day(s) must be redone
+            if await self.repo.add_revision(collection, after, rev=rev):
+                after["rev"] = rev
+                await self.repo.write_snapshot(collection, after)
+                if recount:
+                    await self._mark_recount(before, after)
                 return before, after
         raise Contention(f"projection {doc_id} kept changing")
+
+    async def _mark_recount(self, before: Document | None, after: Document) -> None:
+        days = [after.get("received_day"), (before or {}).get("received_day")]
+        await self.repo.mark_recount(after["_id"], after["rev"], [d for d in days if d])
 
     async def case_event(self, *, data: EventData, case_id: str) -> None:
         """Project any case event (intake's lifecycle or the registry's assignment)."""
@@ -237,16 +262,40 @@ class StatsService:
             id=derived_id(alert_id, "raised"),
             time=at,
         )
-        if self.relay is not None:
-            doc.update(outbox_fields([(topics.ALERTS, event)]))
-        if await self.repo.insert_alert(doc):
+        inserted = await self.repo.insert_alert(doc)
+        if inserted:
             self.metrics.alerts_raised.labels(county, kind).inc()
-            if self.relay is not None:
-                await self.relay.flush(self.repo.alerts, alert_id, doc[OUTBOX], rev=doc[OUTBOX_REV])
-        elif related:
-            await self.repo.merge_alert(
-                alert_id, {f"related.{r.case_id}": r.model_dump(mode="python") for r in related}
-            )
+        # Recorded once whoever raced (and again after a crash between the two inserts).
+        await self.announce(event)
+        if not inserted and related:
+            await self._merge_related(alert_id, related)
+
+    async def _merge_related(self, alert_id: str, related: list[RelatedCase]) -> None:
+        """Add related cases the alert does not list yet (nothing is written when it lists
+        them all, so a redelivery never rewrites the alert)."""
+        current = await self.repo.get_alert(alert_id)
+        known = (current or {}).get("related") or {}
+        missing = {
+            f"related.{r.case_id}": r.model_dump(mode="python") for r in related if r.case_id not in known
+        }
+        if current is not None and missing:
+            await self.repo.merge_alert(alert_id, missing)
+
+    async def announce(self, event: Any) -> bool:
+        """Record an alert event (its id is deterministic) and publish it, once: True if this
+        call recorded it. The record is an insert against a unique _id, so of any number of
+        concurrent or redelivered handlers exactly one announces it."""
+        doc: Document = {
+            "_id": event.id,
+            "topic": topics.ALERTS,
+            "key": event.subject or event.id,
+            "value": event.to_bytes().decode(),
+        }
+        if not await self.repo.add_alert_event(doc):
+            return False
+        if self.relay is not None:
+            await self.relay.publish(doc)
+        return True
 
     async def _clear_case_alerts(self, case: Document) -> None:
         at = case.get("status_at") or self.clock.now()
@@ -274,19 +323,15 @@ class StatsService:
             )
 
     async def change_alert(self, alert_id: str, fields: Document, event: Any) -> bool:
-        """Move an active alert to `fields` with its event in the outbox (once)."""
-        sets, inc = outbox_update([(topics.ALERTS, event)]) if self.relay is not None else ({}, {})
-        update: Document = {"$set": {**fields, **sets}}
-        if inc:
-            update["$inc"] = inc
-        after = await self.repo.update_alert(alert_id, {"status": "active"}, update)
-        if after is None:
+        """Move an active alert to `fields` and announce `event`, once: True if this call
+        did. The announcement (an insert) decides who did; the fields are set either way,
+        so a crash between the two is repaired by the redelivery."""
+        current = await self.repo.get_alert(alert_id)
+        if current is None or current.get("status") != "active":
             return False
-        if self.relay is not None:
-            await self.relay.flush(
-                self.repo.alerts, alert_id, after.get(OUTBOX) or {}, rev=after.get(OUTBOX_REV)
-            )
-        return True
+        first = await self.announce(event)
+        await self.repo.merge_alert(alert_id, fields)
+        return first
 
     # -- figures -------------------------------------------------------------------------------
     async def summary(
@@ -399,7 +444,7 @@ def present_alert(doc: Document, counties: Sequence[str]) -> Document:
     """An alert as the API shows it: related cases of other counties only as a count."""
     related = list((doc.get("related") or {}).values())
     visible = [r for r in related if r.get("county") in counties]
-    out = {k: v for k, v in doc.items() if k not in ("_id", "related", OUTBOX, OUTBOX_REV, "outbox_pending")}
+    out = {k: v for k, v in doc.items() if k not in _NOT_SHOWN}
     out["id"] = doc["_id"]
     out["related"] = sorted(visible, key=lambda r: (str(r.get("received_at")), str(r.get("case_id"))))
     out["related_elsewhere"] = len(related) - len(visible)
