@@ -6,11 +6,12 @@ from __future__ import annotations
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.faults.harness import FaultMesh, Ledger, private_mesh
 from tiaojie.infra.paths import Layout
 from tiaojie.infra.stack import Infra
 from tiaojie.runtime.settings import RuntimeSettings, default_cache_dir
@@ -58,3 +59,16 @@ def fault_infra() -> Iterator[Infra]:
 def fault_settings(fault_infra: Infra, settings: RuntimeSettings) -> RuntimeSettings:
     kafka, mongo = fault_infra.urls
     return settings.model_copy(update={"kafka_bootstrap": kafka, "mongo_url": mongo})
+
+
+@pytest.fixture(scope="session")
+async def fault_mesh(fault_settings: RuntimeSettings) -> AsyncIterator[FaultMesh]:
+    """One mesh on the fault servers for every fault test, with one ledger across them:
+    each test's reconciliation covers everything acknowledged since the mesh started, so a
+    fault that corrupted an earlier test's cases is still caught (and the tier does not pay
+    for a mesh start per test)."""
+    mesh, own = await private_mesh(fault_settings, "mesh")
+    try:
+        yield FaultMesh(mesh=mesh, settings=own, ledger=Ledger())
+    finally:
+        mesh.stop_all()

@@ -30,7 +30,6 @@ from tiaojie.contracts.common import Channel, Role
 from tiaojie.contracts.envelope import CloudEvent, new_event
 from tiaojie.contracts.intake import DisputeSubmission, DisputeSubmitted
 from tiaojie.infra import synthetic
-from tiaojie.infra.stack import SERVICES
 from tiaojie.runtime.kafka import ensure_topics
 from tiaojie.runtime.settings import RuntimeSettings
 
@@ -72,15 +71,42 @@ class Ledger:
     failures: Counter[str] = field(default_factory=Counter)
 
 
+@dataclass
+class FaultMesh:
+    """The fault tier's mesh, its settings and the ledger of every test run on it."""
+
+    mesh: Mesh
+    settings: RuntimeSettings
+    ledger: Ledger
+
+    def ensure_running(self) -> None:
+        """Start any process a previous test left stopped (its failure must not cascade)."""
+        for process in self.mesh.services.values():
+            if process.proc is None or process.proc.poll() is not None:
+                process.start()
+        for process in self.mesh.services.values():
+            process.wait_ready()
+
+
 class SteadyLoad:
     """Submits disputes at a steady rate over Kafka and HTTP until stopped."""
 
-    def __init__(self, settings: RuntimeSettings, mesh: Mesh, *, rate: float = 12.0, seed: int = 1) -> None:
+    def __init__(
+        self,
+        settings: RuntimeSettings,
+        mesh: Mesh,
+        *,
+        ledger: Ledger | None = None,
+        rate: float = 6.0,
+        seed: int | None = None,
+    ) -> None:
         self.settings = settings
         self.mesh = mesh
         self.rate = rate
-        self.rng = random.Random(seed)
-        self.ledger = Ledger()
+        # A seed of its own per load: loads on one mesh must not repeat each other's
+        # parties (intake would rightly link the repeats to the open cases).
+        self.rng = random.Random(seed if seed is not None else uuid.uuid4().int)
+        self.ledger = ledger if ledger is not None else Ledger()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.desk = auth(settings, Role.DESK)
@@ -291,13 +317,3 @@ def assert_exactly_once(result: Reconciliation) -> None:
     assert result.intake_disagrees == [], f"intake and registry disagree: {result.intake_disagrees[:5]}"
     assert result.stats_received == result.cases, "stats counted a case twice or missed one"
     assert result.dead_letters == 0
-
-
-def restart(mesh: Mesh, name: str) -> None:
-    process = mesh.services[name]
-    process.start()
-    process.wait_ready()
-
-
-def service_names() -> list[str]:
-    return [s.name for s in SERVICES]

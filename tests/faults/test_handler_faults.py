@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from tests.faults.consumer_process import FaultProbed
-from tests.faults.harness import private_mesh
+from tests.faults.harness import FaultMesh, http_case_id
 from tests.support.data import auth, submission
 from tests.support.kafka import eventually, produce, read_all
 from tiaojie.contracts.common import Role
@@ -124,29 +125,30 @@ async def test_poison_message_is_retried_with_backoff_then_dead_lettered_without
     assert journal_lines(journal).count("handled 2") == 1
 
 
-async def test_ten_concurrent_clients_with_one_idempotency_key_make_one_case(
-    fault_settings: RuntimeSettings,
-) -> None:
-    mesh, own = await private_mesh(fault_settings, "idem")
-    try:
-        key = uuid.uuid4().hex
-        headers = {**auth(own, Role.DESK), "Idempotency-Key": key}
-        body = submission(99)
-        async with httpx.AsyncClient(timeout=30) as client:
-            responses = await asyncio.gather(
-                *(
-                    client.post(f"{mesh.url('intake')}/api/v1/disputes", json=body, headers=headers)
-                    for _ in range(10)
-                )
+async def test_ten_concurrent_clients_with_one_idempotency_key_make_one_case(fault_mesh: FaultMesh) -> None:
+    fm = fault_mesh
+    fm.ensure_running()
+    own = fm.settings
+    key = uuid.uuid4().hex
+    headers = {**auth(own, Role.DESK), "Idempotency-Key": key}
+    body = submission(random.randrange(10**6))
+    fm.ledger.attempted.add(http_case_id("test-desk", key))
+    async with httpx.AsyncClient(timeout=30) as client:
+        responses = await asyncio.gather(
+            *(
+                client.post(f"{fm.mesh.url('intake')}/api/v1/disputes", json=body, headers=headers)
+                for _ in range(10)
             )
-        assert sorted(r.status_code for r in responses) == [200] * 9 + [201]
-        assert len({r.json()["id"] for r in responses}) == 1
-        from pymongo import AsyncMongoClient
+        )
+    assert sorted(r.status_code for r in responses) == [200] * 9 + [201], [r.text[:200] for r in responses]
+    ids = {r.json()["id"] for r in responses}
+    assert ids == {http_case_id("test-desk", key)}
+    fm.ledger.acknowledged |= ids
+    from pymongo import AsyncMongoClient
 
-        client_db: AsyncMongoClient[dict] = AsyncMongoClient(own.mongo_url)
-        try:
-            assert await client_db[own.database("tiaojie_intake")]["cases"].count_documents({}) == 1
-        finally:
-            await client_db.close()
+    client_db: AsyncMongoClient[dict] = AsyncMongoClient(own.mongo_url)
+    try:
+        cases = client_db[own.database("tiaojie_intake")]["cases"]
+        assert await cases.count_documents({"_id": {"$in": sorted(ids)}}) == 1
     finally:
-        mesh.stop_all()
+        await client_db.close()
