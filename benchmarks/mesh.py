@@ -1,6 +1,7 @@
 """The mesh end to end, measured against raw aiokafka on the same broker in the same run.
 
     uv run python benchmarks/mesh.py [--burst 3000] [--seconds 20] [--rounds 2] [--replicas intake=2]
+                                     [--profile 1000]
 
 Phases, interleaved per round so that machine noise hits all of them alike:
   raw-produce   aiokafka producer (acks=all, idempotent) sending DisputeSubmitted CloudEvents
@@ -10,7 +11,8 @@ Phases, interleaved per round so that machine noise hits all of them alike:
   mesh-http     disputes POSTed to intake (32 concurrent clients), timed until assigned
 Then latency from submission to assignment at 50% and 80% of the measured maximum (throttled,
 never unthrottled), CPU microseconds per dispute per service, peak RSS per service, and
-database operations per dispute (FerretDB's own request counters).
+database operations per dispute (FerretDB's own request counters). With --profile N, N more
+disputes at the maximum rate with py-spy sampling every service (profiles under .data/bench/).
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ import asyncio
 import os
 import platform
 import random
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,6 +283,86 @@ async def mesh_http(
     return done - t0
 
 
+class Profiler:
+    """py-spy sampling every service process through one phase (--profile): what each
+    spends its CPU on, as self time of the innermost frames and time under our own code."""
+
+    def __init__(self, mesh: Mesh, out: Path) -> None:
+        self.mesh = mesh
+        self.out = out
+        self.spies: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        self.out.mkdir(parents=True, exist_ok=True)
+        for name, process in self.mesh.services.items():
+            if process.proc and name.split("-")[0] in PROFILED:
+                self.spies[name] = subprocess.Popen(
+                    [
+                        spy,
+                        "record",
+                        "-p",
+                        str(process.proc.pid),
+                        "-r",
+                        "100",
+                        "-f",
+                        "raw",
+                        "--nonblocking",
+                        "-o",
+                        str(self.out / f"{name}.txt"),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+
+    def stop(self) -> None:
+        for spy in self.spies.values():
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        for spy in self.spies.values():
+            spy.wait(timeout=60)
+
+    def report(self, top: int = 8) -> str:
+        parts = []
+        for name in self.spies:
+            path = self.out / f"{name}.txt"
+            if not path.exists():
+                parts.append(f"{name}: no profile written")
+                continue
+            leaves: Counter[str] = Counter()
+            ours: Counter[str] = Counter()
+            total = 0
+            for line in path.read_text().splitlines():
+                stack, _, count = line.rpartition(" ")
+                if not stack or not count.isdigit():
+                    continue
+                n = int(count)
+                frames = [_short(f) for f in stack.split(";")]
+                total += n
+                leaves[frames[-1]] += n
+                for frame in set(frames):
+                    if "tiaojie/" in frame:
+                        ours[frame] += n
+            if not total:
+                continue
+            rows = [[f"{100 * n / total:.1f}%", f] for f, n in leaves.most_common(top)]
+            mine = [[f"{100 * n / total:.1f}%", f] for f, n in ours.most_common(top)]
+            parts.append(f"{name}: {total} samples on CPU\n" + table(["self", "innermost frame"], rows))
+            parts.append(table(["under", "our frame"], mine))
+        return "\n\n".join(parts)
+
+
+PROFILED = ("intake", "registry", "stats", "referral", "library")
+
+
+def _short(frame: str) -> str:
+    """'func (/long/path/site-packages/pkg/mod.py:12)' -> 'func (pkg/mod.py:12)'."""
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    path, _, line = where.rpartition(":")
+    tail = "/".join(Path(path).parts[-2:]) if path else where
+    return f"{name} ({tail}:{line})" if line else f"{name} ({tail})"
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -292,7 +378,7 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
 
 async def run(args: argparse.Namespace) -> None:
     infra = Infra()
-    infra.up()
+    await asyncio.to_thread(infra.up)  # sync, and it runs event loops of its own
     namespace = "bench" + uuid.uuid4().hex[:6]
     settings = infra.settings(namespace=namespace)
     await ensure_topics(settings, topics.ALL_TOPICS)
@@ -319,6 +405,7 @@ async def run(args: argparse.Namespace) -> None:
     watch = AssignmentWatch(settings)
     await watch.start()
     rows: list[Row] = []
+    profile_report = ""
     resources = Resources()
     try:
         # Warm-up: first messages pay for connections, JIT-less imports and caches.
@@ -363,6 +450,12 @@ async def run(args: argparse.Namespace) -> None:
                 )
             )
         best = max(r.rate for r in rows if r.phase == "mesh-kafka")
+        if args.profile:
+            profiler = Profiler(mesh, ROOT / ".data" / "bench" / namespace / "profiles")
+            profiler.start()
+            await mesh_kafka(settings, watch, disputes.events(args.profile))
+            profiler.stop()
+            profile_report = profiler.report()
         latency: dict[str, list[float]] = {}
         for share in (0.5, 0.8):
             rate = best * share
@@ -430,6 +523,9 @@ async def run(args: argparse.Namespace) -> None:
         )
     )
     print(f"\ndatabase operations per dispute (all services): {resources.db_ops_per_dispute:.1f}")
+    if args.profile:
+        print(f"\nprofile (py-spy, {args.profile} disputes at the maximum rate):\n")
+        print(profile_report)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -440,6 +536,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=15, help="length of each throttled latency phase")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--replicas", default="", help="e.g. intake=2,registry=2")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="then profile the services over N more disputes"
+    )
     asyncio.run(run(parser.parse_args(argv)))
 
 
