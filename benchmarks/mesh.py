@@ -90,6 +90,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+SERVERS = {"ferretdb": "FerretDB", "postgres": "PostgreSQL", "java": "Kafka"}
+
+
+def server_cpu_seconds() -> dict[str, float]:
+    """CPU used so far by the servers' processes (every PostgreSQL backend included; a
+    backend that exited takes its share with it, so PostgreSQL is a lower bound)."""
+    used = dict.fromkeys(SERVERS.values(), 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        if comm in SERVERS:
+            used[SERVERS[comm]] += cpu_seconds(int(stat.parent.name))
+    return used
+
+
 def rss_peak_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -336,22 +354,32 @@ class Profiler:
                 if not stack or not count.isdigit():
                     continue
                 n = int(count)
-                frames = [_short(f) for f in stack.split(";")]
+                frames = stack.split(";")
                 total += n
-                leaves[frames[-1]] += n
+                leaves[_short(frames[-1])] += n
                 for frame in set(frames):
-                    if "tiaojie/" in frame:
-                        ours[frame] += n
+                    if _ours(frame):
+                        ours[_short(frame)] += n
             if not total:
                 continue
             rows = [[f"{100 * n / total:.1f}%", f] for f, n in leaves.most_common(top)]
             mine = [[f"{100 * n / total:.1f}%", f] for f, n in ours.most_common(top)]
             parts.append(f"{name}: {total} samples on CPU\n" + table(["self", "innermost frame"], rows))
-            parts.append(table(["under", "our frame"], mine))
+            if mine:
+                parts.append(table(["under", "our frame"], mine))
         return "\n\n".join(parts)
 
 
 PROFILED = ("intake", "registry", "stats", "referral", "library")
+
+
+OUR_PACKAGES = ("intake", "registry", "stats", "referral", "library", "runtime", "contracts")
+
+
+def _ours(frame: str) -> bool:
+    """py-spy names files relative to sys.path ('intake/service.py'), or in full."""
+    where = frame.partition(" (")[2]
+    return "/tiaojie/" in where or where.split("/", 1)[0] in OUR_PACKAGES
 
 
 def _short(frame: str) -> str:
@@ -431,6 +459,7 @@ async def run(args: argparse.Namespace) -> None:
             )
             before_cpu = {n: cpu_seconds(p.proc.pid) for n, p in mesh.services.items() if p.proc}
             before_db = db_requests()
+            before_servers = server_cpu_seconds()
             seconds, _ = await mesh_kafka(settings, watch, disputes.events(args.burst))
             rows.append(Row("mesh-kafka", round_no, args.burst, seconds))
             if round_no == args.rounds:
@@ -440,6 +469,12 @@ async def run(args: argparse.Namespace) -> None:
                     for n, p in mesh.services.items()
                     if p.proc
                 }
+                resources.cpu_us_per_dispute.update(
+                    {
+                        n: (used - before_servers[n]) * 1e6 / args.burst
+                        for n, used in server_cpu_seconds().items()
+                    }
+                )
             http_n = max(200, args.burst // 3)
             rows.append(
                 Row(
@@ -518,7 +553,7 @@ async def run(args: argparse.Namespace) -> None:
                     f"{resources.cpu_us_per_dispute.get(n, float('nan')):.0f}",
                     f"{resources.rss_peak_mb.get(n, 0):.0f}",
                 ]
-                for n in mesh.services
+                for n in [*mesh.services, *SERVERS.values()]
             ],
         )
     )
