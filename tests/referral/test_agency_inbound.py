@@ -6,6 +6,7 @@ with their reason, and the sender hears why whenever its topic identifies it."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import orjson
 import pytest
@@ -28,6 +29,19 @@ def submitted(agency_id: str, ref: str, *, source: str | None = None) -> bytes:
     return new_event(
         referral_data(ref), source=source or f"/agencies/{agency_id}", subject=ref, county=COUNTY
     ).to_bytes()
+
+
+def distinct(dead: list[Any]) -> list[Any]:
+    """Dead letters once per original message. The DLQ is at least once: a batch whose
+    commit is lost to a rebalance is dead-lettered again on redelivery, with the same
+    original partition and offset headers that consumers of the DLQ deduplicate by."""
+    seen: dict[tuple[bytes, bytes], Any] = {}
+    for record in dead:
+        headers = dict(record.headers)
+        seen.setdefault(
+            (headers["x-tiaojie-original-partition"], headers["x-tiaojie-original-offset"]), record
+        )
+    return list(seen.values())
 
 
 async def test_agency_topics_are_consumed_checked_and_answered(
@@ -63,7 +77,7 @@ async def test_agency_topics_are_consumed_checked_and_answered(
     doc = await eventually(lambda: parts.service.get_referral(referral_id), timeout=60)
     assert doc.status == "requested" and doc.agency_ref == good_ref
 
-    dead = await read_all(settings.kafka_bootstrap, topics.dlq(inbound), expect=4, timeout=30)
+    dead = distinct(await read_all(settings.kafka_bootstrap, topics.dlq(inbound), expect=4, timeout=30))
     reasons = [dict(r.headers)["x-tiaojie-reason"].decode() for r in dead]
     assert reasons == ["source_mismatch", "malformed_envelope", "invalid_payload", "unknown_event_type"]
     assert dead[0].value == spoofed and dead[1].value == broken  # the original bytes, for replay
@@ -89,7 +103,7 @@ async def test_agency_topics_are_consumed_checked_and_answered(
     # Sending the same reference again is the same referral, not a second one.
     await produce(settings.kafka_bootstrap, inbound, [submitted(agency.id, good_ref)], key=b"court")
     again = await read_all(settings.kafka_bootstrap, topics.dlq(inbound), expect=5, timeout=3)
-    assert len(again) == 4
+    assert len(distinct(again)) == 4
     assert await parts.repository.referrals.docs.count_documents({"agency_id": agency.id}) == 1
 
 

@@ -87,12 +87,22 @@ def start(
     pid = proc.pid
     if user:
         pid = _child_of(pid, marker) or pid
+    else:
+        _recognisable(proc, marker)
     record = Managed(name=name, pid=pid, marker=marker, log=str(log))
     run_dir.mkdir(parents=True, exist_ok=True)
     pid_file(run_dir, name).write_text(
         json.dumps({"pid": record.pid, "marker": marker, "log": str(log), "argv": command})
     )
     return record
+
+
+def _recognisable(proc: subprocess.Popen[bytes], marker: str, timeout: float = 5.0) -> None:
+    """Return once /proc shows the new command line (seen empty for a moment after exec on
+    a loaded machine, when running() would call the process gone) or it has exited."""
+    deadline = time.monotonic() + timeout
+    while not process_matches(proc.pid, marker) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _child_of(parent: int, marker: str, timeout: float = 5.0) -> int | None:
