@@ -14,8 +14,9 @@ from tests.support.kafka import eventually, produce, read_all
 from tests.support.mesh import Mesh
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import Role
-from tiaojie.contracts.envelope import new_event
+from tiaojie.contracts.envelope import decode_event, new_event
 from tiaojie.contracts.intake import DisputeSubmission, DisputeSubmitted
+from tiaojie.intake.service import case_id_for
 from tiaojie.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.e2e
@@ -121,5 +122,12 @@ async def test_malformed_submission_event_goes_to_dlq_and_next_is_handled(
     assert reasons == [b"malformed_envelope", b"invalid_payload"]
     assert b"submission.county" in dict(dead[1].headers)["x-tiaojie-error"]
     events = await read_all(settings.kafka_bootstrap, settings.topic(topics.CASES), expect=100, timeout=5)
-    registered = [r for r in events if b"CaseRegistered" in r.value and b"system" in r.value]
+    # The good event made exactly one case: one CaseRegistered event (by id: delivery to
+    # consumers is at least once, so a record may repeat after a crash, never a new id).
+    case_id = case_id_for(scope=f"kafka:{good.source}", key=good.id)
+    registered = {
+        e.id
+        for e in (decode_event(r.value) for r in events)
+        if e.type.endswith("CaseRegistered") and (e.data or {}).get("case_id") == case_id
+    }
     assert len(registered) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -110,6 +111,7 @@ async def upsert_versioned(
 OUTBOX = "outbox"
 OUTBOX_PENDING = "outbox_pending"
 OUTBOX_REV = "outbox_rev"
+OUTBOX_AT = "outbox_at"  # when the pending events were written (wall clock)
 
 
 def outbox_entry(topic: str, event: CloudEvent) -> Document:
@@ -123,6 +125,7 @@ def outbox_fields(events: Sequence[tuple[str, CloudEvent]]) -> Document:
         OUTBOX: {event.id: outbox_entry(topic, event) for topic, event in events},
         OUTBOX_PENDING: bool(events),
         OUTBOX_REV: 1,
+        **({OUTBOX_AT: datetime.now(UTC)} if events else {}),
     }
 
 
@@ -131,6 +134,7 @@ def outbox_update(events: Sequence[tuple[str, CloudEvent]]) -> tuple[Document, D
     sets: Document = {f"{OUTBOX}.{event.id}": outbox_entry(topic, event) for topic, event in events}
     if events:
         sets[OUTBOX_PENDING] = True
+        sets[OUTBOX_AT] = datetime.now(UTC)
     return sets, ({OUTBOX_REV: 1} if events else {})
 
 
@@ -185,8 +189,15 @@ class OutboxRelay:
     async def sweep(self) -> int:
         """Publish every pending outbox; clear the flag where nothing is left."""
         published = 0
+        # Pending for longer than the grace only: a younger outbox is being published by its
+        # writer right now (flush), and taking it too would publish every event twice.
+        settled = datetime.now(UTC) - timedelta(seconds=self._settings.outbox_grace)
+        query = {
+            OUTBOX_PENDING: True,
+            "$or": [{OUTBOX_AT: {"$lt": settled}}, {OUTBOX_AT: {"$exists": False}}],
+        }
         for collection in self._collections:
-            async for doc in collection.find({OUTBOX_PENDING: True}, {OUTBOX: 1, OUTBOX_REV: 1}):
+            async for doc in collection.find(query, {OUTBOX: 1, OUTBOX_REV: 1}):
                 outbox = doc.get(OUTBOX) or {}
                 if outbox:
                     await self.flush(collection, doc["_id"], outbox)

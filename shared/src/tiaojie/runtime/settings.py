@@ -58,6 +58,9 @@ class RuntimeSettings(BaseSettings):
     handler_concurrency: int = Field(default=32, ge=1)
     mongo_pool_size: int = Field(default=10, ge=1, le=100)
     outbox_relay_interval: float = Field(default=5.0, gt=0)
+    # The sweep leaves an outbox this young to the writer's own in-line publication, so a
+    # healthy write is published once, not once by each.
+    outbox_grace: float = Field(default=5.0, ge=0)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @model_validator(mode="after")

@@ -141,9 +141,10 @@ class SearchIndex:
             self._writer.delete_documents_by_term("id", entry_id)
             if case is not None:
                 self._writer.add_document(self._document(case))
-            self._versions[entry_id] = version
             self._writer.commit()
             self._index.reload()
+            # Only now: whoever sees this version must find the change in a new searcher.
+            self._versions[entry_id] = version
             return True
 
     def load(self, cases: list[Segmented]) -> int:

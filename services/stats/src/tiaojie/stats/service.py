@@ -41,7 +41,7 @@ _CLOSED = frozenset(
 
 
 # Not shown by the API (the outbox fields only on alerts written before AlertRelay).
-_NOT_SHOWN = frozenset({"_id", "related", "outbox", "outbox_rev", "outbox_pending"})
+_NOT_SHOWN = frozenset({"_id", "related", "outbox", "outbox_rev", "outbox_pending", "outbox_at"})
 
 
 class Contention(RuntimeError):
