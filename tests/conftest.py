@@ -59,8 +59,9 @@ def settings(real_servers: Servers, namespace: str, divisions_dir: Path) -> Iter
 
 async def _cleanup(s: RuntimeSettings) -> None:
     """Drop this session's databases and topics so servers stay small across runs."""
-    from aiokafka.admin import AIOKafkaAdminClient
     from pymongo import AsyncMongoClient
+
+    from tests.support.kafka import drop_namespace_topics
 
     client: AsyncMongoClient[dict] = AsyncMongoClient(s.mongo_url, serverSelectionTimeoutMS=3000)
     try:
@@ -71,16 +72,7 @@ async def _cleanup(s: RuntimeSettings) -> None:
         pass
     finally:
         await client.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
-    try:
-        await admin.start()
-        mine = [t for t in await admin.list_topics() if t.startswith(f"{s.namespace}.")]
-        if mine:
-            await admin.delete_topics(mine)
-    except Exception:  # noqa: S110 - cleanup is best effort
-        pass
-    finally:
-        await admin.close()
+    await drop_namespace_topics(s.kafka_bootstrap, s.namespace)
 
 
 @pytest.fixture

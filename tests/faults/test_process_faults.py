@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from typing import Any
 
 import pytest
 
@@ -59,18 +60,23 @@ async def test_consumers_join_and_leave_the_group_under_load(fault_mesh: FaultMe
     assert_exactly_once(await reconcile(fm.settings, fm.mesh, fm.ledger))
 
 
+async def outage(server: Any, *, seconds: float) -> None:
+    """Stop one of the fault tier's servers for a while, then start it and wait for it."""
+    await asyncio.to_thread(server.stop)
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await asyncio.to_thread(server.start)
+        await asyncio.to_thread(server.wait)
+
+
 async def test_database_stops_for_30_seconds_under_load(fault_mesh: FaultMesh, fault_infra: Infra) -> None:
     fm = fault_mesh
     fm.ensure_running()
     failures_before = sum(fm.ledger.failures.values())
     async with SteadyLoad(fm.settings, fm.mesh, ledger=fm.ledger):
         await asyncio.sleep(3)
-        await asyncio.to_thread(fault_infra.ferretdb.stop)
-        try:
-            await asyncio.sleep(30)
-        finally:
-            await asyncio.to_thread(fault_infra.ferretdb.start)
-            await asyncio.to_thread(fault_infra.ferretdb.wait)
+        await outage(fault_infra.ferretdb, seconds=30)
         await asyncio.sleep(5)
     result = await reconcile(fm.settings, fm.mesh, fm.ledger, timeout=240)
     assert sum(fm.ledger.failures.values()) > failures_before, "the outage should have refused some"
@@ -82,11 +88,6 @@ async def test_broker_stops_and_restarts_under_load(fault_mesh: FaultMesh, fault
     fm.ensure_running()
     async with SteadyLoad(fm.settings, fm.mesh, ledger=fm.ledger):
         await asyncio.sleep(3)
-        await asyncio.to_thread(fault_infra.kafka.stop)
-        try:
-            await asyncio.sleep(10)
-        finally:
-            await asyncio.to_thread(fault_infra.kafka.start)
-            await asyncio.to_thread(fault_infra.kafka.wait)
+        await outage(fault_infra.kafka, seconds=10)
         await asyncio.sleep(8)
     assert_exactly_once(await reconcile(fm.settings, fm.mesh, fm.ledger, timeout=240))

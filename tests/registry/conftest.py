@@ -17,6 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.support.data import auth
+from tests.support.kafka import drop_namespace_topics
 from tiaojie.contracts.common import Role
 from tiaojie.registry.app import create_app
 from tiaojie.registry.assignment import AssignmentService
@@ -64,22 +65,6 @@ def registry_settings(settings: RuntimeSettings, **overrides: Any) -> RegistrySe
     )
 
 
-async def drop_topics(settings: RuntimeSettings) -> None:
-    """The session's cleanup removes `<namespace>.` topics; a sub-namespace removes its own."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        await admin.start()
-        mine = [t for t in await admin.list_topics() if t.startswith(f"{settings.namespace}.")]
-        if mine:
-            await admin.delete_topics(mine)
-    except Exception:  # noqa: S110 - cleanup is best effort
-        pass
-    finally:
-        await admin.close()
-
-
 @pytest.fixture(scope="module")
 async def registry(settings: RuntimeSettings) -> AsyncIterator[RegistryHarness]:
     s = registry_settings(settings)
@@ -91,7 +76,7 @@ async def registry(settings: RuntimeSettings) -> AsyncIterator[RegistryHarness]:
             async with httpx.AsyncClient(transport=transport, base_url="http://registry", timeout=60) as http:
                 yield RegistryHarness(app=app, settings=s, clock=clock, http=http)
     finally:
-        await drop_topics(s)
+        await drop_namespace_topics(s.kafka_bootstrap, s.namespace)
 
 
 @dataclass

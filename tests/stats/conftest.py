@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from tests.stats.history import NOW
+from tests.support.kafka import drop_namespace_topics
 from tiaojie.contracts.envelope import EventData, derived_id, new_event
 from tiaojie.runtime.clock import ManualClock
 from tiaojie.runtime.kafka import ensure_topics
@@ -78,19 +79,4 @@ async def stats(settings: RuntimeSettings) -> AsyncIterator[StatsHarness]:
                 yield StatsHarness(app, client, clock, stats_settings, producer)
     finally:
         await producer.stop()
-        await _drop_topics(stats_settings)
-
-
-async def _drop_topics(settings: StatsSettings) -> None:
-    """The session's cleanup drops its databases (this one's name shares their prefix)
-    but only topics of its own namespace: drop ours."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(f"{settings.namespace}.")]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+        await drop_namespace_topics(stats_settings.kafka_bootstrap, stats_settings.namespace)

@@ -8,7 +8,7 @@ published after the write; lookups are equality filters on indexed fields.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -213,14 +213,20 @@ class OutboxRelay:
 
     async def run_forever(self) -> None:
         """Sweep at the configured interval until cancelled."""
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("outbox sweep failed", error=f"{type(exc).__name__}")
-            await asyncio.sleep(self._settings.outbox_relay_interval)
+        await sweep_forever(self.sweep, self._settings.outbox_relay_interval, what="outbox sweep")
+
+
+async def sweep_forever(sweep: Callable[[], Awaitable[object]], interval: float, *, what: str) -> None:
+    """Run a relay's sweep every `interval` seconds until cancelled; a failed sweep is
+    logged (by error class only: no personal data) and tried again next time."""
+    while True:
+        try:
+            await sweep()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(f"{what} failed", error=f"{type(exc).__name__}")
+        await asyncio.sleep(interval)
 
 
 def to_json_safe(value: Any) -> Any:

@@ -10,12 +10,11 @@ claim is older than `CLAIM_LEASE` (its publisher died before marking it publishe
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 from tiaojie.runtime.kafka import EventPublisher
 from tiaojie.runtime.logging import get_logger
-from tiaojie.runtime.mongo import Document
+from tiaojie.runtime.mongo import Document, sweep_forever
 from tiaojie.runtime.settings import RuntimeSettings
 from tiaojie.stats.repository import StatsRepository
 
@@ -55,11 +54,4 @@ class AlertRelay:
         return published
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("alert relay sweep failed", error=f"{type(exc).__name__}")
-            await asyncio.sleep(self._settings.outbox_relay_interval)
+        await sweep_forever(self.sweep, self._settings.outbox_relay_interval, what="alert relay sweep")
