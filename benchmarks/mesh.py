@@ -83,6 +83,7 @@ class Resources:
     cpu_us_per_dispute: dict[str, float] = field(default_factory=dict)
     rss_peak_mb: dict[str, float] = field(default_factory=dict)
     db_ops_per_dispute: float = 0.0
+    db_commands: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -113,6 +114,27 @@ def rss_peak_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def db_commands(mesh: Mesh) -> Counter[tuple[str, str, str]]:
+    """Each service's database commands so far, by (service, collection, command), from
+    its own tiaojie_db_commands_total (replicas summed)."""
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for name, process in mesh.services.items():
+        try:
+            text = httpx.get(f"{process.url}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            continue
+        for line in text.splitlines():
+            if not line.startswith("tiaojie_db_commands_total{"):
+                continue
+            labels = dict(
+                part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(",")
+            )
+            service = name.rsplit("-", 1)[0]
+            key = (service, labels["collection"].strip('"'), labels["command"].strip('"'))
+            counts[key] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
 
 
 def db_requests() -> float:
@@ -459,11 +481,13 @@ async def run(args: argparse.Namespace) -> None:
             )
             before_cpu = {n: cpu_seconds(p.proc.pid) for n, p in mesh.services.items() if p.proc}
             before_db = db_requests()
+            before_commands = db_commands(mesh)
             before_servers = server_cpu_seconds()
             seconds, _ = await mesh_kafka(settings, watch, disputes.events(args.burst))
             rows.append(Row("mesh-kafka", round_no, args.burst, seconds))
             if round_no == args.rounds:
                 resources.db_ops_per_dispute = (db_requests() - before_db) / args.burst
+                resources.db_commands = db_commands(mesh) - before_commands
                 resources.cpu_us_per_dispute = {
                     n: (cpu_seconds(p.proc.pid) - before_cpu[n]) * 1e6 / args.burst
                     for n, p in mesh.services.items()
@@ -557,7 +581,19 @@ async def run(args: argparse.Namespace) -> None:
             ],
         )
     )
-    print(f"\ndatabase operations per dispute (all services): {resources.db_ops_per_dispute:.1f}")
+    print(f"\ndatabase operations per dispute (all services): {resources.db_ops_per_dispute:.1f}\n")
+    print(
+        table(
+            ["service", "collection", "command", "per dispute"],
+            [
+                [service, collection, command, f"{count / args.burst:.2f}"]
+                for (service, collection, command), count in sorted(
+                    resources.db_commands.items(), key=lambda item: -item[1]
+                )
+                if count / args.burst >= 0.05
+            ],
+        )
+    )
     if args.profile:
         print(f"\nprofile (py-spy, {args.profile} disputes at the maximum rate):\n")
         print(profile_report)

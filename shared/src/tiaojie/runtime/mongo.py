@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from pymongo import AsyncMongoClient, IndexModel
+from prometheus_client import CollectorRegistry, Counter
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -31,8 +32,58 @@ Document = dict[str, Any]
 BULK_CHUNK = 25
 
 
-def make_client(settings: RuntimeSettings, *, app_name: str) -> AsyncMongoClient[Document]:
-    """An AsyncMongoClient with bounded pool, timezone-aware datetimes and quick failure."""
+class CommandCounter(monitoring.CommandListener):
+    """Counts database commands by command and collection (never by document): the
+    benchmark reads them to say which collection costs how many round trips."""
+
+    # Commands whose first field names the collection; others are counted as "-".
+    _ON_COLLECTION = frozenset(
+        {
+            "find",
+            "insert",
+            "update",
+            "delete",
+            "findAndModify",
+            "aggregate",
+            "count",
+            "distinct",
+            "createIndexes",
+        }
+    )
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.commands = Counter(
+            "tiaojie_db_commands",
+            "Database commands sent, by command and collection",
+            ["command", "collection"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "tiaojie_db_command_failures",
+            "Database commands that failed, by command",
+            ["command"],
+            registry=registry,
+        )
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        target = event.command.get(name) if name in self._ON_COLLECTION else None
+        if name == "getMore":
+            target = event.command.get("collection")
+        self.commands.labels(name, target if isinstance(target, str) else "-").inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        return None
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self.failures.labels(event.command_name).inc()
+
+
+def make_client(
+    settings: RuntimeSettings, *, app_name: str, registry: CollectorRegistry | None = None
+) -> AsyncMongoClient[Document]:
+    """An AsyncMongoClient with bounded pool, timezone-aware datetimes and quick failure;
+    with a registry, its commands are counted there (tiaojie_db_commands_total)."""
     return AsyncMongoClient(
         settings.mongo_url,
         appname=app_name,
@@ -42,6 +93,7 @@ def make_client(settings: RuntimeSettings, *, app_name: str) -> AsyncMongoClient
         connectTimeoutMS=5000,
         socketTimeoutMS=30000,
         retryWrites=False,  # FerretDB has no retryable writes; our writes are idempotent.
+        event_listeners=[CommandCounter(registry)] if registry is not None else [],
     )
 
 
@@ -160,13 +212,21 @@ class OutboxRelay:
         outbox: Mapping[str, Document],
         *,
         rev: int | None = None,
+        also_set: Document | None = None,
+        also_unset: Sequence[str] = (),
     ) -> None:
         """Publish these outbox entries of one document, then remove them from it.
 
         With `rev` (the outbox revision the caller's write produced) the pending flag is
         cleared in the same update unless another write added events meanwhile.
+        `also_set`/`also_unset` ride on that update (one round trip instead of two) and
+        are written even when there is nothing to publish.
         """
+        extra_set = dict(also_set or {})
+        extra_unset = dict.fromkeys(also_unset, "")
         if not outbox:
+            if extra_set or extra_unset:
+                await collection.update_one({"_id": doc_id}, _update(extra_set, extra_unset))
             return
         await asyncio.gather(
             *(
@@ -176,15 +236,14 @@ class OutboxRelay:
                 for entry in outbox.values()
             )
         )
-        unset = {f"{OUTBOX}.{event_id}": "" for event_id in outbox}
+        unset = {f"{OUTBOX}.{event_id}": "" for event_id in outbox} | extra_unset
         if rev is not None:
             done = await collection.update_one(
-                {"_id": doc_id, OUTBOX_REV: rev},
-                {"$unset": unset, "$set": {OUTBOX_PENDING: False}},
+                {"_id": doc_id, OUTBOX_REV: rev}, _update({**extra_set, OUTBOX_PENDING: False}, unset)
             )
             if done.matched_count:
                 return
-        await collection.update_one({"_id": doc_id}, {"$unset": unset})
+        await collection.update_one({"_id": doc_id}, _update(extra_set, unset))
 
     async def sweep(self) -> int:
         """Publish every pending outbox; clear the flag where nothing is left."""
@@ -214,6 +273,10 @@ class OutboxRelay:
     async def run_forever(self) -> None:
         """Sweep at the configured interval until cancelled."""
         await sweep_forever(self.sweep, self._settings.outbox_relay_interval, what="outbox sweep")
+
+
+def _update(sets: Document, unsets: Document) -> Document:
+    return {**({"$set": sets} if sets else {}), **({"$unset": unsets} if unsets else {})}
 
 
 async def sweep_forever(sweep: Callable[[], Awaitable[object]], interval: float, *, what: str) -> None:

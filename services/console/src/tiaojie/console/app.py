@@ -57,7 +57,7 @@ def create_app(
         configure_logging(service=settings.service_name, level=settings.log_level, json=settings.log_json)
     metrics_registry = new_registry()
     metrics = ConsoleMetrics(metrics_registry)
-    mongo = make_client(settings, app_name="tiaojie-console")
+    mongo = make_client(settings, app_name="tiaojie-console", registry=metrics_registry)
     repository = ConsoleRepository(mongo[settings.database(settings.database_name)])
     service = ConsoleService(
         repository=repository, settings=settings, clock=clock or SystemClock(), metrics=metrics

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
@@ -48,10 +48,7 @@ INDEXES = {
         IndexModel([("outbox_pending", ASCENDING)]),
         IndexModel([("accept_pending", ASCENDING)]),
     ],
-    "organisations": [
-        IndexModel([("division_code", ASCENDING)]),
-        IndexModel([("county", ASCENDING)]),
-    ],
+    "organisations": [IndexModel([("county", ASCENDING)])],
     # One document per issued case number: _id "<organisation>:<year>:<n>"; the unique
     # case_id makes a case get at most one number, the _id at most one case per number.
     "case_numbers": [IndexModel([("case_id", ASCENDING)], unique=True)],
@@ -136,6 +133,9 @@ class IntakeRepository:
             await self.cases.replace_one({"_id": case_id, "version": {"$lt": version}}, doc, upsert=True)
         except DuplicateKeyError:
             pass  # the document is at this version or later already
+
+    # A revision applied and published: its snapshot goes, its claim (the _id) stays.
+    SETTLED: ClassVar[dict[str, Any]] = {"also_set": {"applied": True}, "also_unset": ("doc",)}
 
     async def settle(self, revision_id: str) -> None:
         """The revision is applied and published: drop its snapshot, keep its claim."""
@@ -298,10 +298,6 @@ class IntakeRepository:
         self, *, organisation_id: str, version: int, fields: dict[str, Any]
     ) -> bool:
         return await upsert_versioned(self.organisations, id=organisation_id, version=version, fields=fields)
-
-    async def organisations_at(self, division_code: str) -> list[OrganisationView]:
-        docs = await self.organisations.find({"division_code": division_code}).to_list()
-        return [OrganisationView.model_validate(d) for d in docs]
 
     async def organisations_in(self, county: str) -> list[OrganisationView]:
         docs = await self.organisations.find({"county": county}).to_list()

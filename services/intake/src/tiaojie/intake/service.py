@@ -90,7 +90,7 @@ from tiaojie.runtime.consumer import DeadLetter
 from tiaojie.runtime.divisions import Divisions
 from tiaojie.runtime.errors import Conflict, FieldError, Invalid, NotFound
 from tiaojie.runtime.logging import get_logger
-from tiaojie.runtime.mongo import OUTBOX, OutboxRelay
+from tiaojie.runtime.mongo import OUTBOX, Document, OutboxRelay
 from tiaojie.runtime.pii import Protector, id_birth_date, normalise_id_number, normalise_mobile, scrub
 
 log = get_logger(__name__)
@@ -260,7 +260,8 @@ class IntakeService:
             submission.category, suggestion, category_authority
         )
         fingerprints = self._fingerprints(parties, category)
-        duplicate = await self._open_duplicate(fingerprints, now)
+        seen: dict[str, Document | None] = {}
+        duplicate = await self._open_duplicate(fingerprints, now, seen=seen)
         if duplicate is not None:
             return await self._link_duplicate(
                 duplicate,
@@ -295,16 +296,18 @@ class IntakeService:
             route = routing.Route(chosen, "referral", "移交方指定的受理组织")
             route_id: str | None = organisation_id
         else:
+            # One read serves both: a township (validated to lie in the county) has its
+            # organisations among the county's.
+            in_county = await self.repo.organisations_in(submission.county)
+            township_code = submission.township[:9] if submission.township else None
             route = routing.route(
                 county=submission.county,
                 township=submission.township,
                 category=category,
                 risk_level=rating.level,
                 cross_county=cross_county,
-                in_county=await self.repo.organisations_in(submission.county),
-                at_township=await self.repo.organisations_at(submission.township[:9])
-                if submission.township
-                else [],
+                in_county=in_county,
+                at_township=[o for o in in_county if township_code and o.division_code == township_code],
             )
             route_id = route.organisation.id if route.organisation else None
         case = CaseDoc(
@@ -395,7 +398,7 @@ class IntakeService:
             raced = await self._await_case(case_id)
             return await self._replayed(raced, digest)
         self.metrics.received.labels(case.county, case.channel, case.category).inc()
-        await self._index(case, fingerprints)
+        await self._index(case, fingerprints, seen=seen)
         return Registration(case=case, created=True)
 
     async def _await_case(self, case_id: str) -> CaseDoc:
@@ -433,8 +436,10 @@ class IntakeService:
         if revision is None:
             await self.repo.catch_up(new.id, new.version)
             return False
-        await self.relay.flush(self.repo.revisions, revision["_id"], revision[OUTBOX], rev=1)
-        await self.repo.settle(revision["_id"])
+        # Published and applied: settle the revision in the update that empties its outbox.
+        await self.relay.flush(
+            self.repo.revisions, revision["_id"], revision[OUTBOX], rev=1, **self.repo.SETTLED
+        )
         return True
 
     @staticmethod
@@ -488,10 +493,14 @@ class IntakeService:
         pairs = [(a, r) for a in applicants for r in respondents][:20]
         return [self.protector.keyed_hash(f"{a}|{r}|{category}", purpose="duplicate") for a, r in pairs]
 
-    async def _open_duplicate(self, fingerprints: list[str], now: datetime) -> CaseDoc | None:
+    async def _open_duplicate(
+        self, fingerprints: list[str], now: datetime, *, seen: dict[str, Document | None]
+    ) -> CaseDoc | None:
+        """An open case of the same parties and category within the window; the
+        fingerprints read on the way are left in `seen` for _index."""
         window = timedelta(days=self.settings.duplicate_window_days)
         for key in fingerprints:
-            found = await self.repo.fingerprint(key)
+            found = seen[key] = await self.repo.fingerprint(key)
             if not found:
                 continue
             case = await self.repo.get_case(found["case_id"])
@@ -499,10 +508,12 @@ class IntakeService:
                 return case
         return None
 
-    async def _index(self, case: CaseDoc, fingerprints: list[str]) -> None:
+    async def _index(
+        self, case: CaseDoc, fingerprints: list[str], *, seen: dict[str, Document | None] | None = None
+    ) -> None:
         """Remember a new case for duplicate matching and repeat-visit counting."""
         for key in fingerprints:
-            current = await self.repo.fingerprint(key)
+            current = seen[key] if seen is not None and key in seen else await self.repo.fingerprint(key)
             if current is None or current["case_id"] != case.id:
                 newer = current is not None and current["at"] > case.received_at
                 if not newer:
@@ -1488,10 +1499,6 @@ class IntakeService:
         """Record the mediator the registry chose. Before acceptance it is kept as a
         pre-assignment; an accepted or transferred case becomes `assigned`; a case in
         hand gets the new mediator (reassignment). Stale and repeated decisions are ignored."""
-        case = await self.repo.get_case(event.case_id)
-        if case is None:
-            log.info("assignment for an unknown case ignored", case_id=event.case_id)
-            return
 
         def build(current: CaseDoc, now: datetime) -> Change | None:
             if current.status not in OPEN:
@@ -1536,9 +1543,16 @@ class IntakeService:
                 events=[(CaseAssignmentRecorded, {"mediator_id": event.mediator_id})],
             )
 
-        await self._apply(
-            case.id, action="assign", action_id=f"assign:{event_id}", by="system:registry", build=build
-        )
+        try:
+            await self._apply(
+                event.case_id,
+                action="assign",
+                action_id=f"assign:{event_id}",
+                by="system:registry",
+                build=build,
+            )
+        except NotFound:
+            log.info("assignment for an unknown case ignored", case_id=event.case_id)
 
     async def record_assignment_failure(self, *, event: AssignmentFailed, event_id: str) -> None:
         """Nobody eligible: the case shows why, so a centre user can step in."""

@@ -290,7 +290,7 @@ class AssignmentService:
                 if raced is not None:
                     await self._apply(raced)
                 return
-            case = await self.repo.next_decision(needs.case_id)
+            case = await self.repo.next_decision(needs.case_id, scan=True)
         else:
             raise RuntimeError("no free decision number after 10 attempts")
         self.metrics.assignments.labels(county, outcome).inc()
@@ -551,8 +551,8 @@ class AssignmentService:
         else:
             chosen = ranking.ranked[0]
         now = self.clock.now()
-        for _ in range(10):
-            case = await self.repo.next_decision(case_id)
+        for attempt in range(10):
+            case = await self.repo.next_decision(case_id, scan=attempt > 0)
             payload = MediatorAssigned(
                 case_id=case_id,
                 county=case.county or mediator.county,

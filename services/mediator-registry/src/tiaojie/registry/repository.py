@@ -169,20 +169,26 @@ class RegistryRepository:
         """Record what assignment needs to know about a case (idempotent)."""
         await upsert_one(self.cases, {"_id": case_id}, {"$set": fields, "$setOnInsert": _NEW_CASE})
 
-    async def next_decision(self, case_id: str) -> CaseView:
+    async def next_decision(self, case_id: str, *, scan: bool = False) -> CaseView:
         """The case's projection (created if new) with the number its next decision takes.
 
         FerretDB 1.24 does not apply concurrent updates of one document atomically (200
         concurrent $inc on one document were measured to add 29), so the number is not a
-        counter: it is one more than the highest decision, and the unique (case_id, seq)
-        index makes a concurrent writer that took the same number retry."""
-        await upsert_one(self.cases, {"_id": case_id}, {"$setOnInsert": _NEW_CASE})
+        counter: the unique (case_id, seq) index makes a writer that took a number already
+        taken retry. The first guess is one more than the decision the case shows; a
+        decision stored but not yet applied makes that guess taken, and the retry (`scan`)
+        takes one more than the highest decision. Numbers are never deleted and each is at
+        most one more than the highest, so a free guess is the same number a scan gives."""
         doc = await self.cases.find_one({"_id": case_id})
-        assert doc is not None
-        seqs = [
-            d.get("seq", 0) for d in await self.decisions.find({"case_id": case_id}, {"seq": 1}).to_list()
-        ]
-        return CaseView.model_validate({**doc, "next_seq": max(seqs, default=0) + 1})
+        if doc is None:
+            await upsert_one(self.cases, {"_id": case_id}, {"$setOnInsert": _NEW_CASE})
+            doc = await self.cases.find_one({"_id": case_id})
+            assert doc is not None
+        highest = int(doc.get("seq", 0))
+        if scan:
+            found = await self.decisions.find({"case_id": case_id}, {"seq": 1}).to_list()
+            highest = max([highest, *(int(d.get("seq", 0)) for d in found)])
+        return CaseView.model_validate({**doc, "next_seq": highest + 1})
 
     async def apply_decision(self, case_id: str, seq: int, fields: Document, *, holder: str | None) -> bool:
         """Make a decision the case's current one unless a later decision already is.

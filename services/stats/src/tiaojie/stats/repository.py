@@ -97,11 +97,15 @@ class StatsRepository:
 
     async def latest(self, collection: AsyncCollection[Document], doc_id: str) -> tuple[Document | None, int]:
         """The latest revision of a projection (with `rev`), and the revision its snapshot shows."""
-        doc = await collection.find_one({"_id": doc_id})
-        shown = int(doc.get("rev", 0)) if doc else 0
-        return await self._newer(collection, doc_id, doc, shown), shown
+        doc, shown = await self.snapshot(collection, doc_id)
+        return await self.newer(collection, doc_id, doc, shown), shown
 
-    async def _newer(
+    async def snapshot(self, collection: AsyncCollection[Document], doc_id: str) -> tuple[Document | None, int]:
+        """The snapshot of a projection and its revision (the head's, or behind it)."""
+        doc = await collection.find_one({"_id": doc_id})
+        return doc, int(doc.get("rev", 0)) if doc else 0
+
+    async def newer(
         self, collection: AsyncCollection[Document], doc_id: str, doc: Document | None, rev: int
     ) -> Document | None:
         revisions = self.revisions(collection)
@@ -132,7 +136,7 @@ class StatsRepository:
                 await collection.replace_one({"_id": current["_id"]}, current, upsert=True)
             except DuplicateKeyError:  # a concurrent upsert inserted it first
                 await collection.replace_one({"_id": current["_id"]}, current)
-            newer = await self._newer(collection, current["_id"], None, rev)
+            newer = await self.newer(collection, current["_id"], None, rev)
             current = newer
 
     async def mark_recount(self, case_id: str, rev: int, days: Iterable[str]) -> None:
