@@ -461,6 +461,7 @@ class FerretDB:
             ],
             log=self.layout.logs / "ferretdb.log",
             marker=f"--state-dir={state}",
+            env={"GOGC": os.environ.get("TIAOJIE_FERRETDB_GOGC", "400")},
         )
         return True
 

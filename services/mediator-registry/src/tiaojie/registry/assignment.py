@@ -94,7 +94,7 @@ class AssignmentService:
     # -- triggers ----------------------------------------------------------------------
     async def case_registered(self, *, event: CloudEvent, case: CaseRegistered) -> None:
         """A new case gets a mediator in its routed organisation, or up the hierarchy."""
-        await self.repo.remember_case(
+        known = await self.repo.remember_case(
             case.case_id,
             {
                 "county": case.county,
@@ -115,6 +115,7 @@ class AssignmentService:
             county=case.county,
             organisation_id=case.organisation_id,
             trigger="registered",
+            known=known,
         )
 
     async def transfer_accepted(self, *, event: CloudEvent, transfer: TransferAccepted) -> None:
@@ -202,6 +203,7 @@ class AssignmentService:
         organisation_id: str | None,
         trigger: str,
         transfer_id: str | None = None,
+        known: Document | None = None,
     ) -> None:
         async with self.locks.hold(needs.case_id):
             await self._decide_locked(
@@ -211,6 +213,7 @@ class AssignmentService:
                 organisation_id=organisation_id,
                 trigger=trigger,
                 transfer_id=transfer_id,
+                known=known,
             )
 
     async def _decide_locked(
@@ -222,12 +225,12 @@ class AssignmentService:
         organisation_id: str | None,
         trigger: str,
         transfer_id: str | None,
+        known: Document | None,
     ) -> None:
-        existing = await self.repo.get_decision(decision_id)
-        if existing is not None:
-            await self._apply(existing)  # redelivery: finish what a crash may have left
-            return
-        case = await self.repo.next_decision(needs.case_id)
+        # No read of the decision first: a redelivery finds its id taken at the insert
+        # below and finishes what a crash may have left (the search is then wasted, but
+        # a first delivery, the usual case, saves a round trip).
+        case = await self.repo.next_decision(needs.case_id, known=known)
         now = self.clock.now()
         search = await self.search(needs, county=county, start=organisation_id, today=now.date())
         payload: EventData
@@ -285,7 +288,7 @@ class AssignmentService:
             stored = await self.repo.insert_decision(doc)
             if stored == "inserted":
                 break
-            if stored == "exists":  # a redelivery handled concurrently got there first
+            if stored == "exists":  # a redelivery: the decision was stored before
                 raced = await self.repo.get_decision(decision_id)
                 if raced is not None:
                     await self._apply(raced)

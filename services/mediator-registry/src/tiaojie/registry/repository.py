@@ -165,11 +165,26 @@ class RegistryRepository:
         doc = _scoped(await self.cases.find_one({"_id": case_id}), counties)
         return CaseView.model_validate(doc) if doc else None
 
-    async def remember_case(self, case_id: str, fields: Document) -> None:
-        """Record what assignment needs to know about a case (idempotent)."""
-        await upsert_one(self.cases, {"_id": case_id}, {"$set": fields, "$setOnInsert": _NEW_CASE})
+    async def remember_case(self, case_id: str, fields: Document) -> Document:
+        """Record what assignment needs to know about a case (idempotent); returns the
+        projection as written, in the same round trip."""
+        update = {"$set": fields, "$setOnInsert": _NEW_CASE}
+        for _ in range(2):  # a concurrent upsert of the same new case: the loser updates
+            try:
+                doc = await self.cases.find_one_and_update(
+                    {"_id": case_id}, update, upsert=True, return_document=ReturnDocument.AFTER
+                )
+            except DuplicateKeyError:
+                continue
+            if doc is not None:
+                return doc
+        found = await self.cases.find_one({"_id": case_id})
+        assert found is not None
+        return found
 
-    async def next_decision(self, case_id: str, *, scan: bool = False) -> CaseView:
+    async def next_decision(
+        self, case_id: str, *, scan: bool = False, known: Document | None = None
+    ) -> CaseView:
         """The case's projection (created if new) with the number its next decision takes.
 
         FerretDB 1.24 does not apply concurrent updates of one document atomically (200
@@ -178,8 +193,9 @@ class RegistryRepository:
         taken retry. The first guess is one more than the decision the case shows; a
         decision stored but not yet applied makes that guess taken, and the retry (`scan`)
         takes one more than the highest decision. Numbers are never deleted and each is at
-        most one more than the highest, so a free guess is the same number a scan gives."""
-        doc = await self.cases.find_one({"_id": case_id})
+        most one more than the highest, so a free guess is the same number a scan gives.
+        `known` is the projection as the caller just wrote it (saves reading it again)."""
+        doc = known if known is not None and not scan else await self.cases.find_one({"_id": case_id})
         if doc is None:
             await upsert_one(self.cases, {"_id": case_id}, {"$setOnInsert": _NEW_CASE})
             doc = await self.cases.find_one({"_id": case_id})
