@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.support.mesh import Mesh  # noqa: E402
+from tests.support.namespace import drop_namespace  # noqa: E402
 
 from tiaojie.contracts import topics  # noqa: E402
 from tiaojie.contracts.common import Channel, Role  # noqa: E402
@@ -81,14 +82,21 @@ class Row:
 @dataclass
 class Resources:
     cpu_us_per_dispute: dict[str, float] = field(default_factory=dict)
+    system_share: dict[str, float] = field(default_factory=dict)  # of a service's CPU, in the kernel
     rss_peak_mb: dict[str, float] = field(default_factory=dict)
     db_ops_per_dispute: float = 0.0
     db_commands: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
 
 def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 SERVERS = {"ferretdb": "FerretDB", "postgres": "PostgreSQL", "java": "Kafka"}
@@ -480,6 +488,7 @@ async def run(args: argparse.Namespace) -> None:
                 )
             )
             before_cpu = {n: cpu_seconds(p.proc.pid) for n, p in mesh.services.items() if p.proc}
+            before_split = {n: cpu_split(p.proc.pid) for n, p in mesh.services.items() if p.proc}
             before_db = db_requests()
             before_commands = db_commands(mesh)
             before_servers = server_cpu_seconds()
@@ -488,6 +497,14 @@ async def run(args: argparse.Namespace) -> None:
             if round_no == args.rounds:
                 resources.db_ops_per_dispute = (db_requests() - before_db) / args.burst
                 resources.db_commands = db_commands(mesh) - before_commands
+                for name, process in mesh.services.items():
+                    if process.proc:
+                        (user_after, system_after), (user_before, system_before) = (
+                            cpu_split(process.proc.pid),
+                            before_split[name],
+                        )
+                        user, system = user_after - user_before, system_after - system_before
+                        resources.system_share[name] = system / (user + system) if user + system else 0.0
                 resources.cpu_us_per_dispute = {
                     n: (cpu_seconds(p.proc.pid) - before_cpu[n]) * 1e6 / args.burst
                     for n, p in mesh.services.items()
@@ -527,6 +544,8 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         await watch.stop()
         mesh.stop_all()
+        if not args.keep:
+            await drop_namespace(settings)
 
     raw_produce_rate = statistics.median(r.rate for r in rows if r.phase == "raw-produce")
     raw_consume_rate = statistics.median(r.rate for r in rows if r.phase == "raw-consume")
@@ -570,11 +589,12 @@ async def run(args: argparse.Namespace) -> None:
     print()
     print(
         table(
-            ["service", "CPU µs per dispute", "peak RSS MB"],
+            ["service", "CPU µs per dispute", "of it in the kernel", "peak RSS MB"],
             [
                 [
                     n,
                     f"{resources.cpu_us_per_dispute.get(n, float('nan')):.0f}",
+                    f"{resources.system_share[n]:.0%}" if n in resources.system_share else "–",
                     f"{resources.rss_peak_mb.get(n, 0):.0f}",
                 ]
                 for n in [*mesh.services, *SERVERS.values()]
@@ -607,6 +627,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=15, help="length of each throttled latency phase")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--replicas", default="", help="e.g. intake=2,registry=2")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the run's topics and databases (dropped by default)"
+    )
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="then profile the services over N more disputes"
     )

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.mesh import Mesh
+from tests.support.namespace import drop_namespace
 from tests.support.servers import Servers, servers
 from tiaojie.runtime.settings import RuntimeSettings, default_cache_dir
 
@@ -54,25 +55,7 @@ def settings(real_servers: Servers, namespace: str, divisions_dir: Path) -> Iter
         outbox_relay_interval=1.0,
     )
     yield s
-    asyncio.run(_cleanup(s))
-
-
-async def _cleanup(s: RuntimeSettings) -> None:
-    """Drop this session's databases and topics so servers stay small across runs."""
-    from pymongo import AsyncMongoClient
-
-    from tests.support.kafka import drop_namespace_topics
-
-    client: AsyncMongoClient[dict] = AsyncMongoClient(s.mongo_url, serverSelectionTimeoutMS=3000)
-    try:
-        for name in await client.list_database_names():
-            if name.startswith(f"{s.namespace}_"):
-                await client.drop_database(name)
-    except Exception:  # noqa: S110 - cleanup is best effort
-        pass
-    finally:
-        await client.close()
-    await drop_namespace_topics(s.kafka_bootstrap, s.namespace)
+    asyncio.run(drop_namespace(s))  # so the servers stay small across runs
 
 
 @pytest.fixture

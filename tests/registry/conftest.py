@@ -17,7 +17,7 @@ import pytest
 from fastapi import FastAPI
 
 from tests.support.data import auth
-from tests.support.kafka import drop_namespace_topics
+from tests.support.namespace import drop_namespace
 from tiaojie.contracts.common import Role
 from tiaojie.registry.app import create_app
 from tiaojie.registry.assignment import AssignmentService
@@ -76,7 +76,7 @@ async def registry(settings: RuntimeSettings) -> AsyncIterator[RegistryHarness]:
             async with httpx.AsyncClient(transport=transport, base_url="http://registry", timeout=60) as http:
                 yield RegistryHarness(app=app, settings=s, clock=clock, http=http)
     finally:
-        await drop_namespace_topics(s.kafka_bootstrap, s.namespace)
+        await drop_namespace(s)
 
 
 @dataclass

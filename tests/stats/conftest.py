@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from tests.stats.history import NOW
-from tests.support.kafka import drop_namespace_topics
+from tests.support.namespace import drop_namespace
 from tiaojie.contracts.envelope import EventData, derived_id, new_event
 from tiaojie.runtime.clock import ManualClock
 from tiaojie.runtime.kafka import ensure_topics
@@ -79,4 +79,4 @@ async def stats(settings: RuntimeSettings) -> AsyncIterator[StatsHarness]:
                 yield StatsHarness(app, client, clock, stats_settings, producer)
     finally:
         await producer.stop()
-        await drop_namespace_topics(stats_settings.kafka_bootstrap, stats_settings.namespace)
+        await drop_namespace(stats_settings)

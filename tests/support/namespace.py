@@ -1,0 +1,25 @@
+"""Dropping what a test session or a benchmark run created, so the servers stay small."""
+
+from __future__ import annotations
+
+from pymongo import AsyncMongoClient
+
+from tests.support.kafka import drop_namespace_topics
+from tiaojie.runtime.settings import RuntimeSettings
+
+
+async def drop_namespace(settings: RuntimeSettings) -> None:
+    """Drop a namespace's databases and topics (best effort: the servers may be gone).
+
+    Leftover topics are not free: every metadata refresh of a pattern subscription lists
+    every topic on the broker, so stale namespaces cost the services CPU."""
+    client: AsyncMongoClient[dict] = AsyncMongoClient(settings.mongo_url, serverSelectionTimeoutMS=3000)
+    try:
+        for name in await client.list_database_names():
+            if name.startswith(f"{settings.namespace}_"):
+                await client.drop_database(name)
+    except Exception:  # noqa: S110 - cleanup is best effort
+        pass
+    finally:
+        await client.close()
+    await drop_namespace_topics(settings.kafka_bootstrap, settings.namespace)
