@@ -45,7 +45,6 @@ INDEXES = {
         IndexModel([("county", ASCENDING), ("status", ASCENDING)]),
         IndexModel([("mediator_id", ASCENDING)]),
         IndexModel([("organisation_id", ASCENDING)]),
-        IndexModel([("outbox_pending", ASCENDING)]),
         IndexModel([("accept_pending", ASCENDING)]),
     ],
     "organisations": [IndexModel([("county", ASCENDING)])],

@@ -36,10 +36,10 @@ INDEXES = {
     "history": [IndexModel([("entity_id", ASCENDING)])],
     "cases": [IndexModel([("holder", ASCENDING)])],
     "grants": [IndexModel([("m", ASCENDING)])],
+    # Every index costs each write (FerretDB rewrites the whole row, so every index is
+    # updated): lookups by case_id use the unique pair's index.
     "decisions": [
-        IndexModel([("case_id", ASCENDING)]),
         IndexModel([("case_id", ASCENDING), ("seq", ASCENDING)], unique=True),
-        IndexModel([("mediator_id", ASCENDING)]),
         IndexModel([(OUTBOX_PENDING, ASCENDING)]),
     ],
 }
