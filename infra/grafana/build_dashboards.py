@@ -162,6 +162,17 @@ def operations() -> dict[str, Any]:
                 unit="ops",
             ),
             panel(
+                "数据库命令 Database commands /s",
+                [
+                    (
+                        "sum by (service, collection, command) (rate(tiaojie_db_commands_total[5m]))",
+                        "{{service}} {{collection}} {{command}}",
+                    )
+                ],
+                unit="ops",
+                description="Commands each service sends to its database, by collection (round trips).",
+            ),
+            panel(
                 "内存 Resident memory",
                 [("process_resident_memory_bytes", "{{service}} {{instance}}")],
                 unit="bytes",

@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from tests.support.data import COUNTY, TOWNSHIP, auth
+from tests.support.namespace import drop_namespace
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import Role
 from tiaojie.contracts.envelope import CloudEvent, decode_event
@@ -101,28 +102,7 @@ async def intake(settings: RuntimeSettings) -> AsyncIterator[Intake]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://intake", timeout=30) as client:
             yield Intake(settings=own, service=service, client=client, clock=clock)
-    await _drop(own)
-
-
-async def _drop(s: IntakeSettings) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-    from pymongo import AsyncMongoClient
-
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(s.mongo_url, serverSelectionTimeoutMS=3000)
-    try:
-        for name in await client.list_database_names():
-            if name.startswith(f"{s.namespace}_"):
-                await client.drop_database(name)
-    finally:
-        await client.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(f"{s.namespace}.")]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+    await drop_namespace(own)
 
 
 def body(seed: int | str, **overrides: Any) -> dict[str, Any]:

@@ -437,3 +437,18 @@ async def test_an_archived_case_is_nominated_for_the_library_once(intake: Intake
     assert content.sessions[0].record == "调解笔录全文" and content.failure_reason == "对赔偿数额分歧大"
     assert {p["role"] for p in content.parties} == {"applicant", "respondent"}
     assert "调解笔录全文" not in event.to_bytes().decode()
+
+
+async def test_a_committed_revision_is_settled_by_the_write_that_empties_its_outbox(
+    intake: Intake, unique: str
+) -> None:
+    case = await register(intake, f"settle-{unique}")
+    repo = intake.service.repo
+    revision_id = repo.revision_id(case["id"], 1)
+    revision = await repo.revisions.find_one({"_id": revision_id})
+    assert revision is not None
+    # Published and applied: no snapshot, no pending events, nothing for the reconciler.
+    assert revision["applied"] is True
+    assert "doc" not in revision
+    assert revision["outbox"] == {} and revision["outbox_pending"] is False
+    assert revision_id not in {r["_id"] for r in await repo.unapplied_revisions(limit=10_000)}

@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.data import COUNTY, TOWNSHIP, auth
 from tests.support.kafka import eventually, produce
+from tests.support.namespace import drop_namespace
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import CaseStatus, Category, Channel, Role
 from tiaojie.contracts.envelope import CloudEvent, new_event
@@ -77,28 +78,7 @@ async def library(settings: RuntimeSettings) -> AsyncIterator[Library]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://library", timeout=30) as client:
             yield Library(settings=own, service=service, client=client, clock=clock)
-    await drop(own)
-
-
-async def drop(s: RuntimeSettings) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-    from pymongo import AsyncMongoClient
-
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(s.mongo_url, serverSelectionTimeoutMS=3000)
-    try:
-        for name in await client.list_database_names():
-            if name.startswith(f"{s.namespace}_"):
-                await client.drop_database(name)
-    finally:
-        await client.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
-    await admin.start()
-    try:
-        mine = [t for t in await admin.list_topics() if t.startswith(f"{s.namespace}.")]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+    await drop_namespace(own)
 
 
 @dataclass(frozen=True)

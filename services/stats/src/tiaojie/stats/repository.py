@@ -100,7 +100,9 @@ class StatsRepository:
         doc, shown = await self.snapshot(collection, doc_id)
         return await self.newer(collection, doc_id, doc, shown), shown
 
-    async def snapshot(self, collection: AsyncCollection[Document], doc_id: str) -> tuple[Document | None, int]:
+    async def snapshot(
+        self, collection: AsyncCollection[Document], doc_id: str
+    ) -> tuple[Document | None, int]:
         """The snapshot of a projection and its revision (the head's, or behind it)."""
         doc = await collection.find_one({"_id": doc_id})
         return doc, int(doc.get("rev", 0)) if doc else 0
