@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import FaultMesh, Ledger, private_mesh
+from tests.faults.harness import REPORT, FaultMesh, Ledger, private_mesh
 from tiaojie.infra.paths import Layout
 from tiaojie.infra.stack import Infra
 from tiaojie.runtime.settings import RuntimeSettings, default_cache_dir
@@ -72,3 +72,11 @@ async def fault_mesh(fault_settings: RuntimeSettings) -> AsyncIterator[FaultMesh
         yield FaultMesh(mesh=mesh, settings=own, ledger=Ledger())
     finally:
         mesh.stop_all()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Every fault test's ledger in the summary: CI shows them even when all pass."""
+    if REPORT:
+        terminalreporter.section("fault ledgers")
+        for line in REPORT:
+            terminalreporter.write_line(line)

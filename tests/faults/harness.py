@@ -9,6 +9,7 @@ double assignment, no double load on a mediator.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 import uuid
@@ -306,8 +307,20 @@ async def reconcile(
     )
 
 
+# Each fault test's figures, shown in the run's summary (tests/faults/conftest.py), so a
+# passing CI run still shows every ledger.
+REPORT: list[str] = []
+
+
+def report(line: str) -> None:
+    """Print a fault test's figures and keep them for the summary."""
+    print(line)
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0].rpartition("::")[2]
+    REPORT.append(f"{test}: {line}")
+
+
 def assert_exactly_once(result: Reconciliation) -> None:
-    print(result)  # the ledger, in the test output (-s or on failure)
+    report(str(result))
     assert result.lost == [], f"acknowledged but lost: {result.lost[:5]}"
     assert result.unexpected == [], f"cases nobody submitted: {result.unexpected[:5]}"
     assert result.cases + result.linked >= result.acknowledged

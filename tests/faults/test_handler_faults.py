@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.faults.consumer_process import FaultProbed
-from tests.faults.harness import FaultMesh, http_case_id
+from tests.faults.harness import FaultMesh, http_case_id, report
 from tests.support.data import auth, submission
 from tests.support.kafka import eventually, produce, read_all
 from tiaojie.contracts.common import Role
@@ -72,14 +72,16 @@ async def test_handler_slower_than_the_grace_period_is_redelivered_not_committed
     finally:
         proc.kill()
     assert "handled 1" not in journal_lines(first)
-    print("first process:", journal_lines(first))
     again = spawn(fault_settings, topic, f"slow-{unique}", second, "fast")
     try:
         await eventually(lambda: "handled 1" in journal_lines(second), timeout=90)
     finally:
         again.terminate()
         again.wait(30)
-    print("second process:", journal_lines(second))
+    report(
+        f"slow handler: first process {journal_lines(first)} (SIGTERM, not committed), "
+        f"second process {journal_lines(second)}"
+    )
 
 
 async def test_poison_message_is_retried_with_backoff_then_dead_lettered_without_a_hot_loop(
@@ -115,7 +117,7 @@ async def test_poison_message_is_retried_with_backoff_then_dead_lettered_without
         proc.terminate()
         proc.wait(30)
     attempts = journal_lines(journal).count("attempt -1")
-    print(f"poison: {attempts} attempts over {wall:.1f}s wall, {cpu_used:.2f}s CPU")
+    report(f"poison: {attempts} attempts over {wall:.1f}s wall, {cpu_used:.2f}s CPU")
     assert attempts == 4
     assert wall >= 5, "retries were not spaced by backoff"
     assert cpu_used < 0.5 * wall, "the retries kept a core busy (hot loop)"
@@ -152,3 +154,4 @@ async def test_ten_concurrent_clients_with_one_idempotency_key_make_one_case(fau
         assert await cases.count_documents({"_id": {"$in": sorted(ids)}}) == 1
     finally:
         await client_db.close()
+    report(f"idempotency: 10 clients, statuses {sorted(r.status_code for r in responses)}, 1 case")
