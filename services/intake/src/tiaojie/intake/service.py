@@ -1543,21 +1543,27 @@ class IntakeService:
                 events=[(CaseAssignmentRecorded, {"mediator_id": event.mediator_id})],
             )
 
+        await self._apply_from_registry(
+            event.case_id, action="assign", action_id=f"assign:{event_id}", build=build
+        )
+
+    async def _apply_from_registry(
+        self,
+        case_id: str,
+        *,
+        action: str,
+        action_id: str,
+        build: Callable[[CaseDoc, datetime], Change | None],
+    ) -> None:
+        """Apply a registry decision to a case; a case intake does not know is skipped
+        (found missing by the read _apply makes anyway, not by a read of its own)."""
         try:
-            await self._apply(
-                event.case_id,
-                action="assign",
-                action_id=f"assign:{event_id}",
-                by="system:registry",
-                build=build,
-            )
+            await self._apply(case_id, action=action, action_id=action_id, by="system:registry", build=build)
         except NotFound:
-            log.info("assignment for an unknown case ignored", case_id=event.case_id)
+            log.info("registry decision for an unknown case ignored", case_id=case_id, action=action)
 
     async def record_assignment_failure(self, *, event: AssignmentFailed, event_id: str) -> None:
         """Nobody eligible: the case shows why, so a centre user can step in."""
-        if await self.repo.get_case(event.case_id) is None:
-            return
 
         def build(current: CaseDoc, now: datetime) -> Change | None:
             if current.status not in OPEN or current.assignment is not None:
@@ -1569,12 +1575,8 @@ class IntakeService:
                 sets={"assignment_failure": failure.model_dump(mode="python")},
             )
 
-        await self._apply(
-            event.case_id,
-            action="assignment_failed",
-            action_id=f"assign-failed:{event_id}",
-            by="system:registry",
-            build=build,
+        await self._apply_from_registry(
+            event.case_id, action="assignment_failed", action_id=f"assign-failed:{event_id}", build=build
         )
 
     # -- referrals and transfers ----------------------------------------------------------------
