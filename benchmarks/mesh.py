@@ -1,7 +1,7 @@
 """The mesh end to end, measured against raw aiokafka on the same broker in the same run.
 
     uv run python benchmarks/mesh.py [--burst 3000] [--seconds 20] [--rounds 2] [--replicas intake=2]
-                                     [--profile 1000]
+                                     [--profile 1000] [--keep]
 
 Phases, interleaved per round so that machine noise hits all of them alike:
   raw-produce   aiokafka producer (acks=all, idempotent) sending DisputeSubmitted CloudEvents
@@ -10,9 +10,11 @@ Phases, interleaved per round so that machine noise hits all of them alike:
                 (intake registers, registry assigns, stats projects), i.e. the sustained maximum
   mesh-http     disputes POSTed to intake (32 concurrent clients), timed until assigned
 Then latency from submission to assignment at 50% and 80% of the measured maximum (throttled,
-never unthrottled), CPU microseconds per dispute per service, peak RSS per service, and
-database operations per dispute (FerretDB's own request counters). With --profile N, N more
+never unthrottled), CPU microseconds per dispute per service (and its kernel share), peak RSS
+per service, and database operations per dispute (FerretDB's own request counters), then by
+service and collection (each service's tiaojie_db_commands_total). With --profile N, N more
 disputes at the maximum rate with py-spy sampling every service (profiles under .data/bench/).
+The run's topics and databases are dropped at the end unless --keep.
 """
 
 from __future__ import annotations
