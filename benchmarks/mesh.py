@@ -39,6 +39,8 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -126,40 +128,32 @@ def rss_peak_mb(pid: int) -> float:
     return 0.0
 
 
+def samples(url: str, name: str) -> list[Sample] | None:
+    """The samples of one metric at a Prometheus endpoint (None if it does not answer)."""
+    try:
+        text = httpx.get(url, timeout=5).text
+    except httpx.HTTPError:
+        return None
+    return [s for family in text_string_to_metric_families(text) for s in family.samples if s.name == name]
+
+
 def db_commands(mesh: Mesh) -> Counter[tuple[str, str, str]]:
     """Each service's database commands so far, by (service, collection, command), from
     its own tiaojie_db_commands_total (replicas summed)."""
     counts: Counter[tuple[str, str, str]] = Counter()
     for name, process in mesh.services.items():
-        try:
-            text = httpx.get(f"{process.url}/metrics", timeout=5).text
-        except httpx.HTTPError:
-            continue
-        for line in text.splitlines():
-            if not line.startswith("tiaojie_db_commands_total{"):
-                continue
-            labels = dict(
-                part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(",")
-            )
-            service = name.rsplit("-", 1)[0]
-            key = (service, labels["collection"].strip('"'), labels["command"].strip('"'))
-            counts[key] += int(float(line.rsplit(" ", 1)[1]))
+        service = name.rsplit("-", 1)[0]
+        for sample in samples(f"{process.url}/metrics", "tiaojie_db_commands_total") or []:
+            counts[(service, sample.labels["collection"], sample.labels["command"])] += int(sample.value)
     return counts
 
 
 def db_requests() -> float:
-    data_commands = ("find", "insert", "update", "delete", "findAndModify", "aggregate", "count", "getMore")
-    try:
-        text = httpx.get(f"http://127.0.0.1:{FERRETDB_DEBUG_PORT}/debug/metrics", timeout=5).text
-    except httpx.HTTPError:
+    data_commands = {"find", "insert", "update", "delete", "findAndModify", "aggregate", "count", "getMore"}
+    found = samples(f"http://127.0.0.1:{FERRETDB_DEBUG_PORT}/debug/metrics", "ferretdb_client_requests_total")
+    if found is None:
         return float("nan")
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("ferretdb_client_requests_total") and any(
-            f'command="{c}"' in line for c in data_commands
-        ):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return sum(s.value for s in found if s.labels.get("command") in data_commands)
 
 
 class Disputes:
@@ -403,9 +397,7 @@ class Profiler:
 
 
 PROFILED = ("intake", "registry", "stats", "referral", "library")
-
-
-OUR_PACKAGES = ("intake", "registry", "stats", "referral", "library", "runtime", "contracts")
+OUR_PACKAGES = (*PROFILED, "runtime", "contracts")
 
 
 def _ours(frame: str) -> bool:
@@ -489,8 +481,9 @@ async def run(args: argparse.Namespace) -> None:
                     await raw_consume(settings, f"{scratch}{round_no}", args.burst),
                 )
             )
-            before_cpu = {n: cpu_seconds(p.proc.pid) for n, p in mesh.services.items() if p.proc}
-            before_split = {n: cpu_split(p.proc.pid) for n, p in mesh.services.items() if p.proc}
+            before_split = {
+                n: (p.proc.pid, cpu_split(p.proc.pid)) for n, p in mesh.services.items() if p.proc
+            }
             before_db = db_requests()
             before_commands = db_commands(mesh)
             before_servers = server_cpu_seconds()
@@ -499,19 +492,11 @@ async def run(args: argparse.Namespace) -> None:
             if round_no == args.rounds:
                 resources.db_ops_per_dispute = (db_requests() - before_db) / args.burst
                 resources.db_commands = db_commands(mesh) - before_commands
-                for name, process in mesh.services.items():
-                    if process.proc:
-                        (user_after, system_after), (user_before, system_before) = (
-                            cpu_split(process.proc.pid),
-                            before_split[name],
-                        )
-                        user, system = user_after - user_before, system_after - system_before
-                        resources.system_share[name] = system / (user + system) if user + system else 0.0
-                resources.cpu_us_per_dispute = {
-                    n: (cpu_seconds(p.proc.pid) - before_cpu[n]) * 1e6 / args.burst
-                    for n, p in mesh.services.items()
-                    if p.proc
-                }
+                for name, (pid, (user_before, system_before)) in before_split.items():
+                    user_after, system_after = cpu_split(pid)
+                    user, system = user_after - user_before, system_after - system_before
+                    resources.cpu_us_per_dispute[name] = (user + system) * 1e6 / args.burst
+                    resources.system_share[name] = system / (user + system) if user + system else 0.0
                 resources.cpu_us_per_dispute.update(
                     {
                         n: (used - before_servers[n]) * 1e6 / args.burst

@@ -88,6 +88,15 @@ class FaultMesh:
         for process in self.mesh.services.values():
             process.wait_ready()
 
+    def load(self) -> SteadyLoad:
+        """A steady load on the mesh (all of it running first), recorded in the ledger."""
+        self.ensure_running()
+        return SteadyLoad(self.settings, self.mesh, ledger=self.ledger)
+
+    async def reconciled(self, *, timeout: float = 180) -> Reconciliation:
+        """The ledger of every test so far, checked against every store."""
+        return await reconcile(self.settings, self.mesh, self.ledger, timeout=timeout)
+
 
 class SteadyLoad:
     """Submits disputes at a steady rate over Kafka and HTTP until stopped."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.faults.harness import FaultMesh, SteadyLoad, assert_exactly_once, reconcile
+from tests.faults.harness import FaultMesh, assert_exactly_once
 from tiaojie.infra.stack import SERVICES, Infra
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
@@ -20,8 +20,7 @@ async def test_sigkill_each_service_in_turn_under_load(fault_mesh: FaultMesh) ->
     """Every service is SIGKILLed in turn and started again at once; a service may be
     killed while the previous one is still starting (harsher than one at a time)."""
     fm = fault_mesh
-    fm.ensure_running()
-    async with SteadyLoad(fm.settings, fm.mesh, ledger=fm.ledger):
+    async with fm.load():
         await asyncio.sleep(3)
         restarted = []
         for spec in SERVICES:
@@ -34,14 +33,13 @@ async def test_sigkill_each_service_in_turn_under_load(fault_mesh: FaultMesh) ->
         for process in restarted:
             await asyncio.to_thread(process.wait_ready)
         await asyncio.sleep(3)
-    assert_exactly_once(await reconcile(fm.settings, fm.mesh, fm.ledger, timeout=240))
+    assert_exactly_once(await fm.reconciled(timeout=240))
 
 
 async def test_consumers_join_and_leave_the_group_under_load(fault_mesh: FaultMesh) -> None:
     """Scale intake and the registry 1 -> 3 -> 1 while disputes keep arriving."""
     fm = fault_mesh
-    fm.ensure_running()
-    async with SteadyLoad(fm.settings, fm.mesh, ledger=fm.ledger):
+    async with fm.load():
         await asyncio.sleep(3)
         added = []
         for spec in SERVICES:
@@ -57,7 +55,7 @@ async def test_consumers_join_and_leave_the_group_under_load(fault_mesh: FaultMe
             process.stop(signal.SIGTERM)
             fm.mesh.services.pop(process.name)
         await asyncio.sleep(3)
-    assert_exactly_once(await reconcile(fm.settings, fm.mesh, fm.ledger))
+    assert_exactly_once(await fm.reconciled())
 
 
 async def outage(server: Any, *, seconds: float) -> None:
@@ -72,22 +70,20 @@ async def outage(server: Any, *, seconds: float) -> None:
 
 async def test_database_stops_for_30_seconds_under_load(fault_mesh: FaultMesh, fault_infra: Infra) -> None:
     fm = fault_mesh
-    fm.ensure_running()
     failures_before = sum(fm.ledger.failures.values())
-    async with SteadyLoad(fm.settings, fm.mesh, ledger=fm.ledger):
+    async with fm.load():
         await asyncio.sleep(3)
         await outage(fault_infra.ferretdb, seconds=30)
         await asyncio.sleep(5)
-    result = await reconcile(fm.settings, fm.mesh, fm.ledger, timeout=240)
+    result = await fm.reconciled(timeout=240)
     assert sum(fm.ledger.failures.values()) > failures_before, "the outage should have refused some"
     assert_exactly_once(result)
 
 
 async def test_broker_stops_and_restarts_under_load(fault_mesh: FaultMesh, fault_infra: Infra) -> None:
     fm = fault_mesh
-    fm.ensure_running()
-    async with SteadyLoad(fm.settings, fm.mesh, ledger=fm.ledger):
+    async with fm.load():
         await asyncio.sleep(3)
         await outage(fault_infra.kafka, seconds=10)
         await asyncio.sleep(8)
-    assert_exactly_once(await reconcile(fm.settings, fm.mesh, fm.ledger, timeout=240))
+    assert_exactly_once(await fm.reconciled(timeout=240))

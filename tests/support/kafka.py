@@ -55,19 +55,3 @@ async def eventually(check: Any, *, timeout: float = 30, interval: float = 0.2) 
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
-
-
-async def drop_namespace_topics(bootstrap: str, namespace: str) -> None:
-    """Delete every `<namespace>.` topic (best effort: cleanup must not fail a run)."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        await admin.start()
-        mine = [t for t in await admin.list_topics() if t.startswith(f"{namespace}.")]
-        if mine:
-            await admin.delete_topics(mine)
-    except Exception:  # noqa: S110 - cleanup is best effort
-        pass
-    finally:
-        await admin.close()

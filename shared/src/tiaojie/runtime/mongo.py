@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter
-from pymongo import AsyncMongoClient, IndexModel, monitoring
+from pymongo import AsyncMongoClient, IndexModel, ReturnDocument, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -141,6 +141,22 @@ async def upsert_one(collection: AsyncCollection[Document], query: Document, upd
         await collection.update_one(query, update, upsert=True)
     except DuplicateKeyError:
         await collection.update_one(query, update, upsert=True)
+
+
+async def upsert_and_get(
+    collection: AsyncCollection[Document], query: Document, update: Document
+) -> Document:
+    """upsert_one that returns the document as written, in the same round trip."""
+    try:
+        doc = await collection.find_one_and_update(
+            query, update, upsert=True, return_document=ReturnDocument.AFTER
+        )
+    except DuplicateKeyError:  # as in upsert_one: the loser's update applies to the winner's
+        doc = await collection.find_one_and_update(
+            query, update, upsert=True, return_document=ReturnDocument.AFTER
+        )
+    assert doc is not None  # an upsert returning the document after always has one
+    return doc
 
 
 async def upsert_versioned(

@@ -134,12 +134,14 @@ class IntakeRepository:
             pass  # the document is at this version or later already
 
     # A revision applied and published: its snapshot goes, its claim (the _id) stays.
-    SETTLED: ClassVar[dict[str, Any]] = {"also_set": {"applied": True}, "also_unset": ("doc",)}
+    SETTLED_SET: ClassVar[dict[str, Any]] = {"applied": True}
+    SETTLED_UNSET: ClassVar[tuple[str, ...]] = ("doc",)
 
     async def settle(self, revision_id: str) -> None:
         """The revision is applied and published: drop its snapshot, keep its claim."""
         await self.revisions.update_one(
-            {"_id": revision_id}, {"$set": {"applied": True}, "$unset": {"doc": ""}}
+            {"_id": revision_id},
+            {"$set": self.SETTLED_SET, "$unset": dict.fromkeys(self.SETTLED_UNSET, "")},
         )
 
     async def catch_up(self, case_id: str, version: int) -> None:

@@ -438,7 +438,12 @@ class IntakeService:
             return False
         # Published and applied: settle the revision in the update that empties its outbox.
         await self.relay.flush(
-            self.repo.revisions, revision["_id"], revision[OUTBOX], rev=1, **self.repo.SETTLED
+            self.repo.revisions,
+            revision["_id"],
+            revision[OUTBOX],
+            rev=1,
+            also_set=self.repo.SETTLED_SET,
+            also_unset=self.repo.SETTLED_UNSET,
         )
         return True
 

@@ -19,7 +19,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from tiaojie.registry.models import CaseView, DecisionDoc, MediatorDoc, OrganisationDoc
-from tiaojie.runtime.mongo import OUTBOX_PENDING, Document, ensure_indexes, insert_once, upsert_one
+from tiaojie.runtime.mongo import (
+    OUTBOX_PENDING,
+    Document,
+    ensure_indexes,
+    insert_once,
+    upsert_and_get,
+    upsert_one,
+)
 
 INDEXES = {
     "organisations": [
@@ -168,19 +175,7 @@ class RegistryRepository:
     async def remember_case(self, case_id: str, fields: Document) -> Document:
         """Record what assignment needs to know about a case (idempotent); returns the
         projection as written, in the same round trip."""
-        update = {"$set": fields, "$setOnInsert": _NEW_CASE}
-        for _ in range(2):  # a concurrent upsert of the same new case: the loser updates
-            try:
-                doc = await self.cases.find_one_and_update(
-                    {"_id": case_id}, update, upsert=True, return_document=ReturnDocument.AFTER
-                )
-            except DuplicateKeyError:
-                continue
-            if doc is not None:
-                return doc
-        found = await self.cases.find_one({"_id": case_id})
-        assert found is not None
-        return found
+        return await upsert_and_get(self.cases, {"_id": case_id}, {"$set": fields, "$setOnInsert": _NEW_CASE})
 
     async def next_decision(
         self, case_id: str, *, scan: bool = False, known: Document | None = None

@@ -138,8 +138,7 @@ class StatsRepository:
                 await collection.replace_one({"_id": current["_id"]}, current, upsert=True)
             except DuplicateKeyError:  # a concurrent upsert inserted it first
                 await collection.replace_one({"_id": current["_id"]}, current)
-            newer = await self.newer(collection, current["_id"], None, rev)
-            current = newer
+            current = await self.newer(collection, current["_id"], None, rev)
 
     async def mark_recount(self, case_id: str, rev: int, days: Iterable[str]) -> None:
         """The daily counts of these days must be redone (idempotent)."""

@@ -84,10 +84,10 @@ class StatsService:
             after = rule(before)
             after.pop("counted", None)
             after["_id"] = doc_id
-            if same_facts(before, after) and not at_head:
-                before, at_head = await self.repo.newer(collection, doc_id, before, shown), True
-                continue
             if same_facts(before, after):
+                if not at_head:
+                    before, at_head = await self.repo.newer(collection, doc_id, before, shown), True
+                    continue
                 assert before is not None
                 # A crash may have left the snapshot or the recount mark behind its revision.
                 if shown < before["rev"]:
