@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support.data import COUNTY, TOWNSHIP
+from tests.support.namespace import drop_namespace
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import AgencyKind, Channel
 from tiaojie.contracts.envelope import CloudEvent, decode_event
@@ -31,18 +32,18 @@ Factory = Callable[..., Awaitable[Referral]]
 
 
 def referral_settings(settings: RuntimeSettings, database: str, **overrides: object) -> ReferralSettings:
-    return ReferralSettings(
-        kafka_bootstrap=settings.kafka_bootstrap,
-        mongo_url=settings.mongo_url,
-        namespace=settings.namespace,
-        divisions_dir=settings.divisions_dir,
-        retry_base_delay=0.05,
-        retry_max_delay=0.5,
-        outbox_relay_interval=1.0,
-        kafka_metadata_max_age_ms=2000,
-        database_name=database,
-        **overrides,  # type: ignore[arg-type]
-    )
+    fields: dict[str, object] = {
+        "kafka_bootstrap": settings.kafka_bootstrap,
+        "mongo_url": settings.mongo_url,
+        "namespace": settings.namespace,
+        "divisions_dir": settings.divisions_dir,
+        "retry_base_delay": 0.05,
+        "retry_max_delay": 0.5,
+        "outbox_relay_interval": 1.0,
+        "kafka_metadata_max_age_ms": 2000,
+        "database_name": database,
+    }
+    return ReferralSettings(**{**fields, **overrides})  # type: ignore[arg-type]
 
 
 def organisations() -> list[OrganisationUpdated]:
@@ -96,6 +97,11 @@ async def make_referral(settings: RuntimeSettings, unique: str) -> AsyncIterator
         # A consumer group of its own: the session's mesh runs a referral service in the
         # same namespace, and sharing its group would split partitions between the two.
         overrides.setdefault("service_name", f"referral-{unique}")
+        if consume:
+            # A namespace of its own as well: the mesh's referral service subscribes to every
+            # agency topic of the session's namespace by pattern, and would read (and
+            # dead-letter, not knowing the agency) this test's agency records too.
+            overrides.setdefault("namespace", f"{settings.namespace}_rf{unique}")
         parts = build(
             referral_settings(settings, f"referral_{unique}", **overrides), clock=clock, configure_logs=False
         )
@@ -114,6 +120,8 @@ async def make_referral(settings: RuntimeSettings, unique: str) -> AsyncIterator
     yield make
     for parts in built:
         await stop(parts)
+    for own in {parts.host.settings.namespace for parts in built} - {settings.namespace}:
+        await drop_namespace(settings.model_copy(update={"namespace": own}))
 
 
 async def stop(parts: Referral) -> None:

@@ -50,8 +50,8 @@ async def test_agency_topics_are_consumed_checked_and_answered(
     parts = await make_referral(ManualClock(T0), consume=True)
     # Registered after the consumer started: found by the pattern at the next metadata refresh.
     agency = await court(parts, f"court-{unique}")
-    inbound = settings.topic(topics.agency_referrals(agency.id))
-    outcomes = settings.topic(topics.agency_outcomes(agency.id))
+    inbound = parts.host.settings.topic(topics.agency_referrals(agency.id))
+    outcomes = parts.host.settings.topic(topics.agency_outcomes(agency.id))
     good_ref = f"(2026)鲁1302民诉前调{unique}号"
     spoofed = submitted(agency.id, "SPOOF-1", source="/agencies/some-other-court")
     broken = b'{"specversion": "1.0", "id": "half'
@@ -112,7 +112,7 @@ async def test_a_topic_of_no_registered_agency_is_dead_lettered(
 ) -> None:
     parts = await make_referral(ManualClock(T0), consume=True)
     ghost = f"ghost-{unique}"
-    inbound = settings.topic(topics.agency_referrals(ghost))
+    inbound = parts.host.settings.topic(topics.agency_referrals(ghost))
     await create_physical_topics(settings, [inbound])  # someone made the topic; nobody registered it
     await produce(settings.kafka_bootstrap, inbound, [submitted(ghost, "G-1")], key=b"ghost")
     dead = await read_all(settings.kafka_bootstrap, topics.dlq(inbound), expect=1, timeout=60)
