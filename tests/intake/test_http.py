@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -247,19 +247,27 @@ async def test_repeat_visits_and_threats_raise_the_risk_and_a_grave_case_alerts_
     intake: Intake, unique: str
 ) -> None:
     rng = random.Random(unique)
+    # Working-age parties: a random birth date may make one 70 or older, a signal of its own.
+    born = date(1980, 6, 1)
     applicant = {
         "name": "赵某",
-        "id_number": synthetic.id_number(rng, COUNTY),
+        "id_number": synthetic.id_number(rng, COUNTY, born=born),
         "phone": synthetic.mobile(rng),
     }
+
+    def other() -> dict[str, str]:
+        return {"name": "钱某", "id_number": synthetic.id_number(rng, COUNTY, born=born)}
+
     for i, text in enumerate(["对方欠我工资不给。", "邻居堆放杂物挡路。"]):
-        other = {"name": "钱某", "id_number": synthetic.id_number(rng, COUNTY)}
         created = await post(
-            intake, body(f"{unique}{i}", description=text, applicants=[applicant], respondents=[other])
+            intake, body(f"{unique}{i}", description=text, applicants=[applicant], respondents=[other()])
         )
         assert created.status_code == 201
     threat = body(
-        unique + "t", description="他再不还钱我就拿刀砍死他，大不了同归于尽。", applicants=[applicant]
+        unique + "t",
+        description="他再不还钱我就拿刀砍死他，大不了同归于尽。",
+        applicants=[applicant],
+        respondents=[other()],
     )
     case = (await post(intake, threat)).json()
     assert case["risk_level"] == "grave" and case["risk_label"] == "重大"
