@@ -178,6 +178,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
+        loop="auto",  # uvloop, a dependency of the runtime on every platform that has it
         timeout_graceful_shutdown=int(settings.graceful_timeout),
     )
     uvicorn.Server(config).run()
