@@ -19,7 +19,6 @@ data found, never the value.
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -336,12 +335,11 @@ def _keep_only_deciding_tags() -> None:
     """Shrink jieba's word → part-of-speech table to the tags `detect_names` tests."""
     # A word left out is tagged "x", which, like the tags dropped (n, a, i, …), is in none
     # of the sets above: the names found are the same. The full table (349k words, a
-    # string object per tag) is ~40 MB of the process; this keeps ~165k words, one object
-    # per tag.
-    deciding = {flag: sys.intern(flag) for flag in _NAME_FLAGS | _SPLIT_GIVEN_FLAGS | _NOT_SURNAME_FLAGS}
+    # string object per tag) is ~40 MB of the process; this keeps ~165k words, each tag
+    # the sets' own string object.
+    deciding = {flag: flag for flag in _NAME_FLAGS | _SPLIT_GIVEN_FLAGS | _NOT_SURNAME_FLAGS}
     table = pseg.dt.word_tag_tab
     pseg.dt.word_tag_tab = {word: deciding[tag] for word, tag in table.items() if tag in deciding}
-    table.clear()
 
 
 _keep_only_deciding_tags()

@@ -517,8 +517,9 @@ class IntakeService:
         self, case: CaseDoc, fingerprints: list[str], *, seen: dict[str, Document | None] | None = None
     ) -> None:
         """Remember a new case for duplicate matching and repeat-visit counting."""
+        seen = seen or {}
         for key in fingerprints:
-            current = seen[key] if seen is not None and key in seen else await self.repo.fingerprint(key)
+            current = seen[key] if key in seen else await self.repo.fingerprint(key)
             if current is None or current["case_id"] != case.id:
                 newer = current is not None and current["at"] > case.received_at
                 if not newer:

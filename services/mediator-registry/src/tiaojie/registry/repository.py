@@ -192,9 +192,7 @@ class RegistryRepository:
         `known` is the projection as the caller just wrote it (saves reading it again)."""
         doc = known if known is not None and not scan else await self.cases.find_one({"_id": case_id})
         if doc is None:
-            await upsert_one(self.cases, {"_id": case_id}, {"$setOnInsert": _NEW_CASE})
-            doc = await self.cases.find_one({"_id": case_id})
-            assert doc is not None
+            doc = await upsert_and_get(self.cases, {"_id": case_id}, {"$setOnInsert": _NEW_CASE})
         highest = int(doc.get("seq", 0))
         if scan:
             found = await self.decisions.find({"case_id": case_id}, {"seq": 1}).to_list()
