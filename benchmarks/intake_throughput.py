@@ -21,9 +21,11 @@ from typing import Any
 from tiaojie.contracts.intake import DisputeSubmission
 from tiaojie.contracts.registry import OrganisationUpdated
 from tiaojie.infra import synthetic
+from tiaojie.infra.stack import Infra
 from tiaojie.intake.app import create_app
 from tiaojie.intake.service import IntakeService
 from tiaojie.intake.settings import IntakeSettings
+from tiaojie.runtime.kafka import client_kwargs
 
 COUNTY, TOWNSHIP = "371302", "371302001"
 
@@ -42,7 +44,9 @@ async def timed(call: Any, sink: list[float]) -> Any:
 
 
 async def run(cases: int, concurrency: int) -> None:
-    settings = IntakeSettings(namespace="bench" + uuid.uuid4().hex[:8], log_level="WARNING")
+    namespace = "bench" + uuid.uuid4().hex[:8]
+    access = await Infra().service_overrides("intake", namespace)
+    settings = IntakeSettings(namespace=namespace, log_level="WARNING", **access)  # type: ignore[arg-type]
     app = create_app(settings)
     service: IntakeService = app.state.intake
     limit = asyncio.Semaphore(concurrency)
@@ -112,7 +116,7 @@ async def drop(settings: IntakeSettings) -> None:
         await client.drop_database(settings.database(settings.database_name))
     finally:
         await client.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_kwargs(Infra().admin_credentials()))
     await admin.start()
     try:
         mine = [t for t in await admin.list_topics() if t.startswith(f"{settings.namespace}.")]

@@ -47,6 +47,8 @@ from prometheus_client.samples import Sample
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.access import deployment as provisioned  # noqa: E402
+from tests.support.access import register_admin  # noqa: E402
 from tests.support.mesh import Mesh  # noqa: E402
 from tests.support.namespace import drop_namespace  # noqa: E402
 
@@ -60,7 +62,7 @@ from tiaojie.infra.servers import FERRETDB_DEBUG_PORT  # noqa: E402
 from tiaojie.infra.stack import SERVICES, Infra  # noqa: E402
 from tiaojie.runtime.auth import issue_token  # noqa: E402
 from tiaojie.runtime.divisions import load_divisions  # noqa: E402
-from tiaojie.runtime.kafka import create_physical_topics, ensure_topics  # noqa: E402
+from tiaojie.runtime.kafka import client_kwargs, create_physical_topics  # noqa: E402
 from tiaojie.runtime.settings import RuntimeSettings  # noqa: E402
 
 SOURCE = "/bench/grid-system"
@@ -195,7 +197,7 @@ class AssignmentWatch:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             self.settings.topic(topics.ASSIGNMENTS),
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_kwargs(self.settings),
             auto_offset_reset="latest",
             enable_auto_commit=False,
             group_id=None,
@@ -228,9 +230,7 @@ class AssignmentWatch:
 
 
 async def raw_produce(settings: RuntimeSettings, topic: str, values: list[bytes]) -> float:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=2
-    )
+    producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=2)
     await producer.start()
     try:
         t0 = time.monotonic()
@@ -244,7 +244,7 @@ async def raw_produce(settings: RuntimeSettings, topic: str, values: list[bytes]
 async def raw_consume(settings: RuntimeSettings, topic: str, expect: int) -> float:
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_kwargs(settings),
         group_id=f"raw-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -272,9 +272,7 @@ async def mesh_kafka(
 ) -> tuple[float, list[float]]:
     """Publish to the submissions topic (as fast as possible, or at `rate`/s); returns the time until
     all were assigned and each dispute's submission-to-assignment latency."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=2
-    )
+    producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", enable_idempotence=True, linger_ms=2)
     await producer.start()
     sent_at: dict[str, float] = {}
     try:
@@ -434,15 +432,16 @@ async def run(args: argparse.Namespace) -> None:
     infra = Infra()
     await asyncio.to_thread(infra.up)  # sync, and it runs event loops of its own
     namespace = "bench" + uuid.uuid4().hex[:6]
-    settings = infra.settings(namespace=namespace)
-    await ensure_topics(settings, topics.ALL_TOPICS)
+    settings = infra.settings(namespace=namespace)  # the benchmark's own clients: the admin
+    register_admin(infra.admin_credentials())
+    deployment = await provisioned(settings)  # each service process: its own principal
     scratch = settings.topic("bench.raw.v1")
     replicas = {s.name: 1 for s in SERVICES}
     for part in filter(None, args.replicas.split(",")):
         name, _, count = part.partition("=")
         replicas[name] = int(count)
 
-    mesh = Mesh(settings=settings, log_dir=ROOT / ".data" / "bench" / namespace)
+    mesh = Mesh(settings=settings, deployment=deployment, log_dir=ROOT / ".data" / "bench" / namespace)
     for spec in SERVICES:
         for replica in range(replicas[spec.name]):
             mesh.add(spec, replica=replica, extra_env={"TIAOJIE_LOG_LEVEL": "WARNING"}).start()

@@ -30,10 +30,11 @@ from tiaojie.contracts.common import AgencyKind, Channel
 from tiaojie.contracts.intake import DisputeSubmission
 from tiaojie.contracts.referral import AgencyReferralSubmitted
 from tiaojie.contracts.registry import OrganisationUpdated
+from tiaojie.infra.stack import Infra
 from tiaojie.referral.app import Referral, build
 from tiaojie.referral.settings import ReferralSettings
 from tiaojie.runtime.clock import ManualClock
-from tiaojie.runtime.kafka import create_physical_topics
+from tiaojie.runtime.kafka import client_kwargs, create_physical_topics
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 
@@ -105,7 +106,8 @@ def ms(values: list[float]) -> str:
 async def main(count: int) -> None:
     base = ReferralSettings()
     namespace = "bench" + uuid.uuid4().hex[:8]
-    settings = ReferralSettings(namespace=namespace, log_level="WARNING")
+    access = await Infra().service_overrides("referral", namespace)
+    settings = ReferralSettings(namespace=namespace, log_level="WARNING", **access)  # type: ignore[arg-type]
     updates_ok, inserts_ok = await claim_race(base.mongo_url)
     print(
         f"claim race, 30 rounds x 12 racers: conditional update one winner in {updates_ok}/30; "
@@ -125,7 +127,7 @@ async def main(count: int) -> None:
                 await one.service.project_organisation(event=org)
             parts.append(one)
         first, second = parts
-        agency, _ = await first.service.register_agency(
+        agency, _, _ = await first.service.register_agency(
             agency_id="court-bench",
             kind=AgencyKind.COURT,
             county="371302",
@@ -173,7 +175,7 @@ async def main(count: int) -> None:
             if name.startswith(namespace):
                 await client.drop_database(name)
         await client.close()
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(**client_kwargs(Infra().admin_credentials()))
         await admin.start()
         try:
             mine = [t for t in await admin.list_topics() if t.startswith(namespace)]

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.access import deployment as provisioned
 from tests.support.mesh import Mesh
 from tests.support.namespace import drop_namespace
 from tests.support.servers import Servers, servers
+from tiaojie.runtime.access import Deployment
 from tiaojie.runtime.settings import RuntimeSettings, default_cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +47,11 @@ def namespace() -> str:
 
 @pytest.fixture(scope="session")
 def settings(real_servers: Servers, namespace: str, divisions_dir: Path) -> Iterator[RuntimeSettings]:
+    """The session's settings, connecting as the broker's administrator: the harness plays
+    the operator (and any agency or producing service it needs to). Services the tests run
+    connect as their own principals (see `deployment` and tests.support.access)."""
     s = RuntimeSettings(
-        kafka_bootstrap=real_servers.kafka_bootstrap,
+        **real_servers.kafka_admin.settings_overrides(),
         mongo_url=real_servers.mongo_url,
         namespace=namespace,
         divisions_dir=divisions_dir,
@@ -65,9 +70,16 @@ def unique() -> str:
 
 
 @pytest.fixture(scope="session")
-def mesh(settings: RuntimeSettings) -> Iterator[Mesh]:
-    """All services of the mesh as separate processes in this session's namespace."""
-    m = Mesh(settings=settings, log_dir=ARTIFACTS / "logs" / settings.namespace)
+async def deployment(settings: RuntimeSettings) -> Deployment:
+    """The session namespace's topics, service principals and ACLs."""
+    return await provisioned(settings)
+
+
+@pytest.fixture(scope="session")
+def mesh(settings: RuntimeSettings, deployment: Deployment) -> Iterator[Mesh]:
+    """All services of the mesh as separate processes in this session's namespace, each
+    connecting to the broker as its own principal."""
+    m = Mesh(settings=settings, deployment=deployment, log_dir=ARTIFACTS / "logs" / settings.namespace)
     try:
         m.start_all()
         yield m

@@ -26,7 +26,8 @@ from tests.support.kafka import eventually, produce
 from tests.support.mesh import Mesh
 from tiaojie.contracts.common import Role
 from tiaojie.infra import synthetic
-from tiaojie.runtime.settings import RuntimeSettings
+from tiaojie.runtime.kafka import client_kwargs
+from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -38,6 +39,9 @@ class World:
     agencies: dict[str, str]  # kind -> agency id
     referral: str
     intake: str
+    # kind -> the broker credential the agency was given at registration: every agency
+    # below publishes and reads with its own, as a court's system would.
+    credentials: dict[str, KafkaCredentials]
 
 
 async def metric(client: httpx.AsyncClient, url: str, name: str, **labels: str) -> float:
@@ -59,12 +63,21 @@ async def world(mesh: Mesh, settings: RuntimeSettings) -> World:
         suffix = uuid.uuid4().hex[:6]
         names = {"court": "兰山区人民法院", "police": "临沂市公安局兰山分局", "petition": "兰山区信访局"}
         agencies = {}
+        credentials = {}
         for kind, name in names.items():
             body = {"id": f"{kind}-{suffix}", "kind": kind, "county": COUNTY, "name": name}
             created = await client.post(f"{mesh.url('referral')}/api/v1/agencies", json=body, headers=admin)
             assert created.status_code == 201, created.text
             assert created.json()["inbound_topic"] == settings.topic(f"agency.{kind}-{suffix}.referrals.v1")
             agencies[kind] = body["id"]
+            given = created.json()["kafka"]
+            credentials[kind] = KafkaCredentials(
+                bootstrap=given["bootstrap"],
+                security_protocol=given["security_protocol"],
+                sasl_mechanism=given["sasl_mechanism"],
+                username=given["username"],
+                password=given["password"],
+            )
         organisations = settings.topic("registry.organisations.v1")
         for service in ("referral", "intake"):  # both route by the organisations they learnt
 
@@ -79,7 +92,9 @@ async def world(mesh: Mesh, settings: RuntimeSettings) -> World:
                 return handled >= 3
 
             await eventually(projected, timeout=60)
-    return World(agencies=agencies, referral=mesh.url("referral"), intake=mesh.url("intake"))
+    return World(
+        agencies=agencies, referral=mesh.url("referral"), intake=mesh.url("intake"), credentials=credentials
+    )
 
 
 async def file_second_committee(client: httpx.AsyncClient, registry: str, admin: dict[str, str]) -> None:
@@ -133,15 +148,15 @@ def agency_event(agency_id: str, ref: str, kind: str, *, description: str) -> by
 class Outcomes:
     """The agency's side of its outcomes topic: a plain consumer from the beginning."""
 
-    def __init__(self, settings: RuntimeSettings, agency_id: str) -> None:
+    def __init__(self, settings: RuntimeSettings, agency_id: str, credentials: KafkaCredentials) -> None:
         self.topic = settings.topic(f"agency.{agency_id}.outcomes.v1")
-        self.bootstrap = settings.kafka_bootstrap
+        self.credentials = credentials
         self.seen: list[dict[str, Any]] = []
         self.keys: list[bytes | None] = []
 
     async def wait(self, ref: str, event_type: str, timeout: float = 120) -> dict[str, Any]:
         consumer = AIOKafkaConsumer(
-            self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="earliest", group_id=None
+            self.topic, **client_kwargs(self.credentials), auto_offset_reset="earliest", group_id=None
         )
         await consumer.start()
         deadline = time.monotonic() + timeout
@@ -205,12 +220,13 @@ async def referral_in(
 ) -> tuple[Outcomes, str]:
     """The agency publishes; the receiving body accepts; returns the referral id."""
     agency_id = world.agencies[kind]
-    outcomes = Outcomes(settings, agency_id)
+    outcomes = Outcomes(settings, agency_id, world.credentials[kind])
     await produce(
         settings.kafka_bootstrap,
         settings.topic(f"agency.{agency_id}.referrals.v1"),
         [agency_event(agency_id, ref, referral_kind, description="双方因货款结算发生纠纷，协商未果。")],
         key=ref.encode(),
+        credentials=world.credentials[kind],
     )
     received = await outcomes.wait(ref, "tiaojie.agency.AgencyReferralReceived")
     referral_id = received["data"]["referral_id"]

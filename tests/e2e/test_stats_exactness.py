@@ -59,7 +59,13 @@ def stream() -> list[tuple[bytes, bytes]]:
                 )
             )
         for i, data in enumerate(items):
-            event = new_event(data, source="/test", subject=case, county=COUNTY, id=derived_id(case, str(i)))
+            event = new_event(
+                data,
+                source=topics.service_source("intake"),
+                subject=case,
+                county=COUNTY,
+                id=derived_id(case, str(i)),
+            )
             out.append((case.encode(), event.to_bytes()))
     return out
 
@@ -67,9 +73,9 @@ def stream() -> list[tuple[bytes, bytes]]:
 async def test_figures_survive_a_sigkill_mid_stream(mesh: Mesh, settings: RuntimeSettings) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
-    )
+    from tiaojie.runtime.kafka import client_kwargs
+
+    producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for key, value in stream():

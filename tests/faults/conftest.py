@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import REPORT, FaultMesh, Ledger, private_mesh
+from tests.support.access import register_admin
 from tiaojie.infra.paths import Layout
 from tiaojie.infra.stack import Infra
 from tiaojie.runtime.settings import RuntimeSettings, default_cache_dir
@@ -25,13 +26,13 @@ def _free(port: int) -> bool:
 
 
 def free_ports(count: int, *, consecutive: bool = False) -> list[int]:
-    """Ports nobody listens on (Kafka needs two in a row: broker and controller)."""
+    """Ports nobody listens on (Kafka needs three in a row: SASL, controller, SASL_SSL)."""
     found: list[int] = []
     while len(found) < count:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port + 1 < 65536 and _free(port) and (not consecutive or _free(port + 1)):
+        if port + 2 < 65536 and _free(port) and (not consecutive or (_free(port + 1) and _free(port + 2))):
             found.append(port)
     return found
 
@@ -57,8 +58,11 @@ def fault_infra() -> Iterator[Infra]:
 
 @pytest.fixture(scope="session")
 def fault_settings(fault_infra: Infra, settings: RuntimeSettings) -> RuntimeSettings:
-    kafka, mongo = fault_infra.urls
-    return settings.model_copy(update={"kafka_bootstrap": kafka, "mongo_url": mongo})
+    """The session's settings on the fault servers, as their broker's administrator."""
+    _, mongo = fault_infra.urls
+    admin = fault_infra.admin_credentials()
+    register_admin(admin)
+    return settings.as_principal(admin).model_copy(update={"mongo_url": mongo})
 
 
 @pytest.fixture(scope="session")

@@ -23,6 +23,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
+from tests.support.access import deployment
 from tests.support.data import COUNTY, TOWNSHIP, auth, load_registry
 from tests.support.kafka import read_all
 from tests.support.mesh import Mesh
@@ -31,7 +32,7 @@ from tiaojie.contracts.common import Channel, Role
 from tiaojie.contracts.envelope import CloudEvent, new_event
 from tiaojie.contracts.intake import DisputeSubmission, DisputeSubmitted
 from tiaojie.infra import synthetic
-from tiaojie.runtime.kafka import ensure_topics
+from tiaojie.runtime.kafka import client_kwargs
 from tiaojie.runtime.settings import RuntimeSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,8 +54,11 @@ def http_case_id(subject: str, key: str) -> str:
 async def private_mesh(settings: RuntimeSettings, name: str) -> tuple[Mesh, RuntimeSettings]:
     """A mesh in a namespace of its own, with a registry loaded, for one fault test."""
     own = settings.model_copy(update={"namespace": f"{settings.namespace}{name}"})
-    await ensure_topics(own, topics.ALL_TOPICS)
-    mesh = Mesh(settings=own, log_dir=ROOT / "test-artifacts" / "logs" / own.namespace)
+    mesh = Mesh(
+        settings=own,
+        deployment=await deployment(own),
+        log_dir=ROOT / "test-artifacts" / "logs" / own.namespace,
+    )
     mesh.start_all()
     async with httpx.AsyncClient(timeout=30) as client:
         # Room for every case of a long, slow run: 500 is the most one mediator may hold.
@@ -139,7 +143,7 @@ class SteadyLoad:
 
     async def _run(self) -> None:
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            **client_kwargs(self.settings),
             acks="all",
             enable_idempotence=True,
             request_timeout_ms=5000,

@@ -17,6 +17,7 @@ import pytest
 
 from tests.faults.consumer_process import FaultProbed
 from tests.faults.harness import FaultMesh, http_case_id, report
+from tests.support.access import admin_for
 from tests.support.data import auth, submission
 from tests.support.kafka import eventually, produce, read_all
 from tiaojie.contracts.common import Role
@@ -39,7 +40,8 @@ def spawn(settings: RuntimeSettings, topic: str, group: str, journal: Path, mode
         cwd=ROOT,
         env={
             **os.environ,
-            "TIAOJIE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            # A harness consumer on a topic of its own: it connects as the administrator.
+            **admin_for(settings.kafka_bootstrap).environment(),
             "TIAOJIE_MONGO_URL": settings.mongo_url,
             "TIAOJIE_NAMESPACE": settings.namespace,
             **env,

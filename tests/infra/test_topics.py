@@ -8,7 +8,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from tiaojie.contracts import topics
-from tiaojie.runtime.kafka import ensure_topics
+from tiaojie.runtime.kafka import client_kwargs, ensure_topics
 from tiaojie.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.integration
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 async def test_contract_topics_and_dlqs_have_the_configured_partitions(settings: RuntimeSettings) -> None:
     await ensure_topics(settings, topics.ALL_TOPICS)
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
     await admin.start()
     try:
         wanted = [settings.topic(t) for t in topics.ALL_TOPICS] + [
@@ -30,7 +30,7 @@ async def test_contract_topics_and_dlqs_have_the_configured_partitions(settings:
 
 
 async def test_the_broker_does_not_create_topics_on_first_use(settings: RuntimeSettings, unique: str) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=3000)
+    producer = AIOKafkaProducer(**client_kwargs(settings), request_timeout_ms=3000)
     await producer.start()
     try:
         with pytest.raises(KafkaError):

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from tests.support.access import admin_kwargs, as_service
 from tests.support.data import COUNTY, TOWNSHIP, auth
 from tests.support.namespace import drop_namespace
 from tiaojie.contracts import topics
@@ -92,7 +93,15 @@ STANDARD_ORGS = [
 @pytest.fixture(scope="package")
 async def intake(settings: RuntimeSettings) -> AsyncIterator[Intake]:
     namespace = f"{settings.namespace}_in"
-    own = IntakeSettings(**{**settings.model_dump(), "namespace": namespace, "log_json": False})
+    scoped = settings.model_copy(update={"namespace": namespace})
+    own = IntakeSettings(
+        **{
+            **settings.model_dump(),
+            "namespace": namespace,
+            "log_json": False,
+            **await as_service(scoped, "intake"),
+        }
+    )
     clock = ManualClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
     app = create_app(own, clock=clock)
     service: IntakeService = app.state.intake
@@ -123,7 +132,7 @@ async def case_events(
     counted once, by id, as every consumer does."""
     consumer = AIOKafkaConsumer(
         intake.settings.topic(topics.CASES),
-        bootstrap_servers=intake.settings.kafka_bootstrap,
+        **admin_kwargs(intake.settings.kafka_bootstrap),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.access import as_service
 from tests.support.data import COUNTY, TOWNSHIP, auth
 from tests.support.kafka import eventually, produce
 from tests.support.namespace import drop_namespace
@@ -62,15 +63,17 @@ class Library:
         return found
 
 
-def own_settings(settings: RuntimeSettings, suffix: str = "lib") -> LibrarySettings:
+async def own_settings(settings: RuntimeSettings, suffix: str = "lib") -> LibrarySettings:
+    """An in-process library in a namespace of its own, as the library's principal there."""
+    scoped = settings.model_copy(update={"namespace": f"{settings.namespace}_{suffix}"})
     return LibrarySettings(
-        **{**settings.model_dump(), "namespace": f"{settings.namespace}_{suffix}", "log_json": False}
+        **{**scoped.model_dump(), "log_json": False, **await as_service(scoped, "library")}
     )
 
 
 @pytest.fixture(scope="package")
 async def library(settings: RuntimeSettings) -> AsyncIterator[Library]:
-    own = own_settings(settings)
+    own = await own_settings(settings)
     clock = ManualClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
     app = create_app(own, clock=clock)
     service: LibraryService = app.state.library

@@ -40,7 +40,7 @@ async def test_a_second_replica_follows_publications_and_withdrawals(
     library: Library, settings: RuntimeSettings, unique: str
 ) -> None:
     before = await publish_one(library, f"{unique}-before")
-    app = create_app(own_settings(settings), clock=ManualClock(datetime(2026, 3, 3, tzinfo=UTC)))
+    app = create_app(await own_settings(settings), clock=ManualClock(datetime(2026, 3, 3, tzinfo=UTC)))
     replica: LibraryService = app.state.library
     async with app.router.lifespan_context(app):
         # Loaded at start-up from the collection...

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.support.access import as_service
 from tests.support.data import COUNTY, TOWNSHIP
 from tests.support.namespace import drop_namespace
 from tiaojie.contracts import topics
@@ -31,9 +32,15 @@ OTHER_COMMITTEE = f"org-{COUNTY}002-tc"
 Factory = Callable[..., Awaitable[Referral]]
 
 
-def referral_settings(settings: RuntimeSettings, database: str, **overrides: object) -> ReferralSettings:
+async def referral_settings(
+    settings: RuntimeSettings, database: str, **overrides: object
+) -> ReferralSettings:
+    """An in-process referral as the referral principal of its namespace (and holding that
+    namespace's provisioning principal, as the service does)."""
+    namespace = str(overrides.get("namespace", settings.namespace))
+    scoped = settings.model_copy(update={"namespace": namespace})
     fields: dict[str, object] = {
-        "kafka_bootstrap": settings.kafka_bootstrap,
+        **await as_service(scoped, "referral"),
         "mongo_url": settings.mongo_url,
         "namespace": settings.namespace,
         "divisions_dir": settings.divisions_dir,
@@ -103,7 +110,9 @@ async def make_referral(settings: RuntimeSettings, unique: str) -> AsyncIterator
             # dead-letter, not knowing the agency) this test's agency records too.
             overrides.setdefault("namespace", f"{settings.namespace}_rf{unique}")
         parts = build(
-            referral_settings(settings, f"referral_{unique}", **overrides), clock=clock, configure_logs=False
+            await referral_settings(settings, f"referral_{unique}", **overrides),
+            clock=clock,
+            configure_logs=False,
         )
         await parts.repository.create_indexes()
         if consume:
@@ -154,7 +163,7 @@ def referral_data(ref: str, kind: str = "delegation", **overrides: object) -> Ag
 
 
 async def court(parts: Referral, agency_id: str, kind: AgencyKind = AgencyKind.COURT) -> AgencyDoc:
-    agency, _ = await parts.service.register_agency(
+    agency, _, _ = await parts.service.register_agency(
         agency_id=agency_id, kind=kind, county=COUNTY, name="兰山区人民法院", source=None, by="admin"
     )
     return agency

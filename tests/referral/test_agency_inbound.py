@@ -1,6 +1,6 @@
 """Agencies publishing on their own topics with a plain Kafka client, consumed through the
 pattern subscription: a topic registered while the service runs is found, a spoofed
-source, an unknown agency, a malformed event and an invalid payload each go to the DLQ
+source, a deactivated agency, a malformed event and an invalid payload each go to the DLQ
 with their reason, and the sender hears why whenever its topic identifies it."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from tests.referral.conftest import T0, Factory, court, referral_data
 from tests.support.data import COUNTY
 from tests.support.kafka import eventually, produce, read_all
 from tiaojie.contracts import topics
+from tiaojie.contracts.common import AgencyKind
 from tiaojie.contracts.envelope import new_event
 from tiaojie.referral.service import referral_id_for
 from tiaojie.runtime.clock import ManualClock
-from tiaojie.runtime.kafka import create_physical_topics
-from tiaojie.runtime.settings import RuntimeSettings
+from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,22 @@ async def test_agency_topics_are_consumed_checked_and_answered(
 ) -> None:
     parts = await make_referral(ManualClock(T0), consume=True)
     # Registered after the consumer started: found by the pattern at the next metadata refresh.
-    agency = await court(parts, f"court-{unique}")
+    agency, _, credential = await parts.service.register_agency(
+        agency_id=f"court-{unique}",
+        kind=AgencyKind.COURT,
+        county=COUNTY,
+        name="兰山区人民法院",
+        source=None,
+        by="t",
+    )
+    assert credential is not None
+    # The court's own system, with the credential it was given at registration.
+    as_court = KafkaCredentials(
+        bootstrap=credential.bootstrap,
+        security_protocol=credential.security_protocol,  # type: ignore[arg-type]
+        username=credential.username,
+        password=credential.password,
+    )
     inbound = parts.host.settings.topic(topics.agency_referrals(agency.id))
     outcomes = parts.host.settings.topic(topics.agency_outcomes(agency.id))
     good_ref = f"(2026)鲁1302民诉前调{unique}号"
@@ -71,6 +86,7 @@ async def test_agency_topics_are_consumed_checked_and_answered(
         inbound,
         [spoofed, broken, invalid, wrong_type, submitted(agency.id, good_ref)],
         key=b"court",
+        credentials=as_court,
     )
 
     referral_id = referral_id_for(agency.id, good_ref)
@@ -79,11 +95,11 @@ async def test_agency_topics_are_consumed_checked_and_answered(
 
     dead = distinct(await read_all(settings.kafka_bootstrap, topics.dlq(inbound), expect=4, timeout=30))
     reasons = [dict(r.headers)["x-tiaojie-reason"].decode() for r in dead]
-    assert reasons == ["source_mismatch", "malformed_envelope", "invalid_payload", "unknown_event_type"]
+    assert reasons == ["source_mismatch", "malformed_envelope", "invalid_payload", "unknown_type"]
     assert dead[0].value == spoofed and dead[1].value == broken  # the original bytes, for replay
     assert b"submission.county" in dict(dead[2].headers)["x-tiaojie-error"]
 
-    answers = await read_all(settings.kafka_bootstrap, outcomes, expect=5, timeout=30)
+    answers = await read_all(settings.kafka_bootstrap, outcomes, expect=5, timeout=30, credentials=as_court)
     notices = [orjson.loads(r.value) for r in answers]
     rejected = [n["data"] for n in notices if n["type"] == "tiaojie.agency.AgencyReferralRejected"]
     # Keyed by the agency's reference, so spread over partitions: compare without order.
@@ -92,7 +108,7 @@ async def test_agency_topics_are_consumed_checked_and_answered(
         ("source_mismatch", "SPOOF-1"),
         ("malformed_envelope", None),
         ("invalid_payload", "BAD-1"),
-        ("unknown_event_type", "TYPE-1"),
+        ("unknown_type", "TYPE-1"),
     }
     assert by_reason["invalid_payload"]["event_id"] == invalid_event.id
     assert "submission.county" in by_reason["invalid_payload"]["detail"]
@@ -101,19 +117,29 @@ async def test_agency_topics_are_consumed_checked_and_answered(
     assert received[0]["data"]["referral_id"] == referral_id
 
     # Sending the same reference again is the same referral, not a second one.
-    await produce(settings.kafka_bootstrap, inbound, [submitted(agency.id, good_ref)], key=b"court")
+    await produce(
+        settings.kafka_bootstrap,
+        inbound,
+        [submitted(agency.id, good_ref)],
+        key=b"court",
+        credentials=as_court,
+    )
     again = await read_all(settings.kafka_bootstrap, topics.dlq(inbound), expect=5, timeout=3)
     assert len(distinct(again)) == 4
     assert await parts.repository.referrals.docs.count_documents({"agency_id": agency.id}) == 1
 
 
-async def test_a_topic_of_no_registered_agency_is_dead_lettered(
+async def test_what_reaches_the_topic_of_a_deactivated_agency_is_dead_lettered(
     make_referral: Factory, settings: RuntimeSettings, unique: str
 ) -> None:
+    """A topic nobody registered is invisible to the service (the broker gives it no ACL on
+    it); a deactivated agency's topic stays readable so that whatever is still on it, or
+    arrives from an administrator, is dead-lettered rather than left unread."""
     parts = await make_referral(ManualClock(T0), consume=True)
     ghost = f"ghost-{unique}"
+    await court(parts, ghost)
+    await parts.service.deactivate_agency(agency_id=ghost, counties=[COUNTY], by="t")
     inbound = parts.host.settings.topic(topics.agency_referrals(ghost))
-    await create_physical_topics(settings, [inbound])  # someone made the topic; nobody registered it
     await produce(settings.kafka_bootstrap, inbound, [submitted(ghost, "G-1")], key=b"ghost")
     dead = await read_all(settings.kafka_bootstrap, topics.dlq(inbound), expect=1, timeout=60)
     assert [dict(r.headers)["x-tiaojie-reason"] for r in dead] == [b"unknown_agency"]

@@ -32,6 +32,7 @@ from tiaojie.referral.models import TransferDoc
 from tiaojie.referral.service import referral_id_for
 from tiaojie.runtime.clock import ManualClock
 from tiaojie.runtime.errors import Conflict, Invalid, NotFound
+from tiaojie.runtime.kafka import client_kwargs
 from tiaojie.runtime.pii import Protector
 from tiaojie.runtime.settings import RuntimeSettings
 
@@ -70,7 +71,7 @@ async def test_agency_registration_creates_its_topics_and_is_idempotent(
 ) -> None:
     parts = await make_referral(ManualClock(T0))
     agency_id = f"court-{unique}"
-    agency, created = await parts.service.register_agency(
+    agency, created, credential = await parts.service.register_agency(
         agency_id=agency_id,
         kind=AgencyKind.COURT,
         county=COUNTY,
@@ -79,7 +80,8 @@ async def test_agency_registration_creates_its_topics_and_is_idempotent(
         by="admin",
     )
     assert created and agency.source == f"/agencies/{agency_id}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    assert credential is not None and credential.username == agency.kafka_principal
+    admin = AIOKafkaAdminClient(**client_kwargs(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -87,7 +89,7 @@ async def test_agency_registration_creates_its_topics_and_is_idempotent(
         await admin.close()
     inbound = settings.topic(topics.agency_referrals(agency_id))
     assert {inbound, topics.dlq(inbound), settings.topic(topics.agency_outcomes(agency_id))} <= existing
-    again, created_again = await parts.service.register_agency(
+    again, created_again, no_credential = await parts.service.register_agency(
         agency_id=agency_id,
         kind=AgencyKind.COURT,
         county=COUNTY,
@@ -95,7 +97,7 @@ async def test_agency_registration_creates_its_topics_and_is_idempotent(
         source=None,
         by="admin",
     )
-    assert not created_again and again.id == agency_id
+    assert not created_again and again.id == agency_id and no_credential is None
     with pytest.raises(Conflict):
         await parts.service.register_agency(
             agency_id=agency_id,

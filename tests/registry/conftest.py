@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.support.access import as_service
 from tests.support.data import auth
 from tests.support.namespace import drop_namespace
 from tiaojie.contracts.common import Role
@@ -68,6 +69,7 @@ def registry_settings(settings: RuntimeSettings, **overrides: Any) -> RegistrySe
 @pytest.fixture(scope="module")
 async def registry(settings: RuntimeSettings) -> AsyncIterator[RegistryHarness]:
     s = registry_settings(settings)
+    s = s.model_copy(update=await as_service(s, "registry"))
     clock = ManualClock(START)
     app = create_app(s, clock=clock)
     try:

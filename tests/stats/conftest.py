@@ -14,10 +14,12 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from tests.stats.history import NOW
+from tests.support.access import as_service
 from tests.support.namespace import drop_namespace
+from tiaojie.contracts import topics
 from tiaojie.contracts.envelope import EventData, derived_id, new_event
 from tiaojie.runtime.clock import ManualClock
-from tiaojie.runtime.kafka import ensure_topics
+from tiaojie.runtime.kafka import client_kwargs
 from tiaojie.runtime.settings import RuntimeSettings
 from tiaojie.stats.app import create_app
 from tiaojie.stats.settings import StatsSettings
@@ -37,7 +39,8 @@ class StatsHarness:
         for n, (topic, key, data) in enumerate(items):
             event = new_event(
                 data,
-                source="/test",
+                # As the topic's producer would: another source is dead-lettered.
+                source=topics.service_source(topics.producer_of(topic) or "test"),
                 subject=key,
                 county=getattr(data, "county", None),
                 id=derived_id(f"{salt}{key}", str(n)),
@@ -52,7 +55,6 @@ class StatsHarness:
 
 @pytest.fixture(scope="session")
 async def stats(settings: RuntimeSettings) -> AsyncIterator[StatsHarness]:
-    from tiaojie.contracts import topics
 
     # A namespace of its own: the service reads its topics from the beginning, and the
     # session's topics carry every other test's events by the time these tests run.
@@ -65,12 +67,10 @@ async def stats(settings: RuntimeSettings) -> AsyncIterator[StatsHarness]:
         kafka_monitor_interval=2.0,
         analytics_hour=23,  # the manual clock stays before it: runs happen only when asked
     )
-    await ensure_topics(stats_settings, topics.ALL_TOPICS)
+    stats_settings = stats_settings.model_copy(update=await as_service(stats_settings, "stats"))
     clock = ManualClock(NOW)
     app = create_app(stats_settings, clock=clock)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(**client_kwargs(settings), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         async with app.router.lifespan_context(app):

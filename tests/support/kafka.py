@@ -8,9 +8,25 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
+from tests.support.access import admin_for
+from tiaojie.runtime.kafka import client_kwargs
+from tiaojie.runtime.settings import KafkaCredentials
 
-async def produce(bootstrap: str, topic: str, values: list[bytes], *, key: bytes | None = b"k") -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+
+def _as(bootstrap: str, credentials: KafkaCredentials | None) -> dict[str, Any]:
+    return client_kwargs(credentials or admin_for(bootstrap))
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    values: list[bytes],
+    *,
+    key: bytes | None = b"k",
+    credentials: KafkaCredentials | None = None,
+) -> None:
+    """Publish as the broker's administrator, or as the principal of `credentials`."""
+    producer = AIOKafkaProducer(**_as(bootstrap, credentials), acks="all", enable_idempotence=True)
     await producer.start()
     try:
         for value in values:
@@ -20,12 +36,17 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], *, key: bytes
 
 
 async def read_all(
-    bootstrap: str, topic: str, *, expect: int, timeout: float = 30
+    bootstrap: str,
+    topic: str,
+    *,
+    expect: int,
+    timeout: float = 30,
+    credentials: KafkaCredentials | None = None,
 ) -> list[ConsumerRecord[Any, Any]]:
     """Read a topic from the beginning until `expect` records arrived (or time runs out)."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **_as(bootstrap, credentials),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 
 from tiaojie.infra.stack import SERVICES, ServiceSpec
+from tiaojie.runtime.access import Deployment
 from tiaojie.runtime.settings import RuntimeSettings
 
 
@@ -98,13 +99,16 @@ class Mesh:
     """The services of one test namespace, each a separate OS process."""
 
     settings: RuntimeSettings
+    deployment: Deployment
     log_dir: Path
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
-    def env(self) -> dict[str, str]:
+    def env(self, service: str) -> dict[str, str]:
+        """A service process's environment: its own broker principal (none for the console)."""
         s = self.settings
+        kafka = self.deployment.environment(service) if service in self.deployment.services else {}
         return {
-            "TIAOJIE_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+            **kafka,
             "TIAOJIE_MONGO_URL": s.mongo_url,
             "TIAOJIE_NAMESPACE": s.namespace,
             "TIAOJIE_DIVISIONS_DIR": str(s.divisions_path),
@@ -120,7 +124,7 @@ class Mesh:
             name=name,
             module=spec.module,
             port=free_port(),
-            env={**self.env(), "TIAOJIE_REPLICA": str(replica), **(extra_env or {})},
+            env={**self.env(spec.name), "TIAOJIE_REPLICA": str(replica), **(extra_env or {})},
             log=self.log_dir / f"{name}.log",
         )
         self.services[name] = process

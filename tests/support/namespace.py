@@ -5,11 +5,13 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
+from tests.support.access import admin_kwargs, forget
 from tiaojie.runtime.settings import RuntimeSettings
 
 
 async def drop_namespace(settings: RuntimeSettings) -> None:
-    """Drop a namespace's databases and topics (best effort: the servers may be gone).
+    """Drop a namespace's databases, topics, principals and ACLs (best effort: the servers
+    may be gone).
 
     Leftover topics are not free: every metadata refresh of a pattern subscription lists
     every topic on the broker, so stale namespaces cost the services CPU."""
@@ -22,7 +24,11 @@ async def drop_namespace(settings: RuntimeSettings) -> None:
         pass
     finally:
         await client.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await forget(settings)
+    try:
+        admin = AIOKafkaAdminClient(**admin_kwargs(settings.kafka_bootstrap))
+    except LookupError:
+        return
     try:
         await admin.start()
         mine = [t for t in await admin.list_topics() if t.startswith(f"{settings.namespace}.")]

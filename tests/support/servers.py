@@ -1,8 +1,11 @@
 """Real servers for the tests: the local Kafka and FerretDB, testcontainers, or given URLs.
 
-Order of preference: TIAOJIE_KAFKA_BOOTSTRAP and TIAOJIE_MONGO_URL when both are set;
-testcontainers when a Docker engine answers; otherwise the project's own local servers
-(started if needed and stopped again at the end if this session started them).
+Order of preference: TIAOJIE_KAFKA_BOOTSTRAP and TIAOJIE_MONGO_URL when both are set (with
+the broker administrator's TIAOJIE_KAFKA_USERNAME/PASSWORD); otherwise the project's own
+local servers (started if needed, stopped again at the end if this session started them),
+with MongoDB from testcontainers instead of FerretDB when a Docker engine answers. The
+broker is always one with SASL and ACLs on: every test runs against the trust model a
+deployment has.
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from tests.support.access import register_admin
+from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
+
 
 @dataclass(frozen=True)
 class Servers:
     kafka_bootstrap: str
     mongo_url: str
     how: str
+    kafka_admin: KafkaCredentials
 
 
 def docker_engine_answers() -> bool:
@@ -37,22 +44,28 @@ def docker_engine_answers() -> bool:
 def servers() -> Iterator[Servers]:
     kafka, mongo = os.environ.get("TIAOJIE_KAFKA_BOOTSTRAP"), os.environ.get("TIAOJIE_MONGO_URL")
     if kafka and mongo:
-        yield Servers(kafka, mongo, "given")
-        return
-    if docker_engine_answers() and os.environ.get("TIAOJIE_TESTS_LOCAL") != "1":
-        from testcontainers.kafka import KafkaContainer  # type: ignore[import-not-found]
-        from testcontainers.mongodb import MongoDbContainer  # type: ignore[import-not-found]
-
-        with KafkaContainer("apache/kafka:4.1.0").with_kraft() as k, MongoDbContainer("mongo:8") as m:
-            yield Servers(k.get_bootstrap_server(), m.get_connection_url(), "testcontainers")
+        admin = RuntimeSettings().kafka_credentials()
+        register_admin(admin)
+        yield Servers(kafka, mongo, "given", admin)
         return
     from tiaojie.infra.stack import Infra
 
     infra = Infra()
-    started = infra.up()
+    use_containers = docker_engine_answers() and os.environ.get("TIAOJIE_TESTS_LOCAL") != "1"
+    started = infra.up(database=not use_containers)
+    admin = infra.admin_credentials()
+    register_admin(admin)
     try:
         kafka_url, mongo_url = infra.urls
-        yield Servers(kafka_url, mongo_url, "local" + (f" (started {', '.join(started)})" if started else ""))
+        if use_containers:
+            from testcontainers.mongodb import MongoDbContainer  # type: ignore[import-not-found]
+
+            with MongoDbContainer("mongo:8") as m:
+                yield Servers(kafka_url, m.get_connection_url(), "local Kafka, MongoDB container", admin)
+            return
+        yield Servers(
+            kafka_url, mongo_url, "local" + (f" (started {', '.join(started)})" if started else ""), admin
+        )
     finally:
         if started and os.environ.get("TIAOJIE_KEEP_SERVERS") != "1":
             infra.down()

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 
+from tiaojie.runtime.settings import KafkaCredentials
 
-def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
-    """True if the cluster answers a metadata request."""
+
+def kafka_answers(credentials: KafkaCredentials, timeout: float = 5.0) -> bool:
+    """True if the cluster answers a metadata request of this principal."""
 
     async def probe() -> bool:
         import logging
 
         from aiokafka.admin import AIOKafkaAdminClient
 
+        from tiaojie.runtime.kafka import client_kwargs
+
         # A refused connection is the expected answer while the broker starts: not an error.
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+        admin = AIOKafkaAdminClient(**client_kwargs(credentials), request_timeout_ms=int(timeout * 1000))
         try:
             await asyncio.wait_for(admin.start(), timeout)
             await asyncio.wait_for(admin.list_topics(), timeout)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -55,7 +56,7 @@ def up(
     t0 = time.monotonic()
     try:
         started = infra.up()
-        infra.create_topics()
+        deployment = infra.provision()
         if started:
             console.print(f"started {', '.join(started)} in {time.monotonic() - t0:.1f}s")
         if infra_only:
@@ -64,7 +65,7 @@ def up(
         instances = []
         for spec in SERVICES:
             for replica in range(counts[spec.name]):
-                start_service(infra, spec, replica)
+                start_service(infra, spec, replica, deployment=deployment)
                 instances.append((spec, replica))
         wait_ready(infra, instances)
     except InfraError as exc:
@@ -129,11 +130,11 @@ def status() -> None:
     from tiaojie.infra.checks import kafka_answers, mongo_answers
 
     if external_urls():
-        table.add_row("kafka (external)", "-", kafka, _state(kafka_answers(kafka)))
+        table.add_row("kafka (external)", "-", kafka, _state(kafka_answers(infra.admin_credentials())))
         table.add_row("database (external)", "-", mongo, _state(mongo_answers(mongo)))
     else:
         for name, address, check in (
-            ("kafka", kafka, lambda: kafka_answers(kafka)),
+            ("kafka", kafka, lambda: kafka_answers(infra.admin_credentials())),
             ("postgres", f"127.0.0.1:{infra.postgres.port}", lambda: True),
             ("ferretdb", mongo, lambda: mongo_answers(mongo)),
         ):
@@ -209,6 +210,159 @@ def demo(
         console.print(f"streamed {sent} disputes via {via}")
 
 
+kafka_app = typer.Typer(help="The broker's principals, ACLs and certificates.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+
+
+@kafka_app.command("client-config")
+def kafka_client_config(
+    principal: Annotated[
+        str, typer.Option(help="admin, a service (intake, referral, ...), referral-provisioner")
+    ] = "admin",
+    tls: Annotated[bool, typer.Option("--tls", help="the SASL_SSL listener, verified by the CA")] = False,
+) -> None:
+    """Print one principal's client settings as one JSON line (for kcat, aiokafka, scripts)."""
+    from tiaojie.runtime.access import SERVICES, provisioner_principal, service_principal
+
+    infra = Infra()
+    admin = infra.admin_credentials()
+    if tls and not infra.private:
+        raise typer.BadParameter("--tls describes the local broker's listener; this broker is external")
+    if tls:
+        admin = infra.kafka.admin_credentials(tls=True)
+    if principal != "admin":
+        settings = RuntimeSettings()
+        if principal in SERVICES:
+            user = service_principal(settings, principal)
+        elif principal == "referral-provisioner":
+            user = provisioner_principal(settings)
+        else:
+            user = principal
+        known = infra.password_book().as_dict()
+        if user not in known:
+            console.print(f"[red]no local principal {user!r} (run `tiaojie up` first)[/red]")
+            raise typer.Exit(1)
+        from dataclasses import replace
+
+        admin = replace(admin, username=user, password=known[user])
+    typer.echo(admin.to_json())
+
+
+@kafka_app.command("certs")
+def kafka_certs(
+    out: Annotated[str, typer.Option(help="folder for ca.pem, ca-key.pem and broker.pem")],
+    host: Annotated[list[str], typer.Option(help="a name or address clients use for the broker")] = [],  # noqa: B006
+    owner: Annotated[int | None, typer.Option(help="uid the broker runs as (gets broker.pem)")] = None,
+) -> None:
+    """Create a CA (once) and a broker certificate signed by it, for SASL_SSL."""
+    from pathlib import Path
+
+    from tiaojie.infra.certs import write_certificates
+
+    certs = write_certificates(Path(out), host or ["localhost", "127.0.0.1"], owner=owner)
+    console.print(f"CA: {certs.ca}\nbroker key store (PEM): {certs.broker}")
+
+
+@kafka_app.command("acls")
+def kafka_acls(
+    principal: Annotated[str | None, typer.Option(help="only this SCRAM user")] = None,
+) -> None:
+    """The ACLs the broker holds, as the admin sees them."""
+    import asyncio
+
+    from tiaojie.runtime.access import BrokerAdmin
+
+    infra = Infra()
+    grants = asyncio.run(BrokerAdmin(infra.admin_credentials()).grants(principal=principal))
+    table = Table(title="Kafka ACLs (ALLOW)")
+    for column in ("principal", "operation", "resource", "name", "pattern"):
+        table.add_column(column)
+    for g in grants:
+        table.add_row(
+            g.principal, g.operation.upper(), g.resource, g.name, "prefix" if g.prefixed else "literal"
+        )
+    console.print(table)
+
+
+@kafka_app.command("provision")
+def kafka_provision(
+    passwords_dir: Annotated[
+        str | None,
+        typer.Option(help="a folder of kafka_password_<service> files (a compose deployment's secrets)"),
+    ] = None,
+) -> None:
+    """Topics, one principal per service and exactly the ACLs of the topic contract, as the
+    broker administrator of TIAOJIE_KAFKA_* (or of the local broker)."""
+    import asyncio
+    from pathlib import Path
+
+    from tiaojie.runtime.access import (
+        PROVISIONER,
+        SERVICES,
+        BrokerAdmin,
+        PasswordBook,
+        provision,
+        provisioner_principal,
+        service_principal,
+    )
+
+    infra = Infra()
+    if passwords_dir is None:
+        deployment = infra.provision()
+    else:
+        settings = RuntimeSettings()
+        folder = Path(passwords_dir)
+        known = {
+            service_principal(settings, s): (folder / f"kafka_password_{s}").read_text().strip()
+            for s in SERVICES
+        }
+        known[provisioner_principal(settings)] = (
+            (folder / f"kafka_password_{PROVISIONER}").read_text().strip()
+        )
+        admin = settings.kafka_credentials()
+        deployment = asyncio.run(provision(BrokerAdmin(admin), settings, PasswordBook(known)))
+    names = ", ".join(c.username or "" for c in deployment.services.values())
+    console.print(f"provisioned: {names}, {deployment.provisioner.username}")
+
+
+@app.command(
+    "kcat",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def kcat(ctx: typer.Context) -> None:
+    """Debian's kcat on a librdkafka that can log in to Kafka 4 (see tiaojie.infra.kcat)."""
+    import os
+
+    from tiaojie.infra.kcat import KcatMissing, kcat_command
+
+    try:
+        binary, env = kcat_command()
+    except KcatMissing as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    os.execve(binary, [binary, *ctx.args], env)  # noqa: S606 - kcat itself, with the arguments given
+
+
+deploy_app = typer.Typer(help="A docker-compose deployment's secrets.", no_args_is_help=True)
+app.add_typer(deploy_app, name="deploy")
+
+
+@deploy_app.command("secrets")
+def deploy_secrets(
+    out: Annotated[str, typer.Option(help="the folder docker-compose.yml reads secrets from")] = "secrets",
+    kafka_host: Annotated[str, typer.Option(help="the broker's name in the broker certificate")] = "kafka",
+) -> None:
+    """Generate the deployment's keys, passwords, database URLs and broker certificate
+    (missing ones only; never committed: the folder is git-ignored)."""
+    from pathlib import Path
+
+    from tiaojie.infra.deploy import write_deployment_secrets
+
+    written = write_deployment_secrets(Path(out), kafka_host=kafka_host)
+    console.print(f"{out}: {', '.join(written) or 'complete, nothing to add'}")
+
+
 def _mount_service_commands() -> None:
     """Commands services contribute (e.g. stats: `tiaojie hotspots detect`, `tiaojie rebuild`)."""
     import importlib
@@ -218,7 +372,32 @@ def _mount_service_commands() -> None:
     except ImportError:
         return
     app.add_typer(stats_cli.hotspots_app, name="hotspots")
-    app.command("rebuild")(stats_cli.rebuild_command)
+    app.command("rebuild")(as_local_principal("stats", stats_cli.rebuild_command))
+
+
+def as_local_principal(service: str, command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a service's command as that service's broker principal: the one of the local
+    mesh (from .data) unless TIAOJIE_KAFKA_USERNAME names another."""
+    import functools
+    import os
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        if not os.environ.get("TIAOJIE_KAFKA_USERNAME"):
+            from tiaojie.runtime.access import service_principal
+
+            infra = Infra()
+            user = service_principal(RuntimeSettings(), service)
+            password = infra.password_book().as_dict().get(user)
+            if password is None:
+                console.print(f"[red]no local principal {user!r} (run `tiaojie up` first)[/red]")
+                raise typer.Exit(1)
+            admin = infra.admin_credentials()
+            os.environ.update({**admin.environment(), "TIAOJIE_KAFKA_USERNAME": user})
+            os.environ["TIAOJIE_KAFKA_PASSWORD"] = password
+        return command(*args, **kwargs)
+
+    return run
 
 
 _mount_service_commands()

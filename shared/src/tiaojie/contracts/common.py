@@ -116,6 +116,9 @@ class AgencyKind(StrEnum):
     PETITION = "petition"  # 访调
     HOTLINE = "hotline"  # 12345
     GOVERNMENT = "government"  # other government departments
+    # Not a referring body: a system that submits disputes on intake.submissions.v1 (grid
+    # management, the 12345 platform's intake) and holds a broker credential for that alone.
+    SYSTEM = "system"
 
 
 class CaseStatus(StrEnum):

@@ -50,6 +50,18 @@ class AgencyRegistered(EventData):
     active: bool = True
 
 
+class AgencyDeactivated(EventData):
+    """An agency (or submitting system) was deactivated: its broker credential and ACLs are
+    gone, and anything still on its topic is dead-lettered as from an unknown agency."""
+
+    event_type = "tiaojie.referral.AgencyDeactivated"
+
+    agency_id: str
+    kind: AgencyKind
+    county: str
+    at: datetime
+
+
 class ReferralRequested(EventData):
     """A referral arrived (from an agency or another body) and awaits the receiving
     organisation's answer; `response_due` is the response clock (1 working day)."""
@@ -303,7 +315,7 @@ class AgencyReferralRejected(AgencyNotice):
 
     event_type = "tiaojie.agency.AgencyReferralRejected"
 
-    reason: str  # malformed_envelope | source_mismatch | unknown_event_type | invalid_payload
+    reason: str  # malformed_envelope | source_mismatch | unknown_type | invalid_payload
     detail: str = ""  # which fields and why; never a value you sent
     event_id: str | None = None  # the id of your event, when it could be read
 
@@ -373,6 +385,7 @@ AGENCY_NOTICES: tuple[type[AgencyNotice], ...] = (
 
 __all__ = [
     "AGENCY_NOTICES",
+    "AgencyDeactivated",
     "AgencyNotice",
     "AgencyReferralAccepted",
     "AgencyReferralClosed",

@@ -47,6 +47,19 @@ PRODUCED_BY: dict[str, tuple[str, ...]] = {
 INBOUND_OWNED_BY: dict[str, tuple[str, ...]] = {
     "intake": (SUBMISSIONS,),
 }
+# Which service reads which topic (besides every agency's referrals topic, which referral
+# reads). The broker's ACLs are generated from these tables (tiaojie.runtime.access): a
+# service reads nothing it does not list here.
+CONSUMED_BY: dict[str, tuple[str, ...]] = {
+    "intake": (SUBMISSIONS, ORGANISATIONS, ASSIGNMENTS, REFERRALS),
+    "registry": (CASES, REFERRALS),
+    "referral": (ORGANISATIONS, CASES, ASSIGNMENTS),
+    "stats": (CASES, ASSIGNMENTS, REFERRALS, ORGANISATIONS, MEDIATORS),
+    # Its own topic too: every replica's search index follows it.
+    "library": (LIBRARY_NOMINATIONS, CASES, LIBRARY),
+}
+# Topics anyone with a credential for them may write (systems, agencies): no single source.
+INBOUND: tuple[str, ...] = (SUBMISSIONS,)
 
 ALL_TOPICS: tuple[str, ...] = (
     SUBMISSIONS,
@@ -60,6 +73,19 @@ ALL_TOPICS: tuple[str, ...] = (
     ALERTS,
     LIBRARY,
 )
+
+
+def service_source(service: str) -> str:
+    """The CloudEvents `source` of every event a service produces."""
+    return f"/tiaojie/{service}"
+
+
+def producer_of(topic: str) -> str | None:
+    """The one service that produces a contract topic (None for inbound topics)."""
+    for service, produced in PRODUCED_BY.items():
+        if topic in produced:
+            return service
+    return None
 
 
 def dlq(topic: str) -> str:

@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError, WithJsonSchema
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
+from tiaojie.contracts import topics
 from tiaojie.contracts.envelope import CloudEvent, EventData, decode_event
 from tiaojie.contracts.topics import dlq
 from tiaojie.runtime.errors import DomainError, Invalid, field_errors
@@ -283,8 +284,22 @@ class ReliableConsumer:
         except (ValueError, ValidationError) as exc:
             await self._dead_letter(record, "malformed_envelope", _describe(exc))
             return
+        owner = topics.producer_of(sub.topic)
+        if owner is not None and event.source != topics.service_source(owner):
+            # The broker's ACLs already keep other writers off this topic; this is the second
+            # line: an event that claims another producer is nobody's to apply.
+            await self._dead_letter(
+                record, "foreign_source", f"{sub.topic} carries only events of {topics.service_source(owner)}"
+            )
+            return
         routes = sub.routes.get(event.type)
         if not routes:
+            if sub.topic in topics.INBOUND:
+                # Senders from outside must learn that nobody reads what they sent.
+                await self._dead_letter(
+                    record, "unknown_type", f"{sub.topic} does not accept {event.type[:200]}"
+                )
+                return
             # Additive evolution: event types a service does not handle are skipped.
             self._metrics.handled.labels(self._service, topic, "ignored").inc()
             return

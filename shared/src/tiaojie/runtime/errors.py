@@ -79,6 +79,13 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class Unavailable(DomainError):
+    """A dependency the request needs is not configured or not reachable (503)."""
+
+    status = 503
+    code = "unavailable"
+
+
 @dataclass
 class Invalid(Exception):
     """One or more fields are invalid (422 on HTTP, a dead-letter reason on Kafka)."""

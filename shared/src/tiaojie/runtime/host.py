@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from faststream.specification import AsyncAPI
 from faststream.specification.asyncapi.site import get_asyncapi_html
 
+from tiaojie.contracts import topics
 from tiaojie.contracts.topics import dlq
 from tiaojie.runtime.consumer import ConsumerMetrics, ReliableConsumer
 from tiaojie.runtime.http import BodySizeLimit, error_body, install_error_handlers
@@ -87,10 +88,13 @@ class ServiceHost:
             return False
 
     async def ensure_topics(self) -> None:
-        """Create the topics this service produces and consumes, with their DLQs."""
-        names: list[str] = []
-        for topic in [*self.produces, *self.consumer.topics]:
-            names += [self.settings.topic(topic), self.settings.topic(dlq(topic))]
+        """Create the topics this service owns (what it produces, its inbound topics) and
+        the DLQs of what it consumes: exactly what its ACLs let it create. The topics of
+        other producers are theirs, and the deployment's provisioning creates them all."""
+        owned = [*self.produces, *topics.INBOUND_OWNED_BY.get(self.service, ())]
+        consumed = self.consumer.topics
+        names = [self.settings.topic(t) for t in owned]
+        names += [self.settings.topic(dlq(t)) for t in consumed]
         await create_physical_topics(self.settings, names)
 
     @contextlib.asynccontextmanager

@@ -4,21 +4,88 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from prometheus_client import CollectorRegistry
 
 from tiaojie.contracts.envelope import CONTENT_TYPE, CloudEvent
 from tiaojie.contracts.topics import dlq
 from tiaojie.runtime.logging import get_logger
-from tiaojie.runtime.settings import RuntimeSettings
+from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
 
 log = get_logger(__name__)
+
+__all__ = [
+    "EventPublisher",
+    "KafkaAccessError",
+    "KafkaCredentials",
+    "client_kwargs",
+    "create_physical_topics",
+    "ensure_topics",
+    "make_broker",
+]
+
+
+class KafkaAccessError(ValueError):
+    """The settings do not say how to authenticate to the broker."""
+
+
+@cache
+def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    # Verifies the broker's certificate and host name; the deployment's CA when given.
+    return ssl.create_default_context(cafile=ca_file)
+
+
+def _credentials(source: RuntimeSettings | KafkaCredentials) -> KafkaCredentials:
+    creds = source.kafka_credentials() if isinstance(source, RuntimeSettings) else source
+    if creds.security_protocol != "PLAINTEXT" and not (creds.username and creds.password):
+        raise KafkaAccessError(
+            f"{creds.security_protocol} needs TIAOJIE_KAFKA_USERNAME and TIAOJIE_KAFKA_PASSWORD "
+            "(`tiaojie kafka client-config --principal NAME` prints a local principal's)"
+        )
+    return creds
+
+
+def client_kwargs(source: RuntimeSettings | KafkaCredentials) -> dict[str, Any]:
+    """aiokafka client arguments (bootstrap and security) for these settings or credentials."""
+    creds = _credentials(source)
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": creds.bootstrap.split(","),
+        "security_protocol": creds.security_protocol,
+    }
+    if creds.security_protocol == "SASL_SSL":
+        kwargs["ssl_context"] = _ssl_context(creds.ca_file)
+    if creds.security_protocol != "PLAINTEXT":
+        kwargs |= {
+            "sasl_mechanism": creds.sasl_mechanism,
+            "sasl_plain_username": creds.username,
+            "sasl_plain_password": creds.password,
+        }
+    return kwargs
+
+
+def broker_security(settings: RuntimeSettings) -> BaseSecurity | None:
+    """FastStream's form of the same security settings."""
+    creds = _credentials(settings)
+    if creds.security_protocol == "PLAINTEXT":
+        return None
+    context = _ssl_context(creds.ca_file) if creds.security_protocol == "SASL_SSL" else None
+    kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256, "PLAIN": SASLPlaintext}
+    assert creds.username is not None and creds.password is not None
+    return kind[creds.sasl_mechanism](
+        username=creds.username,
+        password=creds.password,
+        ssl_context=context,
+        use_ssl=creds.security_protocol == "SASL_SSL",
+    )
 
 
 def make_broker(
@@ -37,6 +104,7 @@ def make_broker(
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=service))
     return KafkaBroker(
         settings.kafka_bootstrap.split(","),
+        security=broker_security(settings),
         client_id=f"tiaojie-{service}",
         acks="all",
         enable_idempotence=True,
@@ -71,7 +139,7 @@ async def create_physical_topics(
     settings: RuntimeSettings, physical: Sequence[str], *, partitions: int | None = None
 ) -> list[str]:
     """Create topics by their physical names, tolerating ones that exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,10 +23,64 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "tiaojie"
 
 
+KafkaProtocol = Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+
+
+@dataclass(frozen=True)
+class KafkaCredentials:
+    """How one principal reaches the broker: what `tiaojie kafka client-config` prints, what
+    an agency is given at registration, and what every client of the mesh is built from."""
+
+    bootstrap: str
+    security_protocol: KafkaProtocol = "SASL_PLAINTEXT"
+    sasl_mechanism: KafkaMechanism = "SCRAM-SHA-512"
+    username: str | None = None
+    password: str | None = None
+    # The CA that signed the broker's certificate (SASL_SSL); the system's CAs when None.
+    ca_file: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, ensure_ascii=False)
+
+    def settings_overrides(self) -> dict[str, Any]:
+        """The RuntimeSettings fields that make a process connect as this principal."""
+        return {
+            "kafka_bootstrap": self.bootstrap,
+            "kafka_security_protocol": self.security_protocol,
+            "kafka_sasl_mechanism": self.sasl_mechanism,
+            "kafka_username": self.username,
+            "kafka_password": SecretStr(self.password) if self.password is not None else None,
+            "kafka_ca_file": Path(self.ca_file) if self.ca_file else None,
+        }
+
+    def environment(self) -> dict[str, str]:
+        """The same as TIAOJIE_* environment variables, for a child process."""
+        env = {
+            "TIAOJIE_KAFKA_BOOTSTRAP": self.bootstrap,
+            "TIAOJIE_KAFKA_SECURITY_PROTOCOL": self.security_protocol,
+            "TIAOJIE_KAFKA_SASL_MECHANISM": self.sasl_mechanism,
+        }
+        if self.username is not None:
+            env["TIAOJIE_KAFKA_USERNAME"] = self.username
+        if self.password is not None:
+            env["TIAOJIE_KAFKA_PASSWORD"] = self.password
+        if self.ca_file:
+            env["TIAOJIE_KAFKA_CA_FILE"] = self.ca_file
+        return env
+
+
 class RuntimeSettings(BaseSettings):
     """Settings every process of the mesh reads."""
 
-    model_config = SettingsConfigDict(env_prefix="TIAOJIE_", extra="ignore")
+    # False for a process that never connects to the broker (the console).
+    uses_kafka: ClassVar[bool] = True
+
+    # Secrets may come as files (docker-compose `secrets:`): TIAOJIE_SECRETS_DIR names the
+    # folder, each file is named like its variable (tiaojie_kafka_password, ...).
+    model_config = SettingsConfigDict(
+        env_prefix="TIAOJIE_", extra="ignore", secrets_dir=os.environ.get("TIAOJIE_SECRETS_DIR")
+    )
 
     environment: Literal["development", "production"] = "development"
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -35,6 +93,14 @@ class RuntimeSettings(BaseSettings):
     # (e.g. a newly registered agency's) only then. aiokafka's default is 5 minutes.
     kafka_metadata_max_age_ms: int = Field(default=300_000, ge=1000)
     replication_factor: int = Field(default=1, ge=1)
+    # The broker authenticates every client (DESIGN.md §7): SASL/SCRAM, over TLS in
+    # deployments. PLAINTEXT exists for a broker of one's own with no listener but loopback
+    # and is refused in production, as is SASL without TLS.
+    kafka_security_protocol: KafkaProtocol = "SASL_PLAINTEXT"
+    kafka_sasl_mechanism: KafkaMechanism = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_ca_file: Path | None = None
 
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     jwt_issuer: str = "tiaojie"
@@ -74,7 +140,28 @@ class RuntimeSettings(BaseSettings):
             unset = [name for name, (v, d) in dev.items() if v.get_secret_value() == d]
             if unset:
                 raise ValueError(f"production requires {', '.join(unset)}")
+            if self.uses_kafka and self.kafka_security_protocol != "SASL_SSL":
+                raise ValueError("production requires TIAOJIE_KAFKA_SECURITY_PROTOCOL=SASL_SSL")
+            if self.uses_kafka and not (self.kafka_username and self.kafka_password):
+                raise ValueError("production requires TIAOJIE_KAFKA_USERNAME and TIAOJIE_KAFKA_PASSWORD")
+            if not urlsplit(self.mongo_url).password:
+                raise ValueError("production requires a TIAOJIE_MONGO_URL with a user and password")
         return self
+
+    def kafka_credentials(self) -> KafkaCredentials:
+        """This process's identity at the broker."""
+        return KafkaCredentials(
+            bootstrap=self.kafka_bootstrap,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_username,
+            password=self.kafka_password.get_secret_value() if self.kafka_password else None,
+            ca_file=str(self.kafka_ca_file) if self.kafka_ca_file else None,
+        )
+
+    def as_principal(self, credentials: KafkaCredentials) -> RuntimeSettings:
+        """A copy of these settings that connects to the broker with other credentials."""
+        return self.model_copy(update=credentials.settings_overrides())
 
     def topic(self, name: str) -> str:
         """Physical topic name of a contract topic in this deployment."""

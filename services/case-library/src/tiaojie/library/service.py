@@ -42,7 +42,7 @@ from tiaojie.runtime.logging import get_logger
 from tiaojie.runtime.mongo import OUTBOX, OUTBOX_REV, OutboxRelay, outbox_fields, outbox_update
 from tiaojie.runtime.pii import Protector
 
-SOURCE = "/tiaojie/library"
+SOURCE = topics.service_source("library")
 _ENTRY_NS = uuid.UUID("5d0c7a52-8f3e-4c61-a2b4-7e9d1c3f6a80")
 log = get_logger(__name__)
 

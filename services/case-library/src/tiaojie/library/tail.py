@@ -24,6 +24,7 @@ from tiaojie.contracts import topics
 from tiaojie.contracts.envelope import CloudEvent, decode_event
 from tiaojie.contracts.library import EntryPublished, EntryWithdrawn
 from tiaojie.library.search import SearchIndex, Segmented
+from tiaojie.runtime.kafka import client_kwargs
 from tiaojie.runtime.logging import get_logger
 from tiaojie.runtime.settings import RuntimeSettings
 
@@ -44,7 +45,7 @@ class IndexTail:
     async def mark(self) -> None:
         """Note where the topic ends now (call before loading the index)."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
+            **client_kwargs(self._settings),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",
@@ -150,7 +151,7 @@ async def _apply_one(apply: Apply, value: bytes | None) -> str:
 async def replay(settings: RuntimeSettings, apply: Apply, *, idle_ms: int = 2000) -> int:
     """Read the whole library topic from the beginning into an index; returns events seen."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_kwargs(settings),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

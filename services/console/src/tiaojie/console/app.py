@@ -75,6 +75,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await repository.create_indexes()
+        if settings.environment == "production" and await repository.count_demo_accounts():
+            # A database that was a development deployment's: its demo accounts share one
+            # published password.
+            raise RuntimeError("production refuses to start: the database holds demo accounts")
         created = await service.ensure_demo_accounts(
             specs=demo_accounts([code for code, _ in web.city_counties()])
         )

@@ -29,6 +29,9 @@ class ConsoleRepository:
         doc = await self.accounts.find_one({"_id": username})
         return Account.model_validate(doc) if doc else None
 
+    async def count_demo_accounts(self) -> int:
+        return await self.accounts.count_documents({"demo": True})
+
     async def insert_account(self, account: Account) -> bool:
         return await insert_once(self.accounts, account.model_dump(by_alias=True))
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tiaojie.runtime.settings import ServiceSettings
 
 
 class ConsoleSettings(ServiceSettings):
+    uses_kafka: ClassVar[bool] = False  # it calls the services over HTTP only
+
     service_name: str = "console"
     port: int = 8000
     database_name: str = "tiaojie_console"
@@ -44,6 +47,12 @@ class ConsoleSettings(ServiceSettings):
 
     # Apache ECharts, installed from the npm registry by `tiaojie prepare` (not committed).
     assets_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _no_demo_accounts_in_production(self) -> ConsoleSettings:
+        if self.environment == "production" and self.demo_accounts:
+            raise ValueError("production refuses demo accounts: set TIAOJIE_DEMO_ACCOUNTS=false")
+        return self
 
     @property
     def console_assets(self) -> Path:

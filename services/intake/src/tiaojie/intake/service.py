@@ -95,7 +95,7 @@ from tiaojie.runtime.pii import Protector, id_birth_date, normalise_id_number, n
 
 log = get_logger(__name__)
 
-SOURCE = "/tiaojie/intake"
+SOURCE = topics.service_source("intake")
 SYSTEM = "system:intake"
 _CASE_NS = uuid.UUID("0b6f7f4e-4a0e-4b7e-9d53-6c1f0f1e2a10")
 _TRACKING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"

@@ -43,7 +43,7 @@ from tiaojie.runtime.mongo import OUTBOX, OUTBOX_REV, Document, OutboxRelay, out
 
 log = get_logger(__name__)
 
-SOURCE = "/tiaojie/registry"
+SOURCE = topics.service_source("registry")
 # Case events after which nobody works on the case any more.
 CLOSING = frozenset(
     {CaseStatus.RESOLVED, CaseStatus.FAILED, CaseStatus.WITHDRAWN, CaseStatus.ARCHIVED, CaseStatus.REJECTED}

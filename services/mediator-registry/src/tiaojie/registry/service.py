@@ -62,7 +62,7 @@ from tiaojie.runtime.pii import (
 
 log = get_logger(__name__)
 
-SOURCE = "/tiaojie/registry"
+SOURCE = topics.service_source("registry")
 T = TypeVar("T")
 _PII_FIELDS = frozenset({"id_number_key", "phone_key", "relations"})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -10,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tiaojie.contracts.common import AgencyKind, Category, Role
 from tiaojie.contracts.referral import AGENCY_ID_PATTERN, AgencyReferralSubmitted
+from tiaojie.referral.broker import IssuedCredential
 from tiaojie.referral.lifecycle import STATUS_LABELS, TRANSFER_KINDS
 from tiaojie.referral.models import AgencyDoc, Extension, Hop, ReferralDoc, TransferDoc
 from tiaojie.referral.service import ReferralService
@@ -53,6 +55,24 @@ class AgencyIn(BaseModel):
     )
 
 
+class KafkaAccessOut(BaseModel):
+    """How the agency's system logs in to the broker (SASL/SCRAM). Shown once: the
+    password is kept by the broker alone, salted; a lost one is replaced by rotation."""
+
+    bootstrap: str
+    security_protocol: str
+    sasl_mechanism: str
+    username: str
+    password: str
+    consumer_group_prefix: str | None = Field(
+        default=None, description="consumer groups the agency may use (names starting with this)"
+    )
+
+    @classmethod
+    def of(cls, credential: IssuedCredential | None) -> KafkaAccessOut | None:
+        return cls(**dataclasses.asdict(credential)) if credential else None
+
+
 class AgencyOut(BaseModel):
     id: str
     kind: AgencyKind
@@ -60,14 +80,21 @@ class AgencyOut(BaseModel):
     name: str
     source: str
     active: bool
-    inbound_topic: str
-    outbound_topic: str
+    inbound_topic: str = Field(description="where it publishes (a system: the submissions topic)")
+    outbound_topic: str | None = Field(description="where it hears back (a system: none)")
+    kafka_principal: str | None = Field(default=None, description="its SCRAM user at the broker")
     registered_at: datetime
+    kafka: KafkaAccessOut | None = Field(
+        default=None, description="only in the answer that issued the credential"
+    )
 
     @classmethod
-    def of(cls, agency: AgencyDoc, service: ReferralService) -> AgencyOut:
+    def of(
+        cls, agency: AgencyDoc, service: ReferralService, credential: IssuedCredential | None = None
+    ) -> AgencyOut:
         from tiaojie.contracts import topics
 
+        system = agency.kind == AgencyKind.SYSTEM
         return cls(
             id=agency.id,
             kind=agency.kind,
@@ -75,9 +102,13 @@ class AgencyOut(BaseModel):
             name=agency.name,
             source=agency.source,
             active=agency.active,
-            inbound_topic=service.settings.topic(topics.agency_referrals(agency.id)),
-            outbound_topic=service.settings.topic(topics.agency_outcomes(agency.id)),
+            inbound_topic=service.settings.topic(
+                topics.SUBMISSIONS if system else topics.agency_referrals(agency.id)
+            ),
+            outbound_topic=None if system else service.settings.topic(topics.agency_outcomes(agency.id)),
+            kafka_principal=agency.kafka_principal,
             registered_at=agency.registered_at,
+            kafka=KafkaAccessOut.of(credential),
         )
 
 
@@ -86,11 +117,13 @@ class AgencyOut(BaseModel):
     status_code=201,
     response_model=AgencyOut,
     tags=["agencies"],
-    summary="Register an agency (court, police, petition bureau, hotline, department) and create its topics",
+    summary="Register an agency (court, police, petition bureau, hotline, department) or a "
+    "submitting system: its topics, its broker credential (in this answer only) and ACLs",
     responses={
-        200: {"model": AgencyOut, "description": "already registered with the same details"},
+        200: {"model": AgencyOut, "description": "already registered with the same details (no credential)"},
         409: {},
         422: {},
+        503: {"description": "the broker provisioning principal is not configured"},
     },
 )
 async def register_agency(
@@ -100,7 +133,7 @@ async def register_agency(
         raise Invalid(
             [FieldError("county", "county_out_of_scope", "无权为该县区登记机构", "not your county")]
         )
-    agency, created = await service.register_agency(
+    agency, created, credential = await service.register_agency(
         agency_id=body.id,
         kind=body.kind,
         county=body.county,
@@ -108,8 +141,40 @@ async def register_agency(
         source=body.source,
         by=principal.subject,
     )
+    response.headers["Cache-Control"] = "no-store"
     if not created:
         response.status_code = 200
+    return AgencyOut.of(agency, service, credential)
+
+
+@router.post(
+    "/agencies/{agency_id}/credentials",
+    response_model=AgencyOut,
+    tags=["agencies"],
+    summary="Rotate an agency's broker credential: a new password, shown once; the old one stops working",
+    responses={404: {}, 409: {"description": "deactivated, or another change came first"}, 503: {}},
+)
+async def rotate_agency_credential(
+    agency_id: str, principal: Admin, service: Service, response: Response
+) -> AgencyOut:
+    agency, credential = await service.rotate_credential(
+        agency_id=agency_id, counties=principal.counties, by=principal.subject
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return AgencyOut.of(agency, service, credential)
+
+
+@router.post(
+    "/agencies/{agency_id}/deactivate",
+    response_model=AgencyOut,
+    tags=["agencies"],
+    summary="Deactivate an agency: its broker credential and ACLs are removed, its referrals refused",
+    responses={404: {}, 409: {}, 503: {}},
+)
+async def deactivate_agency(agency_id: str, principal: Admin, service: Service) -> AgencyOut:
+    agency = await service.deactivate_agency(
+        agency_id=agency_id, counties=principal.counties, by=principal.subject
+    )
     return AgencyOut.of(agency, service)
 
 
@@ -196,7 +261,7 @@ class ReferralOut(BaseModel):
 
 async def _agency_of(principal: Principal, service: ReferralService) -> AgencyDoc:
     agency = await service.repo.get_agency(principal.agency_id) if principal.agency_id else None
-    if agency is None or not agency.active:
+    if agency is None or not agency.active or agency.kind == AgencyKind.SYSTEM:
         raise Forbidden("该令牌不属于已登记的机构", "this token belongs to no registered, active agency")
     return agency
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from tiaojie.contracts import topics
 from tiaojie.contracts.referral import (
     AGENCY_NOTICES,
+    AgencyDeactivated,
     AgencyRegistered,
     DeadlineCleared,
     DeadlineExtended,
@@ -26,6 +27,7 @@ from tiaojie.contracts.referral import (
     TransferRequested,
 )
 from tiaojie.referral.api import router
+from tiaojie.referral.broker import AgencyAccess
 from tiaojie.referral.calendar import WorkCalendar, default_calendar
 from tiaojie.referral.deadlines import DeadlineRules
 from tiaojie.referral.handlers import register_handlers
@@ -89,10 +91,6 @@ def build(
     async def make_topics(physical: list[str]) -> None:
         await create_physical_topics(settings, physical)
 
-    async def make_agency_topics(agency_id: str) -> None:
-        inbound = settings.topic(topics.agency_referrals(agency_id))
-        await make_topics([inbound, topics.dlq(inbound), settings.topic(topics.agency_outcomes(agency_id))])
-
     calendar = calendar or default_calendar()
     service = ReferralService(
         repository=repository,
@@ -106,7 +104,7 @@ def build(
         settings=settings,
         clock=clock or SystemClock(),
         metrics=ReferralMetrics(host.registry),
-        make_agency_topics=make_agency_topics,
+        access=AgencyAccess(settings),
     )
     inbound = AgencyInbound(
         service=service, repository=repository, relay=relay, settings=settings, make_topics=make_topics
@@ -122,8 +120,8 @@ def build(
     host.publisher.declare(
         topics.AGENCIES,
         title=topics.AGENCIES,
-        description="Registered agencies, keyed by agency id.",
-        schema=AgencyRegistered,
+        description="Registered and deactivated agencies, keyed by agency id.",
+        schema=Union[AgencyRegistered, AgencyDeactivated],  # noqa: UP007
     )
     host.publisher.declare(
         "agency.{agency_id}.outcomes.v1",

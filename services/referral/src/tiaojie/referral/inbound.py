@@ -86,8 +86,8 @@ class AgencyInbound:
             raise DeadLetter("source_mismatch", detail=detail)
         if event.type != AgencyReferralSubmitted.event_type:
             detail = f"this topic accepts only {AgencyReferralSubmitted.event_type}"
-            await self._reject(agency, position, "unknown_event_type", detail, event_id=event.id, ref=ref)
-            raise DeadLetter("unknown_event_type", detail=detail)
+            await self._reject(agency, position, "unknown_type", detail, event_id=event.id, ref=ref)
+            raise DeadLetter("unknown_type", detail=detail)
         try:
             data = AgencyReferralSubmitted.model_validate(event.data)
             await self.service.receive(agency=agency, data=data, event_id=event.id)

@@ -128,6 +128,8 @@ class AgencyDoc(BaseModel):
     active: bool = True
     registered_at: datetime
     registered_by: str
+    # Its SCRAM user at the broker (the password is kept by the broker alone, salted).
+    kafka_principal: str | None = None
 
 
 class CaseView(BaseModel):

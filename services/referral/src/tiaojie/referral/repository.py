@@ -33,6 +33,12 @@ from tiaojie.runtime.mongo import (
 
 INDEXES = {
     "agencies": [IndexModel([("county", ASCENDING)])],
+    # One document per issue, rotation or revocation of an agency's broker credential,
+    # `<agency>:<seq>`: the unique _id serialises them (and is their audit trail).
+    "agency_credentials": [
+        IndexModel([("agency_id", ASCENDING), ("seq", ASCENDING)]),
+        IndexModel([(OUTBOX_PENDING, ASCENDING)]),
+    ],
     "referrals": [
         IndexModel([("county", ASCENDING)]),
         IndexModel([("status", ASCENDING)]),
@@ -106,6 +112,7 @@ class ReferralRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
         self.agencies = db["agencies"]
+        self.agency_credentials = db["agency_credentials"]
         self.referrals = VersionedStore(db["referrals"], db["referral_revisions"])
         self.transfers = VersionedStore(db["transfers"], db["transfer_revisions"])
         self.timers = db["timers"]
@@ -125,7 +132,13 @@ class ReferralRepository:
 
     @property
     def outbox_collections(self) -> list[AsyncCollection[Document]]:
-        return [self.referrals.revisions, self.transfers.revisions, self.agencies, self.rejections]
+        return [
+            self.referrals.revisions,
+            self.transfers.revisions,
+            self.agencies,
+            self.rejections,
+            self.agency_credentials,
+        ]
 
     async def insert_rejection(self, doc: Document) -> bool:
         return await insert_once(self.rejections, doc)
@@ -144,6 +157,27 @@ class ReferralRepository:
     async def get_agency(self, agency_id: str) -> AgencyDoc | None:
         doc = await self.get_agency_raw(agency_id)
         return AgencyDoc.model_validate(doc) if doc else None
+
+    async def last_credential_change(self, agency_id: str) -> Document | None:
+        """The latest issue, rotation or revocation of an agency's credential."""
+        found = (
+            await self.agency_credentials.find({"agency_id": agency_id}).sort("seq", -1).limit(1).to_list()
+        )
+        return found[0] if found else None
+
+    async def claim_credential_change(self, doc: Document) -> bool:
+        """Claim change number doc["seq"] of an agency's credential; False if taken."""
+        return await insert_once(self.agency_credentials, doc)
+
+    async def deactivate_agency(self, agency_id: str) -> None:
+        """Mark an agency inactive, and make sure it stuck: FerretDB may let a concurrent
+        write of the same document (the outbox relay's) overwrite it."""
+        for _ in range(20):
+            await self.agencies.update_one({"_id": agency_id}, {"$set": {"active": False}})
+            doc = await self.agencies.find_one({"_id": agency_id}, {"active": 1})
+            if doc is None or doc.get("active") is False:
+                return
+        raise RuntimeError(f"agency {agency_id} would not stay inactive")
 
     async def list_agencies(self, counties: list[str]) -> list[AgencyDoc]:
         found: list[AgencyDoc] = []

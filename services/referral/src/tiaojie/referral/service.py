@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -27,7 +27,7 @@ from tiaojie.contracts.intake import (
     RiskRaised,
     SessionRecorded,
 )
-from tiaojie.contracts.referral import AgencyReferralSubmitted, AgencyRegistered
+from tiaojie.contracts.referral import AgencyDeactivated, AgencyReferralSubmitted, AgencyRegistered
 from tiaojie.contracts.registry import MediatorAssigned, OrganisationUpdated
 from tiaojie.referral import lifecycle
 from tiaojie.referral.deadlines import DeadlineRules
@@ -43,9 +43,13 @@ from tiaojie.runtime.logging import get_logger
 from tiaojie.runtime.mongo import OUTBOX, OutboxRelay, outbox_fields
 from tiaojie.runtime.pii import Protector
 
+if TYPE_CHECKING:
+    # Injected (app.py): the rules never talk to the broker themselves.
+    from tiaojie.referral.broker import AgencyAccess, IssuedCredential
+
 log = get_logger(__name__)
 
-SOURCE = "/tiaojie/referral"
+SOURCE = topics.service_source("referral")
 _REFERRAL_NS = uuid.UUID("3c7e2f1a-9b4d-4c8e-a1f6-5d2b7e9c0a13")
 _TRANSFER_NS = uuid.UUID("8a1d4e6f-2c3b-4f7a-9e5d-1b0c6a7f3e24")
 # Applying a change retries this often when other replicas keep winning the same version.
@@ -54,7 +58,6 @@ _MAX_ATTEMPTS = 12
 _CASE_CLOSED = frozenset({"resolved", "failed", "withdrawn", "archived", "rejected", "followed_up"})
 
 S = TypeVar("S", bound=Subject)
-TopicMaker = Callable[[str], Awaitable[None]]
 
 
 def referral_id_for(agency_id: str, agency_ref: str) -> str:
@@ -84,7 +87,7 @@ class ReferralService:
         settings: ReferralSettings,
         clock: Clock,
         metrics: ReferralMetrics,
-        make_agency_topics: TopicMaker,
+        access: AgencyAccess,
     ) -> None:
         self.repo = repository
         self.relay = relay
@@ -94,14 +97,16 @@ class ReferralService:
         self.settings = settings
         self.clock = clock
         self.metrics = metrics
-        self.make_agency_topics = make_agency_topics
+        self.access = access
         self._cursor_known = False
 
     # -- agencies -----------------------------------------------------------------------
     async def register_agency(
         self, *, agency_id: str, kind: AgencyKind, county: str, name: str, source: str | None, by: str
-    ) -> tuple[AgencyDoc, bool]:
-        """Register an agency, create its two topics, announce it; idempotent for the same data."""
+    ) -> tuple[AgencyDoc, bool, IssuedCredential | None]:
+        """Register an agency: its topics, its broker credential and ACLs, the announcement.
+        The credential comes back once, to this caller; registering the same details again
+        answers the agency without one (rotate to get a new password)."""
         if not self.divisions.is_county(county):
             raise Invalid(
                 [FieldError("county", "unknown_county", "县级行政区划代码不存在", "no such county code")]
@@ -115,23 +120,11 @@ class ReferralService:
             source=source or f"/agencies/{agency_id}",
             registered_at=now,
             registered_by=by,
+            kafka_principal=self.access.principal(agency_id),
         )
         existing = await self.repo.get_agency(agency_id)
         if existing is not None:
-            same = (existing.kind, existing.county, existing.name, existing.source) == (
-                agency.kind,
-                agency.county,
-                agency.name,
-                agency.source,
-            )
-            if not same:
-                raise Conflict(
-                    "该机构编号已登记为其他机构", "this agency id is registered with other details"
-                )
-            await self.make_agency_topics(agency_id)
-            return existing, False
-        # Topics first: an agency is never announced before it can publish.
-        await self.make_agency_topics(agency_id)
+            return await self._registered_again(existing, agency), False, None
         event = new_event(
             AgencyRegistered(agency_id=agency_id, kind=kind, county=county, name=name),
             source=SOURCE,
@@ -144,10 +137,114 @@ class ReferralService:
         if not await self.repo.insert_agency(doc):
             raced = await self.repo.get_agency(agency_id)
             assert raced is not None
-            return raced, False
+            return await self._registered_again(raced, agency), False, None
+        credential = None
+        if self.access.issues_credentials:
+            credential = await self._change_credential(agency, action="issued", by=by, seq=1)
+        else:
+            await self.access.prepare(agency_id, kind)
+        # Announced only once its topics and access exist (a crash before this line leaves
+        # the announcement to the outbox relay; registering again repairs topics and ACLs).
         await self.relay.flush(self.repo.agencies, agency_id, doc[OUTBOX], rev=1)
         log.info("agency registered", agency_id=agency_id, kind=str(kind), county=county)
-        return agency, True
+        return agency, True, credential
+
+    async def _registered_again(self, existing: AgencyDoc, wanted: AgencyDoc) -> AgencyDoc:
+        same = (existing.kind, existing.county, existing.name, existing.source) == (
+            wanted.kind,
+            wanted.county,
+            wanted.name,
+            wanted.source,
+        )
+        if not same:
+            raise Conflict("该机构编号已登记为其他机构", "this agency id is registered with other details")
+        if existing.active:
+            await self.access.prepare(existing.id, existing.kind)
+        return existing
+
+    async def agency_in_scope(self, agency_id: str, counties: list[str]) -> AgencyDoc:
+        """An agency of the caller's counties (404 for any other, as for none)."""
+        agency = await self.repo.get_agency(agency_id)
+        if agency is None or agency.county not in counties:
+            raise NotFound("机构", "agency")
+        return agency
+
+    async def rotate_credential(
+        self, *, agency_id: str, counties: list[str], by: str
+    ) -> tuple[AgencyDoc, IssuedCredential]:
+        """A new broker password for an active agency; the old one stops working."""
+        agency = await self.agency_in_scope(agency_id, counties)
+        if not agency.active:
+            raise Conflict("机构已停用，不能签发凭据", "the agency is deactivated: no credential is issued")
+        last = await self.repo.last_credential_change(agency_id)
+        if last is not None and last["action"] == "revoked":
+            raise Conflict("机构已停用，不能签发凭据", "the agency is deactivated: no credential is issued")
+        seq = (int(last["seq"]) if last else 0) + 1
+        return agency, await self._change_credential(agency, action="rotated", by=by, seq=seq)
+
+    async def _change_credential(
+        self, agency: AgencyDoc, *, action: str, by: str, seq: int
+    ) -> IssuedCredential:
+        """Claim change `seq` of the agency's credential, then issue it; a concurrent change
+        that claimed first (or a deactivation meanwhile) wins and this one is refused."""
+        claim = {
+            "_id": f"{agency.id}:{seq}",
+            "agency_id": agency.id,
+            "seq": seq,
+            "action": action,
+            "by": by,
+            "at": self.clock.now(),
+        }
+        if not await self.repo.claim_credential_change(claim):
+            raise Conflict(
+                "该机构的凭据正在被他人变更，请稍后重试",
+                "another change of this credential came first; retry",
+            )
+        credential = await self.access.issue(agency.id, agency.kind)
+        latest = await self.repo.last_credential_change(agency.id)
+        if latest is not None and latest["seq"] > seq and latest["action"] == "revoked":
+            # Deactivated while this credential was being issued: the revocation stands.
+            await self.access.revoke(agency.id)
+            raise Conflict("机构已停用，不能签发凭据", "the agency is deactivated: no credential is issued")
+        return credential
+
+    async def deactivate_agency(self, *, agency_id: str, counties: list[str], by: str) -> AgencyDoc:
+        """Revoke the agency's credential and ACLs, mark it inactive, announce it."""
+        agency = await self.agency_in_scope(agency_id, counties)
+        if not agency.active:
+            await self.access.revoke(agency_id)  # idempotent: whatever a crash left behind goes
+            return agency
+        last = await self.repo.last_credential_change(agency_id)
+        seq = (int(last["seq"]) if last else 0) + 1
+        now = self.clock.now()
+        event = new_event(
+            AgencyDeactivated(agency_id=agency_id, kind=agency.kind, county=agency.county, at=now),
+            source=SOURCE,
+            subject=agency_id,
+            county=agency.county,
+            id=derived_id(agency_id, "AgencyDeactivated"),
+            time=now,
+        )
+        claim = {
+            "_id": f"{agency_id}:{seq}",
+            "agency_id": agency_id,
+            "seq": seq,
+            "action": "revoked",
+            "by": by,
+            "at": now,
+            **outbox_fields([(topics.AGENCIES, event)]),
+        }
+        if not await self.repo.claim_credential_change(claim):
+            raise Conflict(
+                "该机构的凭据正在被他人变更，请稍后重试",
+                "another change of this credential came first; retry",
+            )
+        if self.access.issues_credentials:
+            await self.access.revoke(agency_id)
+        await self.repo.deactivate_agency(agency_id)
+        await self.relay.flush(self.repo.agency_credentials, claim["_id"], claim[OUTBOX], rev=1)
+        log.info("agency deactivated", agency_id=agency_id, county=agency.county)
+        return agency.model_copy(update={"active": False})
 
     async def flush_rejection(self, rejection_id: str) -> None:
         """Publish a rejection notice a crash left unpublished (redelivered record)."""

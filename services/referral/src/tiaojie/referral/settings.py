@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 
-from tiaojie.runtime.settings import ServiceSettings
+from tiaojie.runtime.settings import KafkaCredentials, KafkaProtocol, ServiceSettings
 
 
 class ReferralSettings(ServiceSettings):
@@ -33,3 +33,37 @@ class ReferralSettings(ServiceSettings):
     reminder_share: float = Field(default=0.8, gt=0, lt=1)
     # How often each replica looks for due timers; each fires once across replicas.
     timer_interval: float = Field(default=30.0, gt=0)
+
+    # Agencies get their broker credential and ACLs at registration, through a principal of
+    # the service's own that may create them (ALTER on the cluster: Kafka has no narrower
+    # right for it). The data-plane principal (TIAOJIE_KAFKA_USERNAME) never holds it.
+    kafka_provisioner_username: str | None = None
+    kafka_provisioner_password: SecretStr | None = None
+    # What agencies are told to connect to (their network may name the broker otherwise);
+    # the service's own bootstrap and protocol when unset.
+    agency_kafka_bootstrap: str | None = None
+    agency_kafka_security_protocol: KafkaProtocol | None = None
+
+    @model_validator(mode="after")
+    def _provisioner_in_production(self) -> ReferralSettings:
+        if self.environment == "production" and not (
+            self.kafka_provisioner_username and self.kafka_provisioner_password
+        ):
+            raise ValueError(
+                "production requires TIAOJIE_KAFKA_PROVISIONER_USERNAME and "
+                "TIAOJIE_KAFKA_PROVISIONER_PASSWORD (agencies get their broker credentials)"
+            )
+        return self
+
+    def provisioner_credentials(self) -> KafkaCredentials | None:
+        if not (self.kafka_provisioner_username and self.kafka_provisioner_password):
+            return None
+        own = self.kafka_credentials()
+        return KafkaCredentials(
+            bootstrap=own.bootstrap,
+            security_protocol=own.security_protocol,
+            sasl_mechanism=own.sasl_mechanism,
+            username=self.kafka_provisioner_username,
+            password=self.kafka_provisioner_password.get_secret_value(),
+            ca_file=own.ca_file,
+        )

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from tiaojie.contracts.topics import ALL_TOPICS, dlq
+from tiaojie.runtime.kafka import client_kwargs
 from tiaojie.runtime.logging import get_logger
 from tiaojie.runtime.settings import RuntimeSettings
 from tiaojie.stats.metrics import StatsMetrics
@@ -44,10 +45,8 @@ class KafkaMonitor:
     async def sample(self) -> dict[str, Any]:
         """Read offsets once and set the gauges; returns what was measured."""
         s = self.settings
-        admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap, request_timeout_ms=10000)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap, group_id=None, enable_auto_commit=False
-        )
+        admin = AIOKafkaAdminClient(**client_kwargs(s), request_timeout_ms=10000)
+        consumer = AIOKafkaConsumer(**client_kwargs(s), group_id=None, enable_auto_commit=False)
         await admin.start()
         await consumer.start()
         try:

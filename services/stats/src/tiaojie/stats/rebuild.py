@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from tiaojie.contracts.envelope import decode_event
 from tiaojie.runtime.clock import Clock, ManualClock
+from tiaojie.runtime.kafka import client_kwargs
 from tiaojie.runtime.logging import get_logger
 from tiaojie.runtime.mongo import Document, make_client
 from tiaojie.stats.analytics import STATE, Analytics, digest
@@ -67,7 +68,7 @@ async def replay(settings: StatsSettings, service: StatsService, *, concurrency:
     wanted = subscriptions()
     physical = {settings.topic(t): t for t in wanted}
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_kwargs(settings),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -32,7 +32,7 @@ from tiaojie.stats.projection import (
 from tiaojie.stats.repository import StatsRepository, months_between, same_facts
 from tiaojie.stats.settings import StatsSettings
 
-SOURCE = "/tiaojie/stats"
+SOURCE = topics.service_source("stats")
 log = get_logger(__name__)
 _COUNT_FIELDS = ("received_day", "county", "township", "category")
 _CLOSED = frozenset(
