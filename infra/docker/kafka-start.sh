@@ -35,7 +35,6 @@ listener.name.sasl_ssl.ssl.keystore.location=$S/broker.pem
 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
 allow.everyone.if.no.acl.found=false
 super.users=User:admin;User:broker;User:controller
-connections.max.reauth.ms=600000
 log.dirs=$DATA
 auto.create.topics.enable=false
 num.partitions=6

@@ -210,11 +210,22 @@ async def test_a_rotated_or_deactivated_credential_stops_working(
             headers=admin,
         )
         assert again.status_code == 200 and again.json()["kafka"] is None  # shown once only
-        rotated = await client.post(
-            f"{mesh.url('referral')}/api/v1/agencies/{court.id}/credentials", headers=admin
-        )
-        assert rotated.status_code == 200, rotated.text
-        new = credentials_of(rotated.json())
+        inbound = court.answer["inbound_topic"]
+        # The attacker who stole the first password keeps a connection open across the rotation.
+        stolen = AIOKafkaProducer(**client_kwargs(court.credentials), acks="all", enable_idempotence=True)
+        await stolen.start()
+        try:
+            await stolen.send_and_wait(inbound, b"{}", key=b"before")
+            rotated = await client.post(
+                f"{mesh.url('referral')}/api/v1/agencies/{court.id}/credentials", headers=admin
+            )
+            assert rotated.status_code == 200, rotated.text
+            new = credentials_of(rotated.json())
+            assert new.username != court.credentials.username
+            with pytest.raises(TopicAuthorizationFailedError):
+                await stolen.send_and_wait(inbound, b"{}", key=b"after")
+        finally:
+            await stolen.stop()
         await until_accepted(new, timeout=5)
         with pytest.raises(TimeoutError):
             await until_accepted(court.credentials, timeout=3)

@@ -3,7 +3,9 @@
 `tiaojie kafka certs` writes them for a deployment (docker-compose runs it in a one-shot
 container); the local broker gets its own at first start. Clients verify the broker
 against `ca.pem`; the broker reads `broker.pem` (its PKCS#8 key, then its certificate and
-the CA: Kafka's PEM key store format). Keys never leave the folder, which is mode 0700.
+the CA: Kafka's PEM key store format). Keys never leave the folder (mode 0750; the CA's
+key 0600, the broker's key store 0640, for a broker running under another account in the
+group).
 """
 
 from __future__ import annotations

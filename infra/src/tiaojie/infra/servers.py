@@ -31,8 +31,6 @@ KAFKA_PORT = int(os.environ.get("TIAOJIE_KAFKA_PORT", "9092"))
 POSTGRES_PORT = int(os.environ.get("TIAOJIE_POSTGRES_PORT", "54329"))
 FERRETDB_PORT = int(os.environ.get("TIAOJIE_FERRETDB_PORT", "27017"))
 FERRETDB_DEBUG_PORT = FERRETDB_PORT + 10000
-# Clients re-authenticate this often (KIP-368), or are disconnected and must log in again.
-KAFKA_REAUTH_MS = int(os.environ.get("TIAOJIE_KAFKA_REAUTH_MS", str(10 * 60 * 1000)))
 
 
 class InfraError(RuntimeError):
@@ -219,9 +217,6 @@ class Kafka:
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "allow.everyone.if.no.acl.found=false",
             "super.users=User:admin;User:broker;User:controller",
-            # A session lives at most this long before the client must authenticate again,
-            # so a rotated or deleted credential stops working on open connections too.
-            f"connections.max.reauth.ms={KAFKA_REAUTH_MS}",
             f"log.dirs={self.data_dir / 'log'}",
             # Topics are created by the project with explicit partition counts.
             "auto.create.topics.enable=false",

@@ -65,9 +65,12 @@ def provisioner_principal(settings: RuntimeSettings) -> str:
     return _ns(settings, f"tiaojie-{PROVISIONER}")
 
 
-def agency_principal(settings: RuntimeSettings, agency_id: str) -> str:
-    """The SCRAM user of a registered agency or submitting system."""
-    return _ns(settings, f"agency-{agency_id}")
+def agency_principal(settings: RuntimeSettings, agency_id: str, generation: int = 1) -> str:
+    """The SCRAM user of a registered agency or submitting system. Every rotation makes a
+    new one (`agency-<id>.<n>`) and takes the ACLs away from the old: Kafka checks ACLs on
+    every request, so a connection the old credential opened can do nothing from then on."""
+    name = f"agency-{agency_id}" if generation <= 1 else f"agency-{agency_id}.{generation}"
+    return _ns(settings, name)
 
 
 def agency_group_prefix(settings: RuntimeSettings, agency_id: str) -> str:
@@ -117,9 +120,11 @@ def referral_agency_grants(settings: RuntimeSettings, agency_id: str) -> list[Gr
     )
 
 
-def agency_grants(settings: RuntimeSettings, agency_id: str, *, system: bool = False) -> list[Grant]:
+def agency_grants(
+    settings: RuntimeSettings, agency_id: str, *, system: bool = False, principal: str | None = None
+) -> list[Grant]:
     """An agency writes its inbound topic and reads its outcomes; a system only submits."""
-    user = agency_principal(settings, agency_id)
+    user = principal or agency_principal(settings, agency_id)
     if system:
         return [Grant(user, "topic", settings.topic(topics.SUBMISSIONS), "write")]
     return sorted(
@@ -272,11 +277,33 @@ class BrokerAdmin:
         )
 
     async def grant(self, grants: Iterable[Grant]) -> None:
-        """Create ACLs (creating one that exists is a no-op)."""
-        bindings = [self._binding(g) for g in dict.fromkeys(grants)]
-        if bindings:
-            futures = self._client.create_acls(bindings, request_timeout=self._timeout)
+        """Create ACLs (creating one that exists is a no-op); returns once the broker
+        applies them."""
+        wanted = list(dict.fromkeys(grants))
+        if wanted:
+            futures = self._client.create_acls(
+                [self._binding(g) for g in wanted], request_timeout=self._timeout
+            )
             await self._wait(futures.values())
+            await self._until_applied(wanted, present=True)
+
+    async def _until_applied(self, changed: list[Grant], *, present: bool) -> None:
+        """The controller commits an ACL change at once and the broker's authorizer applies
+        it a moment later (DescribeAcls is answered from that authorizer): wait for it, so
+        that whoever is told "granted" or "revoked" finds it so."""
+        principals = {g.principal for g in changed}
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        delay = 0.02
+        while True:
+            held: set[Grant] = set()
+            for principal in principals:
+                held |= set(await self.grants(principal=principal))
+            if all((g in held) == present for g in changed):
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the broker did not apply an ACL change in time")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     async def grants(self, *, principal: str | None = None) -> list[Grant]:
         """The ALLOW ACLs on the broker, of one principal or of all."""
@@ -304,11 +331,12 @@ class BrokerAdmin:
         return sorted(g for g in found if g is not None)
 
     async def revoke(self, grants: Iterable[Grant]) -> None:
-        """Delete exactly these ACLs."""
+        """Delete exactly these ACLs; returns once the broker applies it."""
         from confluent_kafka.admin import AclBindingFilter
 
+        doomed = list(dict.fromkeys(grants))
         filters = []
-        for grant in dict.fromkeys(grants):
+        for grant in doomed:
             b = self._binding(grant)
             filters.append(
                 AclBindingFilter(
@@ -324,6 +352,7 @@ class BrokerAdmin:
         if filters:
             futures = self._client.delete_acls(filters, request_timeout=self._timeout)
             await self._wait(futures.values())
+            await self._until_applied(doomed, present=False)
 
     async def revoke_principal(self, principal: str) -> int:
         """Delete every ACL of a principal; returns how many there were."""

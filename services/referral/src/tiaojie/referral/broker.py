@@ -52,8 +52,8 @@ class AgencyAccess:
         """False only on a broker without authentication (nothing to issue)."""
         return self._admin is not None or self.settings.kafka_security_protocol != "PLAINTEXT"
 
-    def principal(self, agency_id: str) -> str:
-        return agency_principal(self.settings, agency_id)
+    def principal(self, agency_id: str, generation: int = 1) -> str:
+        return agency_principal(self.settings, agency_id, generation)
 
     def _required(self) -> BrokerAdmin:
         if self._admin is None:
@@ -63,8 +63,8 @@ class AgencyAccess:
             )
         return self._admin
 
-    async def prepare(self, agency_id: str, kind: AgencyKind) -> None:
-        """Topics and ACLs (idempotent; the password is left as it is)."""
+    async def prepare(self, agency_id: str, kind: AgencyKind, *, principal: str | None) -> None:
+        """Topics and ACLs, the agency's for `principal` (idempotent; no password change)."""
         system = kind == AgencyKind.SYSTEM
         if self._admin is None and self.settings.kafka_security_protocol == "PLAINTEXT":
             # A broker without authentication (a developer's own): topics only.
@@ -79,17 +79,21 @@ class AgencyAccess:
                 replication_factor=self.settings.replication_factor,
             )
             await admin.grant(referral_agency_grants(self.settings, agency_id))
-        await admin.grant(agency_grants(self.settings, agency_id, system=system))
+        if principal is not None:
+            await admin.grant(agency_grants(self.settings, agency_id, system=system, principal=principal))
 
-    async def issue(self, agency_id: str, kind: AgencyKind) -> IssuedCredential:
-        """Topics, ACLs and a new password (an existing one stops working)."""
+    async def issue(self, agency_id: str, kind: AgencyKind, *, generation: int) -> IssuedCredential:
+        """A new principal with the agency's ACLs and a new password; the principals of
+        earlier generations lose their ACLs (open connections included) and their
+        passwords (new logins)."""
         admin = self._required()
-        await self.prepare(agency_id, kind)
+        user = self.principal(agency_id, generation)
+        await self.prepare(agency_id, kind, principal=user)
         password = new_password()
-        user = self.principal(agency_id)
         await admin.set_password(user, password)
         # Whoever is given it may log in at once.
         await until_accepted(dataclasses.replace(admin.credentials, username=user, password=password))
+        await self._retire(agency_id, range(1, generation))
         log.info("agency credential issued", agency_id=agency_id, principal=user)
         return IssuedCredential(
             bootstrap=self.settings.agency_kafka_bootstrap or self.settings.kafka_bootstrap,
@@ -103,14 +107,24 @@ class AgencyAccess:
             else agency_group_prefix(self.settings, agency_id),
         )
 
-    async def revoke(self, agency_id: str) -> None:
-        """The agency's ACLs are deleted and its password replaced by one nobody knows: it
-        can neither log in nor, on a connection still open, read or write."""
+    async def revoke(self, agency_id: str, *, generation: int) -> None:
+        """Every principal the agency has had, up to `generation`, loses its ACLs and its
+        password: it can neither log in nor, on a connection still open, read or write."""
+        self._required()
+        removed = await self._retire(agency_id, range(1, generation + 1))
+        log.info("agency credential revoked", agency_id=agency_id, acls=removed)
+
+    async def _retire(self, agency_id: str, generations: range) -> int:
+        if not generations:
+            return 0
         admin = self._required()
-        user = self.principal(agency_id)
-        removed = await admin.revoke_principal(user)
-        await admin.disable_user(user)
-        log.info("agency credential revoked", agency_id=agency_id, principal=user, acls=removed)
+        users = {self.principal(agency_id, g) for g in generations}
+        doomed = [g for g in await admin.grants() if g.principal in users]
+        await admin.revoke(doomed)
+        # Passwords nobody knows (see BrokerAdmin.disable_user: SCRAM users are never deleted).
+        for user in sorted(users):
+            await admin.disable_user(user)
+        return len(doomed)
 
     def _topics(self, agency_id: str) -> list[str]:
         inbound = self.settings.topic(topics.agency_referrals(agency_id))

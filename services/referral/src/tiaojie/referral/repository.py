@@ -170,14 +170,23 @@ class ReferralRepository:
         return await insert_once(self.agency_credentials, doc)
 
     async def deactivate_agency(self, agency_id: str) -> None:
-        """Mark an agency inactive, and make sure it stuck: FerretDB may let a concurrent
-        write of the same document (the outbox relay's) overwrite it."""
+        """Mark an agency inactive."""
+        await self._set_and_check(agency_id, "active", False)
+
+    async def set_agency_principal(self, agency_id: str, principal: str) -> None:
+        """Record the agency's current broker principal (its latest credential's)."""
+        await self._set_and_check(agency_id, "kafka_principal", principal)
+
+    async def _set_and_check(self, agency_id: str, field: str, value: Any) -> None:
+        # Credential changes are serialised by their claim, but FerretDB may let a
+        # concurrent write of the same document (the outbox relay's) overwrite one: so it
+        # is read back until it stuck.
         for _ in range(20):
-            await self.agencies.update_one({"_id": agency_id}, {"$set": {"active": False}})
-            doc = await self.agencies.find_one({"_id": agency_id}, {"active": 1})
-            if doc is None or doc.get("active") is False:
+            await self.agencies.update_one({"_id": agency_id}, {"$set": {field: value}})
+            doc = await self.agencies.find_one({"_id": agency_id}, {field: 1})
+            if doc is None or doc.get(field) == value:
                 return
-        raise RuntimeError(f"agency {agency_id} would not stay inactive")
+        raise RuntimeError(f"agency {agency_id}: {field} would not stay written")
 
     async def list_agencies(self, counties: list[str]) -> list[AgencyDoc]:
         found: list[AgencyDoc] = []

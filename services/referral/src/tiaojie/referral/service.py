@@ -120,7 +120,7 @@ class ReferralService:
             source=source or f"/agencies/{agency_id}",
             registered_at=now,
             registered_by=by,
-            kafka_principal=self.access.principal(agency_id),
+            kafka_principal=self.access.principal(agency_id, 1),
         )
         existing = await self.repo.get_agency(agency_id)
         if existing is not None:
@@ -142,7 +142,7 @@ class ReferralService:
         if self.access.issues_credentials:
             credential = await self._change_credential(agency, action="issued", by=by, seq=1)
         else:
-            await self.access.prepare(agency_id, kind)
+            await self.access.prepare(agency_id, kind, principal=None)
         # Announced only once its topics and access exist (a crash before this line leaves
         # the announcement to the outbox relay; registering again repairs topics and ACLs).
         await self.relay.flush(self.repo.agencies, agency_id, doc[OUTBOX], rev=1)
@@ -159,7 +159,7 @@ class ReferralService:
         if not same:
             raise Conflict("该机构编号已登记为其他机构", "this agency id is registered with other details")
         if existing.active:
-            await self.access.prepare(existing.id, existing.kind)
+            await self.access.prepare(existing.id, existing.kind, principal=existing.kafka_principal)
         return existing
 
     async def agency_in_scope(self, agency_id: str, counties: list[str]) -> AgencyDoc:
@@ -172,7 +172,8 @@ class ReferralService:
     async def rotate_credential(
         self, *, agency_id: str, counties: list[str], by: str
     ) -> tuple[AgencyDoc, IssuedCredential]:
-        """A new broker password for an active agency; the old one stops working."""
+        """A new broker principal and password for an active agency: the old one stops
+        working, on connections it opened too (its ACLs go)."""
         agency = await self.agency_in_scope(agency_id, counties)
         if not agency.active:
             raise Conflict("机构已停用，不能签发凭据", "the agency is deactivated: no credential is issued")
@@ -192,6 +193,7 @@ class ReferralService:
             "agency_id": agency.id,
             "seq": seq,
             "action": action,
+            "principal": self.access.principal(agency.id, seq),
             "by": by,
             "at": self.clock.now(),
         }
@@ -200,19 +202,22 @@ class ReferralService:
                 "该机构的凭据正在被他人变更，请稍后重试",
                 "another change of this credential came first; retry",
             )
-        credential = await self.access.issue(agency.id, agency.kind)
+        credential = await self.access.issue(agency.id, agency.kind, generation=seq)
         latest = await self.repo.last_credential_change(agency.id)
         if latest is not None and latest["seq"] > seq and latest["action"] == "revoked":
             # Deactivated while this credential was being issued: the revocation stands.
-            await self.access.revoke(agency.id)
+            await self.access.revoke(agency.id, generation=seq)
             raise Conflict("机构已停用，不能签发凭据", "the agency is deactivated: no credential is issued")
+        await self.repo.set_agency_principal(agency.id, credential.username)
         return credential
 
     async def deactivate_agency(self, *, agency_id: str, counties: list[str], by: str) -> AgencyDoc:
         """Revoke the agency's credential and ACLs, mark it inactive, announce it."""
         agency = await self.agency_in_scope(agency_id, counties)
         if not agency.active:
-            await self.access.revoke(agency_id)  # idempotent: whatever a crash left behind goes
+            # Idempotent: whatever a crash left behind goes.
+            last = await self.repo.last_credential_change(agency_id)
+            await self.access.revoke(agency_id, generation=int(last["seq"]) if last else 1)
             return agency
         last = await self.repo.last_credential_change(agency_id)
         seq = (int(last["seq"]) if last else 0) + 1
@@ -240,7 +245,7 @@ class ReferralService:
                 "another change of this credential came first; retry",
             )
         if self.access.issues_credentials:
-            await self.access.revoke(agency_id)
+            await self.access.revoke(agency_id, generation=seq)
         await self.repo.deactivate_agency(agency_id)
         await self.relay.flush(self.repo.agency_credentials, claim["_id"], claim[OUTBOX], rev=1)
         log.info("agency deactivated", agency_id=agency_id, county=agency.county)
