@@ -21,6 +21,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from tests.support.access import credentials_of
 from tests.support.data import COUNTY, TOWNSHIP, auth, load_registry, small_registry
 from tests.support.kafka import eventually, produce
 from tests.support.mesh import Mesh
@@ -70,14 +71,7 @@ async def world(mesh: Mesh, settings: RuntimeSettings) -> World:
             assert created.status_code == 201, created.text
             assert created.json()["inbound_topic"] == settings.topic(f"agency.{kind}-{suffix}.referrals.v1")
             agencies[kind] = body["id"]
-            given = created.json()["kafka"]
-            credentials[kind] = KafkaCredentials(
-                bootstrap=given["bootstrap"],
-                security_protocol=given["security_protocol"],
-                sasl_mechanism=given["sasl_mechanism"],
-                username=given["username"],
-                password=given["password"],
-            )
+            credentials[kind] = credentials_of(created.json())
         organisations = settings.topic("registry.organisations.v1")
         for service in ("referral", "intake"):  # both route by the organisations they learnt
 

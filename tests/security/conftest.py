@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.access import credentials_of
 from tests.support.data import COUNTY, auth
 from tests.support.mesh import Mesh
 from tiaojie.contracts.common import Role
@@ -92,14 +93,3 @@ async def register(
     )
     assert answer.status_code == 201, answer.text
     return Registered(agency_id, answer.json(), credentials_of(answer.json()))
-
-
-def credentials_of(answer: dict[str, Any]) -> KafkaCredentials:
-    given = answer["kafka"]
-    return KafkaCredentials(
-        bootstrap=given["bootstrap"],
-        security_protocol=given["security_protocol"],
-        sasl_mechanism=given["sasl_mechanism"],
-        username=given["username"],
-        password=given["password"],
-    )

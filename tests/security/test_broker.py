@@ -20,7 +20,8 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from tests.security.conftest import Kcat, credentials_of, register
+from tests.security.conftest import Kcat, register
+from tests.support.access import credentials_of
 from tests.support.data import COUNTY, auth
 from tests.support.kafka import eventually, produce, read_all
 from tests.support.mesh import Mesh

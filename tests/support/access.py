@@ -57,6 +57,18 @@ async def as_service(settings: RuntimeSettings, service: str) -> dict[str, Any]:
     return fields
 
 
+def credentials_of(answer: dict[str, Any]) -> KafkaCredentials:
+    """The broker credential an agency registration (or rotation) answered with."""
+    given = answer["kafka"]
+    return KafkaCredentials(
+        bootstrap=given["bootstrap"],
+        security_protocol=given["security_protocol"],
+        sasl_mechanism=given["sasl_mechanism"],
+        username=given["username"],
+        password=given["password"],
+    )
+
+
 async def forget(settings: RuntimeSettings) -> None:
     """Drop a namespace's principals and ACLs (best effort, like the rest of the cleanup)."""
     _DEPLOYMENTS.pop((settings.kafka_bootstrap, settings.namespace), None)

@@ -1,4 +1,4 @@
-"""Who may do what on the broker (DESIGN.md §7), generated from the topic contract.
+"""Who may do what on the broker (README: "Trust at the broker"), generated from the topic contract.
 
 One principal per service: it may WRITE exactly the topics it produces and the
 dead-letter topics of what it consumes, READ exactly the topics it consumes, and join only

@@ -93,7 +93,7 @@ class RuntimeSettings(BaseSettings):
     # (e.g. a newly registered agency's) only then. aiokafka's default is 5 minutes.
     kafka_metadata_max_age_ms: int = Field(default=300_000, ge=1000)
     replication_factor: int = Field(default=1, ge=1)
-    # The broker authenticates every client (DESIGN.md §7): SASL/SCRAM, over TLS in
+    # The broker authenticates every client (README: "Trust at the broker"): SASL/SCRAM, TLS in
     # deployments. PLAINTEXT exists for a broker of one's own with no listener but loopback
     # and is refused in production, as is SASL without TLS.
     kafka_security_protocol: KafkaProtocol = "SASL_PLAINTEXT"
