@@ -5,6 +5,7 @@ with their reason, and the sender hears why whenever its topic identifies it."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -59,12 +60,7 @@ async def test_agency_topics_are_consumed_checked_and_answered(
     )
     assert credential is not None
     # The court's own system, with the credential it was given at registration.
-    as_court = KafkaCredentials(
-        bootstrap=credential.bootstrap,
-        security_protocol=credential.security_protocol,  # type: ignore[arg-type]
-        username=credential.username,
-        password=credential.password,
-    )
+    as_court = KafkaCredentials.of(dataclasses.asdict(credential))
     inbound = parts.host.settings.topic(topics.agency_referrals(agency.id))
     outcomes = parts.host.settings.topic(topics.agency_outcomes(agency.id))
     good_ref = f"(2026)鲁1302民诉前调{unique}号"

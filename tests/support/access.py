@@ -49,24 +49,12 @@ async def deployment(settings: RuntimeSettings) -> Deployment:
 async def as_service(settings: RuntimeSettings, service: str) -> dict[str, Any]:
     """Settings fields that make an in-process service connect as its own principal in
     settings.namespace (and, for referral, hold its provisioning principal)."""
-    found = await deployment(settings)
-    fields = found.services[service].settings_overrides()
-    if service == "referral":
-        fields["kafka_provisioner_username"] = found.provisioner.username
-        fields["kafka_provisioner_password"] = found.provisioner.password
-    return fields
+    return (await deployment(settings)).settings_overrides(service)
 
 
 def credentials_of(answer: dict[str, Any]) -> KafkaCredentials:
     """The broker credential an agency registration (or rotation) answered with."""
-    given = answer["kafka"]
-    return KafkaCredentials(
-        bootstrap=given["bootstrap"],
-        security_protocol=given["security_protocol"],
-        sasl_mechanism=given["sasl_mechanism"],
-        username=given["username"],
-        password=given["password"],
-    )
+    return KafkaCredentials.of(answer["kafka"])
 
 
 async def forget(settings: RuntimeSettings) -> None:

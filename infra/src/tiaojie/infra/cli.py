@@ -222,30 +222,15 @@ def kafka_client_config(
     tls: Annotated[bool, typer.Option("--tls", help="the SASL_SSL listener, verified by the CA")] = False,
 ) -> None:
     """Print one principal's client settings as one JSON line (for kcat, aiokafka, scripts)."""
-    from tiaojie.runtime.access import SERVICES, provisioner_principal, service_principal
-
     infra = Infra()
-    admin = infra.admin_credentials()
     if tls and not infra.private:
         raise typer.BadParameter("--tls describes the local broker's listener; this broker is external")
-    if tls:
-        admin = infra.kafka.admin_credentials(tls=True)
-    if principal != "admin":
-        settings = RuntimeSettings()
-        if principal in SERVICES:
-            user = service_principal(settings, principal)
-        elif principal == "referral-provisioner":
-            user = provisioner_principal(settings)
-        else:
-            user = principal
-        known = infra.password_book().as_dict()
-        if user not in known:
-            console.print(f"[red]no local principal {user!r} (run `tiaojie up` first)[/red]")
-            raise typer.Exit(1)
-        from dataclasses import replace
-
-        admin = replace(admin, username=user, password=known[user])
-    typer.echo(admin.to_json())
+    try:
+        credentials = infra.local_credentials(principal, tls=tls)
+    except InfraError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    typer.echo(credentials.to_json())
 
 
 @kafka_app.command("certs")
@@ -384,17 +369,11 @@ def as_local_principal(service: str, command: Callable[..., Any]) -> Callable[..
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         if not os.environ.get("TIAOJIE_KAFKA_USERNAME"):
-            from tiaojie.runtime.access import service_principal
-
-            infra = Infra()
-            user = service_principal(RuntimeSettings(), service)
-            password = infra.password_book().as_dict().get(user)
-            if password is None:
-                console.print(f"[red]no local principal {user!r} (run `tiaojie up` first)[/red]")
-                raise typer.Exit(1)
-            admin = infra.admin_credentials()
-            os.environ.update({**admin.environment(), "TIAOJIE_KAFKA_USERNAME": user})
-            os.environ["TIAOJIE_KAFKA_PASSWORD"] = password
+            try:
+                os.environ.update(Infra().local_credentials(service).environment())
+            except InfraError as exc:
+                console.print(f"[red]{exc}[/red]")
+                raise typer.Exit(1) from None
         return command(*args, **kwargs)
 
     return run

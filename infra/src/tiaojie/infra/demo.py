@@ -258,17 +258,8 @@ async def system_credential(settings: RuntimeSettings, referral_url: str) -> Run
             answer = await client.post(f"/api/v1/agencies/{DEMO_SYSTEM}/credentials")
         if answer.status_code >= 300:
             raise RuntimeError(f"registering the demo system: {answer.status_code} {answer.text[:300]}")
-    given = answer.json()["kafka"]
-    return settings.as_principal(
-        KafkaCredentials(
-            bootstrap=given["bootstrap"],
-            security_protocol=given["security_protocol"],
-            sasl_mechanism=given["sasl_mechanism"],
-            username=given["username"],
-            password=given["password"],
-            ca_file=settings.kafka_credentials().ca_file,
-        )
-    )
+    given = KafkaCredentials.of(answer.json()["kafka"], ca_file=settings.kafka_credentials().ca_file)
+    return settings.as_principal(given)
 
 
 async def _stream(

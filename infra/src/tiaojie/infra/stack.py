@@ -16,7 +16,16 @@ from tiaojie.infra.assets import fetch_console_assets
 from tiaojie.infra.divisions import fetch_divisions
 from tiaojie.infra.paths import Layout
 from tiaojie.infra.servers import FerretDB, InfraError, Kafka, Postgres
-from tiaojie.runtime.access import BrokerAdmin, Deployment, PasswordBook, provision
+from tiaojie.runtime.access import (
+    PROVISIONER,
+    BrokerAdmin,
+    Deployment,
+    PasswordBook,
+    provision,
+    provisioner_principal,
+    service_principal,
+)
+from tiaojie.runtime.access import SERVICES as SERVICE_PRINCIPALS
 from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
 
 
@@ -142,17 +151,31 @@ class Infra:
         known = json.loads(self.passwords_file.read_text()) if self.passwords_file.exists() else {}
         return PasswordBook(known)
 
+    def local_credentials(self, principal: str, *, tls: bool = False) -> KafkaCredentials:
+        """A principal's client settings: `admin`, a service's name, `referral-provisioner`,
+        or any SCRAM user whose password the local deployment keeps in .data."""
+        admin = self.kafka.admin_credentials(tls=True) if tls else self.admin_credentials()
+        if principal == "admin":
+            return admin
+        settings = RuntimeSettings()
+        if principal in SERVICE_PRINCIPALS:
+            user = service_principal(settings, principal)
+        elif principal == PROVISIONER:
+            user = provisioner_principal(settings)
+        else:
+            user = principal
+        password = self.password_book().as_dict().get(user)
+        if password is None:
+            raise InfraError(f"no local principal {user!r} (run `tiaojie up` first)")
+        return admin.as_user(user, password)
+
     async def service_overrides(self, service: str, namespace: str) -> dict[str, object]:
         """Settings fields of an in-process service (a benchmark's) in a namespace of its
         own: the namespace is provisioned with passwords kept in memory only."""
         admin = self.admin_credentials()
         settings = self.settings(namespace=namespace)
         deployment = await provision(BrokerAdmin(admin), settings, PasswordBook())
-        fields: dict[str, object] = {**deployment.services[service].settings_overrides()}
-        if service == "referral":
-            fields["kafka_provisioner_username"] = deployment.provisioner.username
-            fields["kafka_provisioner_password"] = deployment.provisioner.password
-        return fields
+        return deployment.settings_overrides(service)
 
     def provision(self, settings: RuntimeSettings | None = None) -> Deployment:
         """Topics, service principals and their ACLs (passwords kept in .data, mode 0600)."""

@@ -80,12 +80,12 @@ def service_source(service: str) -> str:
     return f"/tiaojie/{service}"
 
 
+_PRODUCER = {topic: service for service, produced in PRODUCED_BY.items() for topic in produced}
+
+
 def producer_of(topic: str) -> str | None:
     """The one service that produces a contract topic (None for inbound topics)."""
-    for service, produced in PRODUCED_BY.items():
-        if topic in produced:
-            return service
-    return None
+    return _PRODUCER.get(topic)
 
 
 def dlq(topic: str) -> str:

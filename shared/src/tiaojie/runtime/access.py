@@ -234,13 +234,6 @@ class BrokerAdmin:
         replayed correctly, so revocation overwrites instead."""
         await self.set_password(user, secrets.token_urlsafe(48))
 
-    async def users(self) -> list[str]:
-        """Every user with a SCRAM credential."""
-        future = self._client.describe_user_scram_credentials(request_timeout=self._timeout)
-        assert isinstance(future, concurrent.futures.Future)  # all users: one future
-        described = await asyncio.wrap_future(future)
-        return sorted(described)
-
     # -- ACLs ----------------------------------------------------------------------------
     @staticmethod
     def _binding(grant: Grant) -> Any:
@@ -423,24 +416,28 @@ class Deployment:
     services: dict[str, KafkaCredentials]
     provisioner: KafkaCredentials
 
-    def settings_for(self, settings: RuntimeSettings, service: str) -> RuntimeSettings:
-        return settings.as_principal(self.services[service])
+    def _provisioner_fields(self, service: str) -> dict[str, str]:
+        if service != "referral":
+            return {}
+        return {
+            "kafka_provisioner_username": self.provisioner.username or "",
+            "kafka_provisioner_password": self.provisioner.password or "",
+        }
+
+    def settings_overrides(self, service: str) -> dict[str, Any]:
+        """Settings fields of a service in this deployment (referral's provisioner too)."""
+        return {**self.services[service].settings_overrides(), **self._provisioner_fields(service)}
 
     def environment(self, service: str) -> dict[str, str]:
-        """TIAOJIE_* variables of a service process (the referral's provisioner too)."""
-        env = self.services[service].environment()
-        if service == "referral":
-            env["TIAOJIE_KAFKA_PROVISIONER_USERNAME"] = self.provisioner.username or ""
-            env["TIAOJIE_KAFKA_PROVISIONER_PASSWORD"] = self.provisioner.password or ""
-        return env
+        """The same as TIAOJIE_* variables of a service process."""
+        extra = {f"TIAOJIE_{k.upper()}": v for k, v in self._provisioner_fields(service).items()}
+        return {**self.services[service].environment(), **extra}
 
 
 async def provision(
     admin: BrokerAdmin,
     settings: RuntimeSettings,
     book: PasswordBook,
-    *,
-    client: KafkaCredentials | None = None,
 ) -> Deployment:
     """Make a deployment's broker side exist: its topics, a SCRAM credential per service and
     for the provisioner (passwords from `book`), and exactly the ACLs of the contract.
@@ -451,7 +448,9 @@ async def provision(
         partitions=settings.partitions,
         replication_factor=settings.replication_factor,
     )
-    base = client or admin.credentials
+    base = admin.credentials
+    # Per-agency ACLs are referral's to grant and take (at registration): left alone here.
+    agency_prefix = settings.topic("agency.")
     services: dict[str, KafkaCredentials] = {}
     for service in SERVICES:
         user = service_principal(settings, service)
@@ -459,29 +458,17 @@ async def provision(
         await admin.set_password(user, password)
         wanted = set(service_grants(settings, service))
         held = set(await admin.grants(principal=user))
-        agency_prefix = settings.topic("agency.")
         stale = {g for g in held - wanted if not g.name.startswith(agency_prefix)}
         await admin.revoke(stale)
         await admin.grant(wanted - held)
-        services[service] = _as(base, user, password)
+        services[service] = base.as_user(user, password)
     user = provisioner_principal(settings)
     password = book.password(user)
     await admin.set_password(user, password)
     await admin.grant(provisioner_grants(settings))
-    deployment = Deployment(services=services, provisioner=_as(base, user, password))
+    deployment = Deployment(services=services, provisioner=base.as_user(user, password))
     await asyncio.gather(*(until_accepted(c) for c in [*services.values(), deployment.provisioner]))
     return deployment
-
-
-def _as(base: KafkaCredentials, user: str, password: str) -> KafkaCredentials:
-    return KafkaCredentials(
-        bootstrap=base.bootstrap,
-        security_protocol=base.security_protocol,
-        sasl_mechanism="SCRAM-SHA-512",
-        username=user,
-        password=password,
-        ca_file=base.ca_file,
-    )
 
 
 async def drop_principals(admin: BrokerAdmin, settings: RuntimeSettings) -> None:

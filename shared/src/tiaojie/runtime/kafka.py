@@ -23,16 +23,6 @@ from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
 
 log = get_logger(__name__)
 
-__all__ = [
-    "EventPublisher",
-    "KafkaAccessError",
-    "KafkaCredentials",
-    "client_kwargs",
-    "create_physical_topics",
-    "ensure_topics",
-    "make_broker",
-]
-
 
 class KafkaAccessError(ValueError):
     """The settings do not say how to authenticate to the broker."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -39,6 +40,18 @@ class KafkaCredentials:
     password: str | None = None
     # The CA that signed the broker's certificate (SASL_SSL); the system's CAs when None.
     ca_file: str | None = None
+
+    @classmethod
+    def of(cls, given: Mapping[str, Any], **extra: Any) -> KafkaCredentials:
+        """From a mapping with these field names (the `kafka` object of an agency's
+        registration answer); other keys are left out."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in {**given, **extra}.items() if k in names})
+
+    def as_user(self, username: str, password: str) -> KafkaCredentials:
+        """The same broker and listener, as another SCRAM user (every user this project
+        creates is a SCRAM-SHA-512 one)."""
+        return replace(self, sasl_mechanism="SCRAM-SHA-512", username=username, password=password)
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None}, ensure_ascii=False)

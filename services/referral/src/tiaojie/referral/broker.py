@@ -5,7 +5,6 @@ nowhere but in the broker, which stores it salted (SCRAM)."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from tiaojie.contracts import topics
@@ -92,7 +91,7 @@ class AgencyAccess:
         password = new_password()
         await admin.set_password(user, password)
         # Whoever is given it may log in at once.
-        await until_accepted(dataclasses.replace(admin.credentials, username=user, password=password))
+        await until_accepted(admin.credentials.as_user(user, password))
         await self._retire(agency_id, range(1, generation))
         log.info("agency credential issued", agency_id=agency_id, principal=user)
         return IssuedCredential(

@@ -58,12 +58,6 @@ class ReferralSettings(ServiceSettings):
     def provisioner_credentials(self) -> KafkaCredentials | None:
         if not (self.kafka_provisioner_username and self.kafka_provisioner_password):
             return None
-        own = self.kafka_credentials()
-        return KafkaCredentials(
-            bootstrap=own.bootstrap,
-            security_protocol=own.security_protocol,
-            sasl_mechanism=own.sasl_mechanism,
-            username=self.kafka_provisioner_username,
-            password=self.kafka_provisioner_password.get_secret_value(),
-            ca_file=own.ca_file,
+        return self.kafka_credentials().as_user(
+            self.kafka_provisioner_username, self.kafka_provisioner_password.get_secret_value()
         )
