@@ -1,0 +1,195 @@
+"""The storage engine against the real FerretDB and Kafka: the races it exists for."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.support.kafka import read_all
+from tiaojie.contracts.envelope import EventData, derived_id, new_event
+from tiaojie.runtime.kafka import EventPublisher, ensure_topics, make_broker
+from tiaojie.runtime.mongo import ensure_indexes
+from tiaojie.runtime.revisions import Change, Revisions
+from tiaojie.runtime.settings import RuntimeSettings
+
+pytestmark = pytest.mark.integration
+
+
+class CounterIncremented(EventData):
+    event_type = "tiaojie.test.CounterIncremented"
+    n: int
+
+
+@pytest.fixture
+async def db(settings: RuntimeSettings, unique: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
+    database = client[settings.database(f"rev_{unique}")]
+    try:
+        yield database
+    finally:
+        await client.drop_database(database.name)
+        await client.close()
+
+
+@pytest.fixture
+async def topic(settings: RuntimeSettings, unique: str) -> str:
+    name = f"test.rev.{unique}.v1"
+    await ensure_topics(settings, [name], partitions=1)
+    return name
+
+
+@pytest.fixture
+async def publisher(settings: RuntimeSettings) -> AsyncIterator[EventPublisher]:
+    broker = make_broker(settings, service="revisions-test")
+    await broker.start()
+    try:
+        yield EventPublisher(broker, settings)
+    finally:
+        await broker.stop()
+
+
+async def store_of(db: AsyncDatabase[dict[str, Any]], publisher: EventPublisher, settings: Any) -> Revisions:
+    store = Revisions(db, "counters", publisher=publisher, settings=settings)
+    await ensure_indexes(db, store.indexes)
+    await db["counters"].insert_one({"_id": "other", "version": 1})  # the collection exists
+    return store
+
+
+def increment(topic: str, action: str) -> Any:
+    """The rule: add one, unless this action was applied already (redelivery)."""
+
+    def decide(state: dict[str, Any] | None) -> Change | None:
+        state = state or {"_id": "c", "n": 0, "applied": []}
+        if action in state["applied"]:
+            return None
+        n = state["n"] + 1
+        event = new_event(
+            CounterIncremented(n=n), source="/test", subject="c", id=derived_id(f"c:{action}", "inc")
+        )
+        return Change({**state, "n": n, "applied": [*state["applied"], action]}, [(topic, event)])
+
+    return decide
+
+
+async def test_concurrent_writers_each_apply_exactly_once(
+    db: AsyncDatabase[dict[str, Any]], publisher: EventPublisher, settings: RuntimeSettings, topic: str
+) -> None:
+    store = await store_of(db, publisher, settings)
+    writers = 40
+    outcomes = await asyncio.gather(*(store.apply("c", increment(topic, f"a{i}")) for i in range(writers)))
+    assert all(o.fresh for o in outcomes)
+    head = await store.get("c")
+    assert head is not None
+    # FerretDB loses concurrent $inc; claimed revisions lose nothing.
+    assert head["n"] == writers and head["version"] == writers
+    assert sorted(head["applied"]) == sorted(f"a{i}" for i in range(writers))
+    revisions = await store.log.find({"of": "c"}).sort("_id", 1).to_list()
+    assert [r["version"] for r in revisions] == list(range(1, writers + 1))
+    assert all(r["applied"] for r in revisions)
+    # Only the head keeps its state.
+    assert [r["version"] for r in revisions if r.get("state")] == [writers]
+    events = await read_all(settings.kafka_bootstrap, settings.topic(topic), expect=10 * writers, timeout=5)
+    # At least once, with stable ids: each increment announced under one id.
+    announced = {orjson.loads(r.value)["id"]: orjson.loads(r.value)["data"]["n"] for r in events}
+    assert sorted(announced.values()) == list(range(1, writers + 1))
+
+
+async def test_redelivery_has_no_second_effect(
+    db: AsyncDatabase[dict[str, Any]], publisher: EventPublisher, settings: RuntimeSettings, topic: str
+) -> None:
+    store = await store_of(db, publisher, settings)
+    first = await store.apply("c", increment(topic, "a1"))
+    again = await store.apply("c", increment(topic, "a1"))
+    assert first.fresh and not again.fresh
+    assert again.after is not None and again.after["n"] == 1 and again.after["version"] == 1
+
+
+async def test_a_crash_between_claim_and_snapshot_is_rolled_forward_and_published(
+    db: AsyncDatabase[dict[str, Any]], publisher: EventPublisher, settings: RuntimeSettings, topic: str
+) -> None:
+    store = await store_of(db, publisher, settings)
+    await store.apply("c", increment(topic, "a1"))
+    # A writer claims version 2 and dies before writing the snapshot or publishing.
+    change = increment(topic, "a2")(await store.get("c"))
+    assert change is not None
+    claim = store._claim_of("c", change, after=await store.get("c"))
+    await store._insert_claims([claim])
+    assert claim.won
+    snapshot = await store.get("c")
+    assert snapshot is not None and snapshot["version"] == 1  # behind its log
+
+    # The next writer loses version 2, rolls forward, publishes the dead writer's event
+    # and then applies its own on top: nothing lost, nothing doubled.
+    third = await store.apply("c", increment(topic, "a3"))
+    assert third.fresh and third.after is not None
+    assert third.after["n"] == 3 and third.after["applied"] == ["a1", "a2", "a3"]
+    events = await read_all(settings.kafka_bootstrap, settings.topic(topic), expect=3)
+    assert [orjson.loads(r.value)["data"]["n"] for r in events] == [1, 2, 3]
+    assert await store.unsettled(older_than=timedelta(0)) == []
+
+
+async def test_the_sweep_settles_what_nobody_writes_again(
+    db: AsyncDatabase[dict[str, Any]], publisher: EventPublisher, settings: RuntimeSettings, topic: str
+) -> None:
+    store = await store_of(db, publisher, settings)
+    change = increment(topic, "a1")(None)
+    assert change is not None
+    claim = store._claim_of("c", change, after=None)
+    await store._insert_claims([claim])  # crashed right after its claim
+    assert await store.get("c") is None
+
+    assert await store.sweep(older_than=timedelta(seconds=60)) == 0  # its writer may be alive
+    assert await store.sweep(older_than=timedelta(0)) == 1
+    head = await store.get("c")
+    assert head is not None and head["n"] == 1
+    assert await store.published("c", 1)
+    events = await read_all(settings.kafka_bootstrap, settings.topic(topic), expect=1)
+    assert len(events) == 1
+
+
+async def test_a_batch_claims_together_and_redoes_only_the_lost_claims(
+    db: AsyncDatabase[dict[str, Any]], publisher: EventPublisher, settings: RuntimeSettings, topic: str
+) -> None:
+    store = await store_of(db, publisher, settings)
+    await asyncio.gather(*(store.apply(f"k{i}", increment(topic, "seed")) for i in range(5)))
+
+    # Two batches over the same aggregates at once: every claim a batch loses is redone on the head.
+    def batch(tag: str) -> dict[str, Any]:
+        return {f"k{i}": increment(topic, f"{tag}{i}") for i in range(5)}
+
+    first, second = await asyncio.gather(store.apply_many(batch("x")), store.apply_many(batch("y")))
+    assert all(o.fresh for o in [*first.values(), *second.values()])
+    for i in range(5):
+        doc = await store.get(f"k{i}")
+        assert doc is not None and doc["n"] == 3 and doc["version"] == 3
+        assert sorted(doc["applied"]) == sorted(["seed", f"x{i}", f"y{i}"])
+    events = await read_all(settings.kafka_bootstrap, settings.topic(topic), expect=15)
+    assert len(events) == 15
+
+
+async def test_a_noop_on_a_lagging_snapshot_is_confirmed_on_the_head(
+    db: AsyncDatabase[dict[str, Any]], publisher: EventPublisher, settings: RuntimeSettings, topic: str
+) -> None:
+    store = await store_of(db, publisher, settings)
+    await store.apply("c", increment(topic, "a1"))
+    change = increment(topic, "a2")(await store.get("c"))
+    assert change is not None
+    claim = store._claim_of("c", change, after=await store.get("c"))
+    await store._insert_claims([claim])  # version 2 claimed, snapshot still at 1
+
+    seen: list[int] = []
+
+    def only_if_two(state: dict[str, Any] | None) -> Change | None:
+        assert state is not None
+        seen.append(state["n"])
+        return None
+
+    outcome = await store.apply("c", only_if_two, verify_noop=True)
+    assert seen == [1, 2] and outcome.after is not None and outcome.after["n"] == 2
