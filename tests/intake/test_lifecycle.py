@@ -13,7 +13,7 @@ import pytest
 from tests.intake.conftest import COMMITTEE, Intake, body, case_events, types_of
 from tests.support.kafka import eventually, produce, read_all
 from tiaojie.contracts import topics
-from tiaojie.contracts.common import Role
+from tiaojie.contracts.common import Category, Role
 from tiaojie.contracts.envelope import decode_event, new_event
 from tiaojie.contracts.intake import CaseNominated, NominatedContent
 from tiaojie.contracts.registry import AssignmentFailed, MediatorAssigned
@@ -439,16 +439,18 @@ async def test_an_archived_case_is_nominated_for_the_library_once(intake: Intake
     assert "调解笔录全文" not in event.to_bytes().decode()
 
 
-async def test_a_committed_revision_is_settled_by_the_write_that_empties_its_outbox(
+async def test_each_change_is_a_settled_revision_and_only_the_head_keeps_its_state(
     intake: Intake, unique: str
 ) -> None:
     case = await register(intake, f"settle-{unique}")
-    repo = intake.service.repo
-    revision_id = repo.revision_id(case["id"], 1)
-    revision = await repo.revisions.find_one({"_id": revision_id})
-    assert revision is not None
-    # Published and applied: no snapshot, no pending events, nothing for the reconciler.
-    assert revision["applied"] is True
-    assert "doc" not in revision
-    assert revision["outbox"] == {} and revision["outbox_pending"] is False
-    assert revision_id not in {r["_id"] for r in await repo.unapplied_revisions(limit=10_000)}
+    await intake.service.set_category(
+        case_id=case["id"], by="desk", action_id=f"cat-{unique}", scope=None, category=Category.NEIGHBOURHOOD
+    )
+    store = intake.service.repo.store
+    first, second = await store.log.find({"of": case["id"]}).sort("_id", 1).to_list()
+    # Published and applied: no pending events, nothing for the reconciler; the earlier
+    # revision gave up its snapshot to the head.
+    assert first["applied"] is True and second["applied"] is True
+    assert "state" not in first and second["state"]["version"] == 2
+    assert "outbox" not in first and first["outbox_pending"] is False
+    assert case["id"] not in {r["of"] for r in await store.unsettled(older_than=timedelta(0))}

@@ -15,6 +15,7 @@ from tiaojie.contracts.common import CaseStatus
 from tiaojie.contracts.intake import DisputeSubmission
 from tiaojie.intake.repository import IntakeRepository
 from tiaojie.runtime.errors import Conflict, IllegalTransition
+from tiaojie.runtime.revisions import Change
 
 pytestmark = pytest.mark.integration
 
@@ -123,9 +124,8 @@ async def test_a_crash_between_claim_and_acceptance_loses_no_number(intake: Inta
     snapshot = case.model_copy(
         update={"accept_pending": True, "acceptance_intent": intent, "version": case.version + 1}
     )
-    assert await repo.commit(
-        case_id=crashed, version=snapshot.version, doc=snapshot.to_mongo(), events=[], at=now
-    )
+    written = await repo.store.apply(crashed, lambda state: Change(snapshot.to_mongo()))
+    assert written.fresh
     assert await repo.claim_number(counter=f"{org_id}:2026", case_id=crashed, at=now) == 1
     # ...and then the process dies. The next case must not skip or take number 1; the
     # reconciler (every replica runs it) finishes the lost acceptance with its number.

@@ -16,19 +16,16 @@ from tiaojie.intake.settings import IntakeSettings
 from tiaojie.runtime.clock import Clock, SystemClock
 from tiaojie.runtime.divisions import load_divisions
 from tiaojie.runtime.host import ServiceHost
-from tiaojie.runtime.mongo import OutboxRelay
 from tiaojie.runtime.pii import Protector
 
 
 def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or IntakeSettings()
     host = ServiceHost(settings, produces=[topics.CASES, topics.LIBRARY_NOMINATIONS])
-    repository = IntakeRepository(host.db)
-    relay = OutboxRelay(publisher=host.publisher, settings=settings, collections=[repository.revisions])
+    repository = IntakeRepository(host.db, publisher=host.publisher, settings=settings)
     classifier = Classifier()
     service = IntakeService(
         repository=repository,
-        relay=relay,
         protector=Protector(
             encryption_key=settings.pii_key.get_secret_value(),
             match_key=settings.match_key.get_secret_value(),
@@ -63,7 +60,6 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
         classifier.warm_up()
 
     host.on_startup(warm_classifier)
-    host.background(relay.run_forever)
 
     async def reconcile() -> None:
         await service.reconcile_forever(settings.outbox_relay_interval)

@@ -5,15 +5,11 @@ their own cases): a case outside it is indistinguishable from a missing one. Hot
 queries are equality filters on indexed top-level fields (FerretDB pushes only those
 down), mostly on `_id`.
 
-Writes to a case go through a revision log. Measured on FerretDB 1.24 (PostgreSQL):
-concurrent updates of one document are not atomic (ten concurrent `$set`s of ten
-different fields kept on average four; ten conditional updates on the same `version`
-all reported success), while an insert under a unique key is. So a new state of a case
-is committed by inserting revision `<case>:<version>` (unique `_id`) holding the whole
-new document and its events (the outbox): exactly one writer wins each version, the
-others re-read and retry. The case document is then replaced by that snapshot; a
-crash between the two is repaired from the log by whoever comes next (or by the
-reconciler). Events are published from the revision by the outbox relay.
+Writes to a case go through the runtime's storage engine (`tiaojie.runtime.revisions`):
+FerretDB 1.24 applies concurrent updates of one document non-atomically (ten concurrent
+`$set`s of different fields kept about four; ten updates guarded by one `version` all
+reported success), an insert under a unique key atomically. So each new state of a case
+is claimed by inserting its revision into `case_revisions`, with its events (the outbox).
 """
 
 from __future__ import annotations
@@ -21,22 +17,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from tiaojie.contracts.envelope import CloudEvent
 from tiaojie.intake.models import CaseDoc, OrganisationView
+from tiaojie.runtime.kafka import EventPublisher
 from tiaojie.runtime.mongo import (
     Document,
     ensure_indexes,
     insert_once,
-    outbox_fields,
     upsert_one,
     upsert_versioned,
 )
+from tiaojie.runtime.revisions import Revisions
+from tiaojie.runtime.settings import RuntimeSettings
 
 INDEXES = {
     "cases": [
@@ -52,10 +49,6 @@ INDEXES = {
     # case_id makes a case get at most one number, the _id at most one case per number.
     "case_numbers": [IndexModel([("case_id", ASCENDING)], unique=True)],
     "audit": [IndexModel([("case_id", ASCENDING)])],
-    "case_revisions": [
-        IndexModel([("applied", ASCENDING)]),
-        IndexModel([("outbox_pending", ASCENDING)]),
-    ],
     "party_visits": [IndexModel([("party_key", ASCENDING)])],
 }
 
@@ -74,9 +67,19 @@ class Scope:
 
 
 class IntakeRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        *,
+        publisher: EventPublisher | None = None,
+        settings: RuntimeSettings | None = None,
+    ) -> None:
         self.db = db
-        self.cases = db["cases"]
+        # Cases change only through the engine; `cases` holds their snapshots.
+        self.store = Revisions(
+            db, "cases", publisher=publisher, settings=settings, log_collection="case_revisions"
+        )
+        self.cases = self.store.docs
         self.organisations = db["organisations"]
         self.counters = db["case_counters"]
         self.numbers = db["case_numbers"]
@@ -84,82 +87,15 @@ class IntakeRepository:
         self.visits = db["party_visits"]
         self.links = db["submission_links"]
         self.audit = db["audit"]
-        self.revisions = db["case_revisions"]
 
     async def create_indexes(self) -> None:
         # One index per command: FerretDB 1.24 fails when several that exist are re-created
         # in one createIndexes (seen by the referral service on restart).
-        for collection, indexes in INDEXES.items():
+        for collection, indexes in {**INDEXES, **self.store.indexes}.items():
             for index in indexes:
                 await ensure_indexes(self.db, {collection: [index]})
 
     # -- cases ----------------------------------------------------------------------
-    @staticmethod
-    def revision_id(case_id: str, version: int) -> str:
-        return f"{case_id}:{version:09d}"
-
-    async def commit(
-        self,
-        *,
-        case_id: str,
-        version: int,
-        doc: Document,
-        events: Sequence[tuple[str, CloudEvent]],
-        at: datetime,
-    ) -> Document | None:
-        """Commit `doc` as revision `version` of a case, with its events, and apply it.
-        Returns the revision (its outbox to publish), or None if another writer
-        committed this version first (re-read and decide again)."""
-        revision = {
-            "_id": self.revision_id(case_id, version),
-            "case_id": case_id,
-            "version": version,
-            "doc": doc,
-            "applied": False,
-            "at": at,
-            **outbox_fields(events),
-        }
-        try:
-            await self.revisions.insert_one(revision)
-        except DuplicateKeyError:
-            return None
-        await self._replace(case_id, version, doc)
-        return revision
-
-    async def _replace(self, case_id: str, version: int, doc: Document) -> None:
-        """Make the case document this revision unless it is already at it or later."""
-        try:
-            await self.cases.replace_one({"_id": case_id, "version": {"$lt": version}}, doc, upsert=True)
-        except DuplicateKeyError:
-            pass  # the document is at this version or later already
-
-    # A revision applied and published: its snapshot goes, its claim (the _id) stays.
-    SETTLED_SET: ClassVar[dict[str, Any]] = {"applied": True}
-    SETTLED_UNSET: ClassVar[tuple[str, ...]] = ("doc",)
-
-    async def settle(self, revision_id: str) -> None:
-        """The revision is applied and published: drop its snapshot, keep its claim."""
-        await self.revisions.update_one(
-            {"_id": revision_id},
-            {"$set": self.SETTLED_SET, "$unset": dict.fromkeys(self.SETTLED_UNSET, "")},
-        )
-
-    async def catch_up(self, case_id: str, version: int) -> None:
-        """Another writer won `version`: make sure its snapshot reached the case."""
-        current = await self.cases.find_one({"_id": case_id}, {"version": 1})
-        if current is not None and current.get("version", 0) >= version:
-            return  # already there: never write an older snapshot over a newer one
-        revision = await self.revisions.find_one({"_id": self.revision_id(case_id, version)})
-        if revision is not None and revision.get("doc") is not None:
-            await self._replace(case_id, version, revision["doc"])
-
-    async def published(self, revision_id: str) -> bool:
-        doc = await self.revisions.find_one({"_id": revision_id}, {"outbox_pending": 1})
-        return doc is not None and not doc.get("outbox_pending")
-
-    async def unapplied_revisions(self, limit: int = 200) -> list[Document]:
-        return await self.revisions.find({"applied": False}, {"outbox": 0}).to_list(limit)
-
     async def get_case(self, case_id: str) -> CaseDoc | None:
         """A case regardless of scope (event handling and internal steps only)."""
         doc = await self.cases.find_one({"_id": case_id})
