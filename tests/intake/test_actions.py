@@ -72,7 +72,7 @@ def test_a_paused_clock_adds_the_time_it_stood_still_and_extends_only_once() -> 
 
 def test_an_incomplete_file_is_not_archived() -> None:
     visited = case(status=CaseStatus.FOLLOWED_UP)
-    with pytest.raises(Conflict, match="卷宗不完整"):
+    with pytest.raises(Conflict, match="case file is incomplete"):
         actions.archive(visited, NOW)
 
 
@@ -94,7 +94,13 @@ def test_acceptance_with_a_mediator_chosen_before_it_is_assigned_at_once() -> No
     assert plain.clock is not None and plain.clock.due == NOW + timedelta(days=30)
     pre = case(
         organisation_id="o",
-        assignment={"mediator_id": "m1", "organisation_id": "o", "assigned_at": NOW, "reason": "就近", "mediator_name": "王调解"},
+        assignment={
+            "mediator_id": "m1",
+            "organisation_id": "o",
+            "assigned_at": NOW,
+            "reason": "就近",
+            "mediator_name": "王调解",
+        },
         mediator_id="m1",
     )
     assigned, events = accepted(pre, intent, number="(2026)临兰人调字第2号", mediation_days=30)
