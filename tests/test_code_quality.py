@@ -1,4 +1,4 @@
-"""The one ruff and mypy configuration holds for the whole workspace."""
+"""The one ruff, mypy and import-linter configuration holds for the whole workspace."""
 
 from __future__ import annotations
 
@@ -27,3 +27,14 @@ def test_mypy_finds_nothing() -> None:
     sources = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "services").glob("*/src"))]
     result = run("mypy", "contracts/src", "shared/src", "infra/src", *sources)
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_import_contracts_hold() -> None:
+    # The architecture's import rules ([tool.importlinter] in pyproject.toml): services
+    # independent, contracts free of the runtime, runtime and infra free of services.
+    # No cache: the tree under test is the truth, and no cache folder is left behind.
+    lint_imports = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
