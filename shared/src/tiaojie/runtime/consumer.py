@@ -14,6 +14,13 @@ The contract (DESIGN.md §4):
 
 Within a batch, messages with the same key are handled in order, messages with different
 keys concurrently (bounded), so one case stays in order while throughput scales.
+
+Batch-first handlers (`on_batch`) get every decoded event of a fetched batch in one call,
+in offset order (so each key's events in order), to load what they need in few reads,
+decide in memory and write and publish together. If that call fails, the batch is
+handled again one message at a time under the same contract (retries, then the DLQ), so
+a poison message cannot hold its batch: a batch handler must therefore be correct for
+any sub-sequence of a batch that keeps each key's order, which idempotent handlers are.
 """
 
 # No `from __future__ import annotations` here: FastStream resolves the batch handler's
@@ -29,7 +36,7 @@ from typing import Annotated, Any
 
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
-from faststream import AckPolicy, BaseMiddleware
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError, WithJsonSchema
@@ -47,6 +54,22 @@ from tiaojie.runtime.settings import RuntimeSettings
 log = get_logger(__name__)
 
 Handler = Callable[[CloudEvent, Any], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One decoded, validated message of a batch."""
+
+    record: ConsumerRecord
+    event: CloudEvent
+    data: Any
+
+    @property
+    def key(self) -> bytes:
+        return self.record.key if self.record.key is not None else self.event.id.encode()
+
+
+BatchHandler = Callable[[list[Delivery]], Awaitable[None]]
 RawHandler = Callable[[ConsumerRecord], Awaitable[None]]
 Probe = Callable[[], Awaitable[bool]]
 
@@ -82,34 +105,22 @@ class _Route:
 
 
 @dataclass
+class _BatchRoute:
+    models: dict[str, type[EventData]]
+    handler: BatchHandler
+    name: str
+
+
+@dataclass
 class _Subscription:
     topic: str  # contract name, without namespace
     routes: dict[str, list[_Route]] = field(default_factory=dict)
+    batch: _BatchRoute | None = None
     raw: RawHandler | None = None
     concurrency: int | None = None
     title: str = ""
     pattern: str | None = None  # a regex over physical topic names (raw subscriptions only)
     documents: tuple[type[EventData], ...] = ()  # payloads a raw subscription accepts (AsyncAPI)
-
-
-class SafetyNet(BaseMiddleware):
-    """Broker middleware: an error raised outside the reliable wrapper (the framework's,
-    not a message's) is logged and delayed before the batch is sought back and retried."""
-
-    delay = 5.0
-
-    async def consume_scope(self, call_next: Any, msg: Any) -> Any:
-        try:
-            return await call_next(msg)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.error(
-                "consumer failed outside the handler; batch will be redelivered",
-                error=_describe(exc, tb=True),
-            )
-            await asyncio.sleep(self.delay)
-            raise
 
 
 class ConsumerMetrics:
@@ -127,6 +138,12 @@ class ConsumerMetrics:
             "tiaojie_dead_letters_total",
             "Messages sent to a dead-letter topic, by reason",
             ["service", "topic", "reason"],
+            registry=registry,
+        )
+        self.batch_fallbacks = Counter(
+            "tiaojie_batch_fallbacks_total",
+            "Batches handled again one message at a time after the batch handler failed",
+            ["service", "topic"],
             registry=registry,
         )
         self.retries = Counter(
@@ -169,9 +186,30 @@ class ReliableConsumer:
 
         def register(func: Handler) -> Handler:
             sub = self._subs.setdefault(topic, _Subscription(topic))
+            if sub.batch is not None:
+                raise ValueError(f"{topic} has a batch handler: it must be the topic's only handler")
             for model in models:
                 route = _Route(model=model, handler=func, name=name or func.__qualname__)
                 sub.routes.setdefault(model.event_type, []).append(route)
+            return func
+
+        return register
+
+    def on_batch(
+        self, topic: str, *models: type[EventData], name: str | None = None
+    ) -> Callable[[BatchHandler], BatchHandler]:
+        """Decorator: handle the events of these types of each fetched batch in one call
+        (see the module docstring for the contract). A topic with a batch handler has
+        no other handlers, so that one key's events are never split between two."""
+
+        def register(func: BatchHandler) -> BatchHandler:
+            sub = self._subs.setdefault(topic, _Subscription(topic))
+            if sub.batch is not None or sub.routes:
+                raise ValueError(f"{topic}: a batch handler must be the topic's only handler")
+            sub.batch = _BatchRoute({m.event_type: m for m in models}, func, name or func.__qualname__)
+            # The per-type table serves AsyncAPI and the unknown-type check.
+            for model in models:
+                sub.routes[model.event_type] = [_Route(model=model, handler=_unused, name=sub.batch.name)]
             return func
 
         return register
@@ -260,6 +298,9 @@ class ReliableConsumer:
     # -- processing -----------------------------------------------------------------
     async def process(self, sub: _Subscription, records: tuple[ConsumerRecord, ...]) -> None:
         """Handle a batch: per key in order, keys concurrently; returns when all are done."""
+        if sub.batch is not None:
+            await self._process_batch(sub, sub.batch, records)
+            return
         by_key: dict[bytes | None, list[ConsumerRecord]] = defaultdict(list)
         for record in records:
             # Records without a key have no order to keep: each is its own group.
@@ -273,6 +314,75 @@ class ReliableConsumer:
                     await self._one(sub, record)
 
         await asyncio.gather(*(run(g) for g in by_key.values()))
+
+    async def _process_batch(
+        self, sub: _Subscription, route: _BatchRoute, records: tuple[ConsumerRecord, ...]
+    ) -> None:
+        deliveries = [d for d in [await self._decoded(sub, r) for r in records] if d is not None]
+        if not deliveries:
+            return
+        try:
+            await route.handler(deliveries)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # One message at a time, with retries and the DLQ: whatever the batch wrote
+            # before it failed is written again idempotently.
+            self._metrics.batch_fallbacks.labels(self._service, sub.topic).inc()
+            log.warning(
+                "batch failed, handling it one message at a time",
+                topic=sub.topic,
+                handler=route.name,
+                size=len(deliveries),
+                error=_describe(exc),
+            )
+            await self._one_by_one(sub, route, deliveries)
+            return
+        for delivery in deliveries:
+            self._metrics.handled.labels(self._service, delivery.record.topic, "handled").inc()
+
+    async def _one_by_one(self, sub: _Subscription, route: _BatchRoute, deliveries: list[Delivery]) -> None:
+        by_key: dict[bytes, list[Delivery]] = defaultdict(list)
+        for delivery in deliveries:
+            by_key[delivery.key].append(delivery)
+        limit = asyncio.Semaphore(sub.concurrency or self._settings.handler_concurrency)
+
+        async def run(group: list[Delivery]) -> None:
+            async with limit:
+                for d in group:
+                    await self._attempt(d.record.topic, d.record, _single(route.handler, d), label=route.name)
+
+        await asyncio.gather(*(run(g) for g in by_key.values()))
+
+    async def _decoded(self, sub: _Subscription, record: ConsumerRecord) -> Delivery | None:
+        """The message as a Delivery, or None when it was dead-lettered or is not for us."""
+        assert sub.batch is not None
+        try:
+            event = decode_event(record.value or b"")
+        except (ValueError, ValidationError) as exc:
+            await self._dead_letter(record, "malformed_envelope", _describe(exc))
+            return None
+        owner = topics.producer_of(sub.topic)
+        if owner is not None and event.source != topics.service_source(owner):
+            await self._dead_letter(
+                record, "foreign_source", f"{sub.topic} carries only events of {topics.service_source(owner)}"
+            )
+            return None
+        model = sub.batch.models.get(event.type)
+        if model is None:
+            if sub.topic in topics.INBOUND:
+                await self._dead_letter(
+                    record, "unknown_type", f"{sub.topic} does not accept {event.type[:200]}"
+                )
+                return None
+            self._metrics.handled.labels(self._service, record.topic, "ignored").inc()
+            return None
+        try:
+            data = model.model_validate(event.data)
+        except ValidationError as exc:
+            await self._dead_letter(record, "invalid_payload", _describe(exc))
+            return None
+        return Delivery(record=record, event=event, data=data)
 
     async def _one(self, sub: _Subscription, record: ConsumerRecord) -> None:
         topic = record.topic
@@ -418,6 +528,14 @@ class ReliableConsumer:
 
 def _bind(handler: Handler, event: CloudEvent, payload: Any) -> Callable[[], Awaitable[None]]:
     return lambda: handler(event, payload)
+
+
+def _single(handler: BatchHandler, delivery: Delivery) -> Callable[[], Awaitable[None]]:
+    return lambda: handler([delivery])
+
+
+async def _unused(event: CloudEvent, data: Any) -> None:
+    raise AssertionError("a batch subscription's events go to its batch handler")
 
 
 async def _raw_decoder(msg: Any, original: Any = None) -> Any:

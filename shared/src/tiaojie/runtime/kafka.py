@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import traceback
 from collections.abc import Iterable, Sequence
 from functools import cache
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -19,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from tiaojie.contracts.envelope import CONTENT_TYPE, CloudEvent
 from tiaojie.contracts.topics import dlq
 from tiaojie.runtime.logging import get_logger
+from tiaojie.runtime.pii import scrub
 from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
 
 log = get_logger(__name__)
@@ -78,6 +81,32 @@ def broker_security(settings: RuntimeSettings) -> BaseSecurity | None:
     )
 
 
+class SafetyNet(BaseMiddleware):
+    """Broker middleware: an error raised outside the reliable wrapper (the framework's,
+    not a message's) is logged and delayed before the batch is sought back and retried."""
+
+    delay = 5.0
+
+    async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+        try:
+            return await call_next(msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error(
+                "consumer failed outside the handler; batch will be redelivered",
+                error=_describe(exc),
+            )
+            await asyncio.sleep(self.delay)
+            raise
+
+
+def _describe(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    where = " <- ".join(f"{f.name}:{f.lineno}" for f in reversed(frames))
+    return scrub(f"{type(exc).__name__}: {exc} at {where}")
+
+
 def make_broker(
     settings: RuntimeSettings, *, service: str, registry: CollectorRegistry | None = None
 ) -> KafkaBroker:
@@ -87,8 +116,6 @@ def make_broker(
     creates them with partition counts from settings); FastStream's Prometheus
     middleware measures every message when a registry is given.
     """
-    from tiaojie.runtime.consumer import SafetyNet
-
     middlewares: list[Any] = [SafetyNet]
     if registry is not None:
         middlewares.append(KafkaPrometheusMiddleware(registry=registry, app_name=service))
