@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 from tests.runtime.test_consumer import PingHappened, ping
 from tests.support.kafka import eventually, produce, read_all
 from tiaojie.contracts.topics import dlq
-from tiaojie.runtime.consumer import ConsumerMetrics, Delivery, ReliableConsumer
+from tiaojie.runtime.consumer import ConsumerMetrics, DeadLetter, Delivery, ReliableConsumer
 from tiaojie.runtime.kafka import EventPublisher, ensure_topics, make_broker
 from tiaojie.runtime.settings import RuntimeSettings
 
@@ -97,3 +97,37 @@ def test_a_batch_handler_is_its_topics_only_handler(settings: RuntimeSettings) -
         @consumer.on("test.only.v1", PingHappened)
         async def other(event: object, data: object) -> None:
             return None
+
+
+async def test_a_batch_handler_refuses_single_messages_without_failing_the_batch(
+    settings: RuntimeSettings, topic: str, unique: str
+) -> None:
+    physical = settings.topic(topic)
+    await produce(settings.kafka_bootstrap, physical, [ping(n, f"k{n}") for n in range(8)])
+    consumer, broker = consumer_for(settings, f"g-{unique}")
+    applied: list[int] = []
+    tries: dict[int, int] = {}
+
+    @consumer.on_batch(topic, PingHappened)
+    async def handle(batch: list[Delivery]) -> dict[int, BaseException]:
+        refused: dict[int, BaseException] = {}
+        for i, d in enumerate(batch):
+            n = d.data.n
+            tries[n] = tries.get(n, 0) + 1
+            if n == 3:
+                refused[i] = DeadLetter("not_for_us", detail="three")
+            elif n == 5 and tries[n] == 1:
+                refused[i] = RuntimeError("flaky")  # tried again alone, then applied
+            else:
+                applied.append(n)
+        return refused
+
+    consumer.bind()
+    await broker.start()
+    try:
+        await eventually(lambda: sorted(set(applied)) == [0, 1, 2, 4, 5, 6, 7])
+        dead = await read_all(settings.kafka_bootstrap, settings.topic(dlq(topic)), expect=1)
+    finally:
+        await broker.stop()
+    assert dict(dead[0].headers)["x-tiaojie-reason"] == b"not_for_us"
+    assert tries[3] == 1 and tries[5] == 2

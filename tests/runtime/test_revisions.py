@@ -193,3 +193,21 @@ async def test_a_noop_on_a_lagging_snapshot_is_confirmed_on_the_head(
 
     outcome = await store.apply("c", only_if_two, verify_noop=True)
     assert seen == [1, 2] and outcome.after is not None and outcome.after["n"] == 2
+
+
+async def test_many_new_aggregates_are_created_in_one_claim_and_an_existing_one_is_refused(
+    db: AsyncDatabase[dict[str, Any]], publisher: EventPublisher, settings: RuntimeSettings, topic: str
+) -> None:
+    store = await store_of(db, publisher, settings)
+    await store.apply("k1", increment(topic, "seed"))
+    changes = []
+    for i in range(4):
+        change = increment(topic, f"new{i}")(None)
+        assert change is not None
+        changes.append(Change({**change.state, "_id": f"k{i}"}, change.events))
+    assert await store.create_many(changes) == [True, False, True, True]
+    k1 = await store.get("k1")
+    assert k1 is not None and k1["applied"] == ["seed"]  # the existing one untouched
+    for i in (0, 2, 3):
+        doc = await store.get(f"k{i}")
+        assert doc is not None and doc["version"] == 1 and doc["applied"] == [f"new{i}"]

@@ -29,7 +29,7 @@ any sub-sequence of a batch that keeps each key's order, which idempotent handle
 import asyncio
 import traceback
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -69,7 +69,10 @@ class Delivery:
         return self.record.key if self.record.key is not None else self.event.id.encode()
 
 
-BatchHandler = Callable[[list[Delivery]], Awaitable[None]]
+# A batch handler may return the messages it refused, by index: a DeadLetter, Invalid or
+# DomainError goes to the DLQ at once; any other error sends that message (alone) through
+# the one-at-a-time path with its retries.
+BatchHandler = Callable[[list[Delivery]], Awaitable["Mapping[int, BaseException] | None"]]
 RawHandler = Callable[[ConsumerRecord], Awaitable[None]]
 Probe = Callable[[], Awaitable[bool]]
 
@@ -322,7 +325,7 @@ class ReliableConsumer:
         if not deliveries:
             return
         try:
-            await route.handler(deliveries)
+            refused = await route.handler(deliveries) or {}
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -338,8 +341,21 @@ class ReliableConsumer:
             )
             await self._one_by_one(sub, route, deliveries)
             return
-        for delivery in deliveries:
-            self._metrics.handled.labels(self._service, delivery.record.topic, "handled").inc()
+        again: list[Delivery] = []
+        for n, delivery in enumerate(deliveries):
+            error = refused.get(n)
+            if error is None:
+                self._metrics.handled.labels(self._service, delivery.record.topic, "handled").inc()
+            elif isinstance(error, DeadLetter):
+                await self._dead_letter(delivery.record, error.reason, error.detail)
+            elif isinstance(error, Invalid):
+                await self._dead_letter(delivery.record, "invalid", _describe(error))
+            elif isinstance(error, DomainError):
+                await self._dead_letter(delivery.record, error.code, error.en)
+            else:
+                again.append(delivery)
+        if again:
+            await self._one_by_one(sub, route, again)
 
     async def _one_by_one(self, sub: _Subscription, route: _BatchRoute, deliveries: list[Delivery]) -> None:
         by_key: dict[bytes, list[Delivery]] = defaultdict(list)
@@ -531,7 +547,12 @@ def _bind(handler: Handler, event: CloudEvent, payload: Any) -> Callable[[], Awa
 
 
 def _single(handler: BatchHandler, delivery: Delivery) -> Callable[[], Awaitable[None]]:
-    return lambda: handler([delivery])
+    async def call() -> None:
+        refused = await handler([delivery]) or {}
+        if 0 in refused:
+            raise refused[0]
+
+    return call
 
 
 async def _unused(event: CloudEvent, data: Any) -> None:

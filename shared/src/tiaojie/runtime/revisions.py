@@ -231,6 +231,20 @@ class Revisions:
             await self.head(claim.id, from_version=1)
         return claim.won
 
+    async def create_many(self, changes: Sequence[Change]) -> list[bool]:
+        """`create` for many new aggregates (distinct ids): one claim command, one round of
+        publications, one settle; False where the aggregate existed (rolled forward)."""
+        claims = [
+            self._claim_of(c.state["_id"], Change({**c.state, self.version_field: 1}, c.events), after=None)
+            for c in changes
+        ]
+        await self._insert_claims(claims)
+        await self._after_claims([c for c in claims if c.won])
+        for claim in claims:
+            if not claim.won:
+                await self.head(claim.id, from_version=1)
+        return [c.won for c in claims]
+
     def _claim_of(self, id: str, change: Change, *, after: Document | None) -> _Claim:
         version = self.version_of(after) + 1
         state = {**change.state, "_id": id, self.version_field: version}
