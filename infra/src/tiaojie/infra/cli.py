@@ -83,13 +83,13 @@ def up(
 
 def _print_demo_accounts() -> None:
     """The console's development accounts, one or more per role (none in production)."""
-    import importlib
-
-    try:
-        accounts = importlib.import_module("tiaojie.console.demo")
-        console_settings = importlib.import_module("tiaojie.console.settings").ConsoleSettings()
-    except ImportError:
+    # The console declares both as entry points: infra imports no service, and a mesh
+    # installed without the console simply has no accounts to print.
+    demo_accounts = _entry_point("tiaojie.demo_accounts", "console")
+    settings_class = _entry_point("tiaojie.settings", "console")
+    if demo_accounts is None or settings_class is None:
         return
+    console_settings = settings_class()
     if console_settings.environment == "production" or not console_settings.demo_accounts:
         return
     from tiaojie.infra.demo import LINYI_COUNTIES
@@ -97,7 +97,7 @@ def _print_demo_accounts() -> None:
     table = Table(title=f"Web console http://127.0.0.1:{console_settings.port} — demo accounts")
     for column in ("username", "password", "role", "counties", "linked to"):
         table.add_column(column)
-    for spec in accounts.demo_accounts(list(LINYI_COUNTIES)):
+    for spec in demo_accounts(list(LINYI_COUNTIES)):
         counties = ", ".join(spec.counties) if len(spec.counties) <= 2 else f"{len(spec.counties)} counties"
         table.add_row(
             spec.username,
@@ -348,16 +348,32 @@ def deploy_secrets(
     console.print(f"{out}: {', '.join(written) or 'complete, nothing to add'}")
 
 
-def _mount_service_commands() -> None:
-    """Commands services contribute (e.g. stats: `tiaojie hotspots detect`, `tiaojie rebuild`)."""
-    import importlib
+def _entry_point(group: str, name: str) -> Any:
+    """The object an installed service declares under `name` in an entry-point group, or None."""
+    from importlib.metadata import entry_points
 
-    try:
-        stats_cli = importlib.import_module("tiaojie.stats.cli")
-    except ImportError:
-        return
-    app.add_typer(stats_cli.hotspots_app, name="hotspots")
-    app.command("rebuild")(as_local_principal("stats", stats_cli.rebuild_command))
+    for entry in entry_points(group=group, name=name):
+        return entry.load()
+    return None
+
+
+def _service_of(module: str) -> str:
+    """The service whose package holds `module` (its broker principal runs the command)."""
+    for spec in SERVICES:
+        if module == spec.module or module.startswith(spec.module + "."):
+            return spec.name
+    raise LookupError(f"{module} belongs to no service of the mesh")
+
+
+def _mount_service_commands() -> None:
+    """Commands services contribute through entry points (e.g. stats: `tiaojie hotspots
+    detect`, `tiaojie rebuild`), so that infra imports no service module."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="tiaojie.cli.groups"):
+        app.add_typer(entry.load(), name=entry.name)
+    for entry in entry_points(group="tiaojie.cli.commands"):
+        app.command(entry.name)(as_local_principal(_service_of(entry.module), entry.load()))
 
 
 def as_local_principal(service: str, command: Callable[..., Any]) -> Callable[..., Any]:
