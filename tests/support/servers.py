@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from tests.support.access import register_admin
 from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
@@ -40,6 +41,23 @@ def docker_engine_answers() -> bool:
         return False
 
 
+class ContainersGroupMissing(RuntimeError):
+    """A Docker engine answers but the `containers` dependency group is not installed."""
+
+
+def mongo_container() -> type[Any]:
+    """testcontainers' MongoDB container class, from the `containers` dependency group."""
+    try:
+        from testcontainers.mongodb import MongoDbContainer
+    except ImportError as exc:
+        raise ContainersGroupMissing(
+            "a Docker engine answers, so the tests take MongoDB from testcontainers, but the "
+            "`containers` dependency group is not installed: run `uv sync --group containers` "
+            "(./dev does when Docker answers), or set TIAOJIE_TESTS_LOCAL=1 to use the local FerretDB"
+        ) from exc
+    return MongoDbContainer
+
+
 @contextmanager
 def servers() -> Iterator[Servers]:
     kafka, mongo = os.environ.get("TIAOJIE_KAFKA_BOOTSTRAP"), os.environ.get("TIAOJIE_MONGO_URL")
@@ -58,9 +76,7 @@ def servers() -> Iterator[Servers]:
     try:
         kafka_url, mongo_url = infra.urls
         if use_containers:
-            from testcontainers.mongodb import MongoDbContainer  # type: ignore[import-not-found]
-
-            with MongoDbContainer("mongo:8") as m:
+            with mongo_container()("mongo:8") as m:
                 yield Servers(kafka_url, m.get_connection_url(), "local Kafka, MongoDB container", admin)
             return
         yield Servers(
