@@ -318,3 +318,49 @@ async def test_the_organisation_projection_keeps_the_newest_version(intake: Inta
 async def _short(intake: Intake, org_id: str, short: str) -> bool:
     got = await intake.service.repo.get_organisation(org_id)
     return got is not None and got.short_name == short and got.version == 3
+
+
+async def test_a_batch_of_submissions_registers_each_once_links_a_repeat_and_refuses_the_invalid(
+    intake: Intake, unique: str
+) -> None:
+    def submitted(seed: str, **overrides: Any) -> Any:
+        data = body(seed, channel="system", **overrides)
+        return new_event(
+            DisputeSubmitted(submission=DisputeSubmission.model_validate(data)),
+            source="/grid/batch",
+            subject=seed,
+            county="371302",
+        )
+
+    plain = [submitted(f"{unique}-{n}") for n in range(10)]
+    first, repeat = submitted(f"{unique}-same"), submitted(f"{unique}-same")  # same parties, two events
+    invalid = submitted(f"{unique}-bad", township="371302999")
+    events = [*plain[:5], first, invalid, repeat, *plain[5:]]
+    # One produce call, one key: the consumer fetches them together.
+    await publish(intake, topics.SUBMISSIONS, *events, key=f"batch-{unique}")
+
+    def case_of(event: Any) -> str:
+        return case_id_for(scope="kafka:/grid/batch", key=event.id)
+
+    async def all_there() -> bool:
+        found = [await intake.service.repo.get_case(case_of(e)) for e in [*plain, first]]
+        return all(found) and await intake.service.repo.link_of(case_of(repeat)) is not None
+
+    await eventually(all_there, timeout=60)
+    assert await intake.service.repo.link_of(case_of(repeat)) == case_of(first)
+    assert await intake.service.repo.get_case(case_of(repeat)) is None
+    assert await intake.service.repo.get_case(case_of(invalid)) is None
+    linked = await intake.service.repo.get_case(case_of(first))
+    assert linked is not None and [d.submission_id for d in linked.duplicate_links] == [case_of(repeat)]
+
+    async def dead() -> Any:
+        records = await read_all(
+            intake.settings.kafka_bootstrap,
+            intake.settings.topic(topics.dlq(topics.SUBMISSIONS)),
+            expect=10_000,
+            timeout=2,
+        )
+        return [r for r in records if r.key == f"batch-{unique}".encode()]
+
+    (record,) = await eventually(dead, timeout=30)
+    assert dict(record.headers)["x-tiaojie-reason"] == b"invalid"

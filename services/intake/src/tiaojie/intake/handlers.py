@@ -7,20 +7,25 @@ from tiaojie.contracts.envelope import CloudEvent
 from tiaojie.contracts.intake import DisputeSubmitted
 from tiaojie.contracts.referral import ReferralAccepted, TransferAccepted
 from tiaojie.contracts.registry import AssignmentFailed, MediatorAssigned, OrganisationUpdated
+from tiaojie.intake.registration import Submitted
 from tiaojie.intake.service import IntakeService, case_id_for
-from tiaojie.runtime.consumer import ReliableConsumer
+from tiaojie.runtime.consumer import Delivery, ReliableConsumer
 
 
 def register_handlers(consumer: ReliableConsumer, service: IntakeService) -> None:
-    @consumer.on(topics.SUBMISSIONS, DisputeSubmitted)
-    async def on_dispute_submitted(event: CloudEvent, data: DisputeSubmitted) -> None:
-        """A system submitted a dispute: same rules as HTTP (invalid ones go to the DLQ
-        with the same reasons), idempotent by event id."""
-        await service.register(
-            submission=data.submission,
-            registered_by=f"system:{event.source}",
-            case_id=case_id_for(scope=f"kafka:{event.source}", key=event.id),
-            category_authority="applicant",
+    @consumer.on_batch(topics.SUBMISSIONS, DisputeSubmitted)
+    async def on_disputes_submitted(batch: list[Delivery]) -> dict[int, BaseException]:
+        """Systems submitted disputes: same rules as HTTP (invalid ones go to the DLQ with
+        the same reasons), idempotent by event id, registered a batch at a time."""
+        return await service.register_many(
+            submissions=[
+                Submitted(
+                    submission=d.data.submission,
+                    registered_by=f"system:{d.event.source}",
+                    case_id=case_id_for(scope=f"kafka:{d.event.source}", key=d.event.id),
+                )
+                for d in batch
+            ]
         )
 
     @consumer.on(topics.ORGANISATIONS, OrganisationUpdated)

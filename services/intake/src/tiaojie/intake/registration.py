@@ -3,9 +3,11 @@ new case, or link a repeated submission to the open case it repeats."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import uuid
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,17 +27,45 @@ from tiaojie.contracts.intake import (
 from tiaojie.intake import routing
 from tiaojie.intake.classifier import Classification
 from tiaojie.intake.lifecycle import OPEN
-from tiaojie.intake.models import CaseDoc, DuplicateLink, HistoryEntry, RiskSignalDoc, StoredParty
+from tiaojie.intake.models import (
+    CaseDoc,
+    DuplicateLink,
+    HistoryEntry,
+    OrganisationView,
+    RiskSignalDoc,
+    StoredParty,
+)
 from tiaojie.intake.risk import RiskInput, rate
-from tiaojie.intake.transitions import SOURCE, SYSTEM, Change, IntakeCore, case_event
+from tiaojie.intake.transitions import SOURCE, SYSTEM, Change, Events, IntakeCore, case_event
 from tiaojie.intake.validation import normalise_name, validate_submission
-from tiaojie.runtime.errors import Conflict, FieldError, Invalid
+from tiaojie.runtime.consumer import DeadLetter
+from tiaojie.runtime.errors import Conflict, DomainError, FieldError, Invalid
 from tiaojie.runtime.mongo import Document
 from tiaojie.runtime.pii import id_birth_date, normalise_id_number, normalise_mobile
 
 _CASE_NS = uuid.UUID("0b6f7f4e-4a0e-4b7e-9d53-6c1f0f1e2a10")
 _TRACKING_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 TRACKING_LENGTH = 10  # 32^10 ≈ 10^15 codes: guessing one is hopeless at any request rate
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A system's submission taken from Kafka, with the case id its event determines."""
+
+    submission: DisputeSubmission
+    registered_by: str
+    case_id: str
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A new case ready to be written, with what registration does after the write."""
+
+    case: CaseDoc
+    events: Events
+    fingerprints: list[str]
+    seen: dict[str, Document | None]
+    digest: str
 
 
 @dataclass(frozen=True)
@@ -89,6 +119,91 @@ class Registering(IntakeCore):
     ) -> Registration:
         """Register a dispute: validate, protect, link a duplicate or store a new case with
         its CaseRegistered (and RiskRaised when grave) event."""
+        prepared = await self._prepare(
+            submission=submission,
+            registered_by=registered_by,
+            case_id=case_id,
+            http=http,
+            category_authority=category_authority,
+            channel=channel,
+            organisation_id=organisation_id,
+            referral_id=referral_id,
+            referral_due=referral_due,
+            referral_kind=referral_kind,
+        )
+        if isinstance(prepared, Registration):
+            return prepared
+        return await self._finish(prepared, created=await self.writer.create(prepared.case, prepared.events))
+
+    async def register_many(self, *, submissions: Sequence[Submitted]) -> dict[int, BaseException]:
+        """Register a batch of system submissions: prepared concurrently (one read of a
+        county's organisations per batch), new cases stored with one claim command and
+        their events published together. Returns the submissions refused, by index.
+        A submission repeating the parties of an earlier one in the same batch is
+        registered after it, one at a time, so that it links to it as a duplicate."""
+        refused: dict[int, BaseException] = {}
+        organisations: dict[str, Awaitable[list[OrganisationView]]] = {}
+
+        async def prepare(n: int, item: Submitted) -> Prepared | Registration | None:
+            try:
+                return await self._prepare(
+                    submission=item.submission,
+                    registered_by=item.registered_by,
+                    case_id=item.case_id,
+                    organisations=organisations,
+                )
+            except (DomainError, DeadLetter) as exc:
+                refused[n] = exc
+                return None
+
+        results = await asyncio.gather(*(prepare(n, item) for n, item in enumerate(submissions)))
+        batch: list[tuple[int, Prepared]] = []
+        later: list[int] = []
+        taken: set[str] = set()
+        for n, result in enumerate(results):
+            if not isinstance(result, Prepared):
+                continue
+            if taken & set(result.fingerprints) or result.case.id in {p.case.id for _, p in batch}:
+                later.append(n)
+                continue
+            taken.update(result.fingerprints)
+            batch.append((n, result))
+        created = await self.writer.create_many([(p.case, p.events) for _, p in batch])
+
+        async def finish(n: int, prepared: Prepared, won: bool) -> None:
+            try:
+                await self._finish(prepared, created=won)
+            except DomainError as exc:
+                refused[n] = exc
+
+        await asyncio.gather(*(finish(n, p, won) for (n, p), won in zip(batch, created, strict=True)))
+        for n in later:
+            item = submissions[n]
+            try:
+                await self.register(
+                    submission=item.submission, registered_by=item.registered_by, case_id=item.case_id
+                )
+            except (DomainError, DeadLetter) as exc:
+                refused[n] = exc
+        return refused
+
+    async def _prepare(
+        self,
+        *,
+        submission: DisputeSubmission,
+        registered_by: str,
+        case_id: str | None = None,
+        http: bool = False,
+        category_authority: str = "applicant",
+        channel: Channel | None = None,
+        organisation_id: str | None = None,
+        referral_id: str | None = None,
+        referral_due: datetime | None = None,
+        referral_kind: str | None = None,
+        organisations: dict[str, Awaitable[list[OrganisationView]]] | None = None,
+    ) -> Prepared | Registration:
+        """Everything up to the write: a new case with its events, or the registration a
+        replay or a duplicate comes to."""
         channel = channel or submission.channel
         errors = validate_submission(
             submission, divisions=self.divisions, today=self.today(), http=http, channel=channel
@@ -154,8 +269,8 @@ class Registering(IntakeCore):
             route_id: str | None = organisation_id
         else:
             # One read serves both: a township (validated to lie in the county) has its
-            # organisations among the county's.
-            in_county = await self.repo.organisations_in(submission.county)
+            # organisations among the county's; a batch reads each county once.
+            in_county = await self._organisations_in(submission.county, organisations)
             township_code = submission.township[:9] if submission.township else None
             route = routing.route(
                 county=submission.county,
@@ -251,14 +366,28 @@ class Registering(IntakeCore):
                     ),
                 )
             )
-        if not await self.writer.create(case, events):
-            raced = await self.repo.get_case(case_id)  # the winner's version 1, rolled forward
+        return Prepared(case=case, events=events, fingerprints=fingerprints, seen=seen, digest=digest)
+
+    async def _finish(self, prepared: Prepared, *, created: bool) -> Registration:
+        """After the write: index a new case, or replay the one another writer stored first."""
+        case = prepared.case
+        if not created:
+            raced = await self.repo.get_case(case.id)  # the winner's version 1, rolled forward
             if raced is None:
                 raise Conflict("案件登记冲突，请重试", "registration collided; retry")
-            return await self._replayed(raced, digest)
+            return await self._replayed(raced, prepared.digest)
         self.metrics.received.labels(case.county, case.channel, case.category).inc()
-        await self._index(case, fingerprints, seen=seen)
+        await self._index(case, prepared.fingerprints, seen=prepared.seen)
         return Registration(case=case, created=True)
+
+    async def _organisations_in(
+        self, county: str, cache: dict[str, Awaitable[list[OrganisationView]]] | None
+    ) -> list[OrganisationView]:
+        if cache is None:
+            return await self.repo.organisations_in(county)
+        if county not in cache:
+            cache[county] = asyncio.ensure_future(self.repo.organisations_in(county))
+        return await cache[county]
 
     async def _replayed(self, case: CaseDoc, digest: str) -> Registration:
         if case.request_hash and case.request_hash != digest:

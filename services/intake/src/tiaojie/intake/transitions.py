@@ -11,7 +11,7 @@ on the newer state.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -145,6 +145,14 @@ class CaseWriter:
     async def create(self, case: CaseDoc, events: Events) -> bool:
         """Store a new case (version 1) with its events; False if that id exists already."""
         return await self.repo.store.create(case.to_mongo(), events)
+
+    async def create_many(self, cases: Sequence[tuple[CaseDoc, Events]]) -> list[bool]:
+        """Store many new cases with one claim command; False where that id existed."""
+        if not cases:
+            return []
+        return await self.repo.store.create_many(
+            [Revision(case.to_mongo(), events) for case, events in cases]
+        )
 
     async def decide(self, case_id: str, decision: Decision, *, scope: Scope | None = None) -> Applied:
         """Run a decision on the head of a case; NotFound outside the scope."""
