@@ -32,13 +32,10 @@ def register_handlers(consumer: ReliableConsumer, service: IntakeService) -> Non
     async def on_organisation_updated(event: CloudEvent, data: OrganisationUpdated) -> None:
         await service.project_organisation(event=data)
 
-    @consumer.on(topics.ASSIGNMENTS, MediatorAssigned)
-    async def on_mediator_assigned(event: CloudEvent, data: MediatorAssigned) -> None:
-        await service.record_assignment(event=data, event_id=event.id)
-
-    @consumer.on(topics.ASSIGNMENTS, AssignmentFailed)
-    async def on_assignment_failed(event: CloudEvent, data: AssignmentFailed) -> None:
-        await service.record_assignment_failure(event=data, event_id=event.id)
+    @consumer.on_batch(topics.ASSIGNMENTS, MediatorAssigned, AssignmentFailed)
+    async def on_registry_decisions(batch: list[Delivery]) -> None:
+        """The registry's assignments and failures to assign, a batch at a time."""
+        await service.record_registry_decisions(decisions=[(d.data, d.event.id) for d in batch])
 
     @consumer.on(topics.REFERRALS, ReferralAccepted)
     async def on_referral_accepted(event: CloudEvent, data: ReferralAccepted) -> None:

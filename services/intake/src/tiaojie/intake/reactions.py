@@ -3,6 +3,7 @@ decisions, referral's accepted referrals and transfers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,12 +16,14 @@ from tiaojie.intake.actions import not_accepting
 from tiaojie.intake.lifecycle import OPEN
 from tiaojie.intake.models import Assignment, AssignmentFailure, CaseDoc, Transfer
 from tiaojie.intake.registration import Registering, case_id_for
-from tiaojie.intake.transitions import Build, Change
+from tiaojie.intake.transitions import Action, Change
 from tiaojie.runtime.consumer import DeadLetter
 from tiaojie.runtime.errors import NotFound
 from tiaojie.runtime.logging import get_logger
 
 log = get_logger(__name__)
+
+REGISTRY = "system:registry"
 
 
 class Reacting(Registering, Accepting):
@@ -33,6 +36,38 @@ class Reacting(Registering, Accepting):
         )
 
     async def record_assignment(self, *, event: MediatorAssigned, event_id: str) -> None:
+        """Record the mediator the registry chose (see `_assignment`)."""
+        await self._apply_from_registry(event.case_id, self._assignment(event, event_id))
+
+    async def record_assignment_failure(self, *, event: AssignmentFailed, event_id: str) -> None:
+        """Nobody eligible: the case shows why, so a centre user can step in."""
+        await self._apply_from_registry(event.case_id, self._assignment_failure(event, event_id))
+
+    async def record_registry_decisions(
+        self, *, decisions: Sequence[tuple[MediatorAssigned | AssignmentFailed, str]]
+    ) -> None:
+        """A batch of the registry's decisions (with their event ids), in order: the first
+        decision about each case is applied together with the others', claimed at once;
+        further decisions about the same case follow one at a time, in order."""
+        first: dict[str, Action] = {}
+        rest: list[tuple[str, Action]] = []
+        for event, event_id in decisions:
+            action = (
+                self._assignment(event, event_id)
+                if isinstance(event, MediatorAssigned)
+                else self._assignment_failure(event, event_id)
+            )
+            if event.case_id in first:
+                rest.append((event.case_id, action))
+            else:
+                first[event.case_id] = action
+        applied = await self.writer.apply_many(first)
+        for case_id in first.keys() - applied.keys():
+            log.info("registry decision for an unknown case ignored", case_id=case_id)
+        for case_id, action in rest:
+            await self._apply_from_registry(case_id, action)
+
+    def _assignment(self, event: MediatorAssigned, event_id: str) -> Action:
         """Record the mediator the registry chose. Before acceptance it is kept as a
         pre-assignment; an accepted or transferred case becomes `assigned`; a case in
         hand gets the new mediator (reassignment). Stale and repeated decisions are ignored."""
@@ -80,26 +115,19 @@ class Reacting(Registering, Accepting):
                 events=[(CaseAssignmentRecorded, {"mediator_id": event.mediator_id})],
             )
 
-        await self._apply_from_registry(
-            event.case_id, action="assign", action_id=f"assign:{event_id}", build=build
-        )
+        return Action(action="assign", action_id=f"assign:{event_id}", by=REGISTRY, build=build)
 
-    async def _apply_from_registry(
-        self,
-        case_id: str,
-        *,
-        action: str,
-        action_id: str,
-        build: Build,
-    ) -> None:
+    async def _apply_from_registry(self, case_id: str, action: Action) -> None:
         """Apply a registry decision to a case; a case intake does not know is skipped
-        (found missing by the read _apply makes anyway, not by a read of its own)."""
+        (found missing by the read the write makes anyway, not by a read of its own)."""
         try:
-            await self._apply(case_id, action=action, action_id=action_id, by="system:registry", build=build)
+            await self._apply(
+                case_id, action=action.action, action_id=action.action_id, by=action.by, build=action.build
+            )
         except NotFound:
-            log.info("registry decision for an unknown case ignored", case_id=case_id, action=action)
+            log.info("registry decision for an unknown case ignored", case_id=case_id, action=action.action)
 
-    async def record_assignment_failure(self, *, event: AssignmentFailed, event_id: str) -> None:
+    def _assignment_failure(self, event: AssignmentFailed, event_id: str) -> Action:
         """Nobody eligible: the case shows why, so a centre user can step in."""
 
         def build(current: CaseDoc, now: datetime) -> Change | None:
@@ -112,8 +140,8 @@ class Reacting(Registering, Accepting):
                 sets={"assignment_failure": failure.model_dump(mode="python")},
             )
 
-        await self._apply_from_registry(
-            event.case_id, action="assignment_failed", action_id=f"assign-failed:{event_id}", build=build
+        return Action(
+            action="assignment_failed", action_id=f"assign-failed:{event_id}", by=REGISTRY, build=build
         )
 
     # -- referrals and transfers ----------------------------------------------------------------

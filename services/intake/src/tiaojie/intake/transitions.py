@@ -11,7 +11,7 @@ on the newer state.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -64,6 +64,16 @@ class Applied:
 
 
 Build = Callable[[CaseDoc, datetime], Change | None]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One action on a case: its name (history, metrics), id, author and rule."""
+
+    action: str
+    action_id: str
+    by: str
+    build: Build
 
 
 def next_state(case: CaseDoc, change: Change, *, entries: list[HistoryEntry], action_id: str) -> CaseDoc:
@@ -175,6 +185,47 @@ class CaseWriter:
         assert outcome.after is not None  # a missing case raised NotFound
         return Applied(CaseDoc.model_validate(outcome.after), fresh=outcome.fresh)
 
+    async def apply_many(self, actions: Mapping[str, Action]) -> dict[str, Applied]:
+        """`apply` for one action on each of many cases, claimed together; a case this
+        service does not hold is left out of the result (a decision about it is ignored)."""
+
+        def on(action: Action) -> Callable[[Document | None], Awaitable[Revision | None]]:
+            async def decide(raw: Document | None) -> Revision | None:
+                if raw is None:
+                    return None
+                decided = self._decided(CaseDoc.model_validate(raw), action)
+                return None if decided is None else Revision(decided[0].to_mongo(), decided[1])
+
+            return decide
+
+        try:
+            outcomes = await self.repo.store.apply_many({case_id: on(a) for case_id, a in actions.items()})
+        except Contention:
+            raise Conflict(
+                "案件正被同时修改，请稍后重试", "the case is being changed concurrently; retry"
+            ) from None
+        applied: dict[str, Applied] = {}
+        for case_id, outcome in outcomes.items():
+            if outcome.after is None:
+                continue
+            applied[case_id] = done = Applied(CaseDoc.model_validate(outcome.after), fresh=outcome.fresh)
+            if done.fresh:
+                self.metrics.transitions.labels(actions[case_id].action, done.case.county).inc()
+        return applied
+
+    def _decided(self, case: CaseDoc, action: Action) -> tuple[CaseDoc, Events] | None:
+        if action.action_id in case.applied:
+            return None
+        now = self.clock.now()
+        change = action.build(case, now)
+        if change is None:
+            return None
+        entry = HistoryEntry(
+            at=now, action=action.action, by=action.by, status=change.status, note=change.note
+        )
+        after = next_state(case, change, entries=[entry], action_id=action.action_id)
+        return after, events_of(change, after, at=now, by=action.by, action_id=action.action_id)
+
     async def apply(
         self,
         case_id: str,
@@ -187,16 +238,10 @@ class CaseWriter:
     ) -> Applied:
         """Read, decide, commit, publish: an action with its history entry, applied once."""
 
+        one = Action(action=action, action_id=action_id, by=by, build=build)
+
         async def decision(case: CaseDoc) -> tuple[CaseDoc, Events] | None:
-            if action_id in case.applied:
-                return None
-            now = self.clock.now()
-            change = build(case, now)
-            if change is None:
-                return None
-            entry = HistoryEntry(at=now, action=action, by=by, status=change.status, note=change.note)
-            after = next_state(case, change, entries=[entry], action_id=action_id)
-            return after, events_of(change, after, at=now, by=by, action_id=action_id)
+            return self._decided(case, one)
 
         applied = await self.decide(case_id, decision, scope=scope)
         if applied.fresh:
