@@ -47,11 +47,10 @@ from prometheus_client.samples import Sample
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.access import deployment as provisioned  # noqa: E402
-from tests.support.access import register_admin  # noqa: E402
-from tests.support.mesh import Mesh  # noqa: E402
-from tests.support.namespace import drop_namespace  # noqa: E402
-
+from devkit.access import deployment as provisioned  # noqa: E402
+from devkit.access import register_admin  # noqa: E402
+from devkit.mesh import Mesh  # noqa: E402
+from devkit.namespace import drop_namespace  # noqa: E402
 from tiaojie.contracts import topics  # noqa: E402
 from tiaojie.contracts.common import Channel, Role  # noqa: E402
 from tiaojie.contracts.envelope import CloudEvent, new_event  # noqa: E402

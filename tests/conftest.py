@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.access import deployment as provisioned
-from tests.support.mesh import Mesh
-from tests.support.namespace import drop_namespace
+from devkit.access import deployment as provisioned
+from devkit.mesh import Mesh
+from devkit.namespace import drop_namespace
 from tests.support.servers import Servers, servers
 from tiaojie.runtime.access import Deployment
 from tiaojie.runtime.settings import RuntimeSettings, default_cache_dir
@@ -49,7 +49,7 @@ def namespace() -> str:
 def settings(real_servers: Servers, namespace: str, divisions_dir: Path) -> Iterator[RuntimeSettings]:
     """The session's settings, connecting as the broker's administrator: the harness plays
     the operator (and any agency or producing service it needs to). Services the tests run
-    connect as their own principals (see `deployment` and tests.support.access)."""
+    connect as their own principals (see `deployment` and devkit.access)."""
     s = RuntimeSettings(
         **real_servers.kafka_admin.settings_overrides(),
         mongo_url=real_servers.mongo_url,

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the labelled set lives with the tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # devkit, shared with the tests
 
-from tests.library.labelled import build_index, evaluate, load_cases, load_queries
+from devkit.library_labelled import build_index, evaluate, load_cases, load_queries
 
 
 def main() -> None:

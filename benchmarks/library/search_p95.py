@@ -29,8 +29,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.library.labelled_set import KINDS, _fill
-from tests.library.labelled import load_queries
 
+from devkit.library_labelled import load_queries
 from tiaojie.contracts.common import CaseStatus, Category
 from tiaojie.contracts.library import EntryPublished, EntryStatus, Technique
 from tiaojie.library.search import Filters, SearchIndex, Segmented

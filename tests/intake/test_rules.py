@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from benchmarks.intake_classifier import evaluate, load
 
+from devkit.intake_labelled import evaluate, load
 from tiaojie.contracts.common import CaseStatus, Category, Channel, RiskLevel
 from tiaojie.contracts.intake import DisputeSubmission
 from tiaojie.infra import synthetic

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.library.labelled import build_index, evaluate, load_cases, load_queries
+from devkit.library_labelled import build_index, evaluate, load_cases, load_queries
 from tiaojie.contracts.common import Category
 from tiaojie.contracts.library import Technique
 from tiaojie.library.search import Filters, SearchIndex

@@ -1,1 +1,2 @@
-"""Helpers shared by the test tiers (servers, namespaces, service processes)."""
+"""Helpers of the test tiers alone (servers, Kafka reading and writing, data); what the
+benchmarks share with the tests lives in devkit."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
-from tests.support.access import admin_for
+from devkit.access import admin_for
 from tiaojie.runtime.kafka import client_kwargs
 from tiaojie.runtime.settings import KafkaCredentials
 

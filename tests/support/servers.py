@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from tests.support.access import register_admin
+from devkit.access import register_admin
 from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
 
 

@@ -1,6 +1,6 @@
-"""The labelled set (tests/data/library_*.jsonl) and its measures: precision@5, recall@5
-and MRR of suggestions and of search. Used by the quality tests and by
-benchmarks/library/quality.py, which prints the report.
+"""The case library's labelled set (tests/data/library_*.jsonl) and its measures:
+precision@5, recall@5 and MRR of suggestions and of search. Used by the quality tests and
+by benchmarks/library/quality.py, which prints the report.
 
 Each query is a new dispute described in a mediator's words; its relevant cases are the
 five typical cases of the same kind (benchmarks/library/labelled_set.py wrote them).
@@ -20,7 +20,7 @@ from tiaojie.contracts.common import CaseStatus, Category
 from tiaojie.contracts.library import EntryPublished, EntryStatus, Technique
 from tiaojie.library.search import Filters, SearchIndex, Segmented
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 
 
 @dataclass(frozen=True)
