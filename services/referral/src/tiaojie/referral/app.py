@@ -1,4 +1,4 @@
-"""Composition root of the referral service: broker, handlers, timers, HTTP app."""
+"""Composition root of the referral service: broker, stores, handlers, sweeps, timers, HTTP app."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ from tiaojie.runtime.divisions import load_divisions
 from tiaojie.runtime.host import ServiceHost
 from tiaojie.runtime.kafka import create_physical_topics
 from tiaojie.runtime.logging import get_logger
-from tiaojie.runtime.mongo import OutboxRelay
+from tiaojie.runtime.mongo import OutboxRelay, sweep_forever
 from tiaojie.runtime.pii import Protector
 
 log = get_logger(__name__)
@@ -83,7 +83,9 @@ def build(
 ) -> Referral:
     settings = settings or ReferralSettings()
     host = ServiceHost(settings, produces=[topics.REFERRALS, topics.AGENCIES], configure_logs=configure_logs)
-    repository = ReferralRepository(host.db)
+    repository = ReferralRepository(host.db, publisher=host.publisher, settings=settings)
+    # Rejection notices are facts with an outbox of their own; everything else is published
+    # by the storage engine (its sweep below recovers what a crash left unpublished).
     relay = OutboxRelay(
         publisher=host.publisher, settings=settings, collections=repository.outbox_collections
     )
@@ -94,7 +96,6 @@ def build(
     calendar = calendar or default_calendar()
     service = ReferralService(
         repository=repository,
-        relay=relay,
         protector=Protector(
             encryption_key=settings.pii_key.get_secret_value(),
             match_key=settings.match_key.get_secret_value(),
@@ -138,9 +139,14 @@ def build(
             if not calendar.covers(year):
                 log.warning("holiday calendar lacks this year's notice (data/holidays.toml)", year=year)
 
+    async def sweep_revisions() -> None:
+        """Roll forward and publish what crashed writers left, every relay interval."""
+        await sweep_forever(repository.sweep, settings.outbox_relay_interval, what="revision sweep")
+
     host.on_startup(repository.create_indexes)
     host.on_startup(check_calendar)
     host.background(relay.run_forever)
+    host.background(sweep_revisions)
     host.background(service.run_timers)
     return Referral(host=host, repository=repository, relay=relay, service=service, inbound=inbound)
 

@@ -17,7 +17,8 @@ from tiaojie.contracts.envelope import decode_event, derived_id, new_event
 from tiaojie.contracts.referral import AGENCY_REF_PATTERN, AgencyReferralRejected, AgencyReferralSubmitted
 from tiaojie.referral.models import AgencyDoc
 from tiaojie.referral.repository import ReferralRepository
-from tiaojie.referral.service import SOURCE, ReferralService
+from tiaojie.referral.service import ReferralService
+from tiaojie.referral.subjects import SOURCE
 from tiaojie.runtime.consumer import DeadLetter
 from tiaojie.runtime.errors import FieldError, Invalid, field_errors
 from tiaojie.runtime.mongo import OUTBOX, OutboxRelay, outbox_fields
@@ -140,7 +141,10 @@ class AgencyInbound:
             self.service.metrics.referrals.labels(str(agency.kind), agency.county, "rejected").inc()
             await self.relay.flush(self.repo.rejections, event.id, doc[OUTBOX], rev=1)
         else:
-            await self.service.flush_rejection(event.id)
+            # A redelivered record: publish what a crash may have left unpublished.
+            outbox = await self.repo.rejection_outbox(event.id)
+            if outbox:
+                await self.relay.flush(self.repo.rejections, event.id, outbox)
 
     async def _ensure_dlq(self, topic: str) -> None:
         dead = topics.dlq(topic)

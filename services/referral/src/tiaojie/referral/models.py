@@ -67,6 +67,9 @@ class Subject(BaseModel):
     overdue: bool = False  # indexed: the overdue gauge counts these
     overdue_stages: list[str] = Field(default_factory=list)
     history: list[Hop] = Field(default_factory=list)
+    # Indexed: the UTC day on which the timer sweep looks at it (its earliest pending
+    # timer, never before the day of the change that set it); None without pending timers.
+    timer_day: str | None = None
 
     def to_mongo(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, mode="python")
@@ -121,6 +124,7 @@ class AgencyDoc(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     id: str = Field(alias="_id")
+    version: int = 0
     kind: AgencyKind
     county: str
     name: str
@@ -128,8 +132,16 @@ class AgencyDoc(BaseModel):
     active: bool = True
     registered_at: datetime
     registered_by: str
-    # Its SCRAM user at the broker (the password is kept by the broker alone, salted).
+    # Its SCRAM user at the broker (the password is kept by the broker alone, salted),
+    # and the number of the credential change that issued it.
     kafka_principal: str | None = None
+    credential_seq: int = 0
+    # AgencyRegistered went out (after its topics and access existed); agencies stored
+    # before this field were announced through their outbox.
+    announced: bool = True
+
+    def to_mongo(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, mode="python")
 
 
 class CaseView(BaseModel):
@@ -147,6 +159,8 @@ class CaseView(BaseModel):
     party_keys: list[str] = Field(default_factory=list)
     referral_id: str | None = None
     at: datetime
+    # The body of the mediator the registry assigned (its event may overtake intake's).
+    assigned_organisation_id: str | None = None
 
 
 class OrganisationView(BaseModel):
@@ -155,7 +169,6 @@ class OrganisationView(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     id: str = Field(alias="_id")
-    version: int
     name: str
     short_name: str = ""
     kind: str

@@ -3,42 +3,33 @@
 FerretDB 1.24 does not make a conditional update atomic: measured, 12 concurrent
 `update_one({"_id": x, "state": "pending"}, ...)` let several writers win in 28 of 30
 rounds (and their whole-document writes overwrote each other), while a unique insert let
-exactly one win in 60 of 60. So every change of a referral or transfer is claimed by
-inserting its revision (`<id>#<version>`, the new state and its events: the outbox); the
-document in `referrals`/`transfers` is the latest revision, rolled forward by whoever
-finds it behind. Two replicas can therefore never both apply a change, fire a timer
-twice, or lose each other's writes.
+exactly one win in 60 of 60. So every aggregate the service changes (referrals,
+transfers, agencies, and the projections of cases and organisations) is a store of the
+runtime's storage engine (`tiaojie.runtime.revisions`): each change is claimed by the
+unique insert of its revision, which carries the new state and its events. The other
+writes are inserts of facts with deterministic ids (credential changes, rejection
+notices) and the timer sweep's cursor.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any
+from datetime import date
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
-from tiaojie.contracts.envelope import CloudEvent
 from tiaojie.referral.models import AgencyDoc, CaseView, OrganisationView
-from tiaojie.runtime.mongo import (
-    OUTBOX_PENDING,
-    Document,
-    ensure_indexes,
-    insert_once,
-    outbox_fields,
-    upsert_versioned,
-)
+from tiaojie.runtime.kafka import EventPublisher
+from tiaojie.runtime.mongo import OUTBOX_PENDING, Document, ensure_indexes, insert_once, upsert_one
+from tiaojie.runtime.revisions import Revisions
+from tiaojie.runtime.settings import RuntimeSettings
 
 INDEXES = {
     "agencies": [IndexModel([("county", ASCENDING)])],
     # One document per issue, rotation or revocation of an agency's broker credential,
     # `<agency>:<seq>`: the unique _id serialises them (and is their audit trail).
-    "agency_credentials": [
-        IndexModel([("agency_id", ASCENDING), ("seq", ASCENDING)]),
-        IndexModel([(OUTBOX_PENDING, ASCENDING)]),
-    ],
+    "agency_credentials": [IndexModel([("agency_id", ASCENDING), ("seq", ASCENDING)])],
     "referrals": [
         IndexModel([("county", ASCENDING)]),
         IndexModel([("status", ASCENDING)]),
@@ -46,99 +37,62 @@ INDEXES = {
         IndexModel([("case_id", ASCENDING)]),
         IndexModel([("linked_case_id", ASCENDING)]),
         IndexModel([("overdue", ASCENDING)]),
+        IndexModel([("timer_day", ASCENDING)]),
     ],
     "transfers": [
         IndexModel([("case_id", ASCENDING)]),
         IndexModel([("county", ASCENDING)]),
         IndexModel([("overdue", ASCENDING)]),
+        IndexModel([("timer_day", ASCENDING)]),
     ],
-    "referral_revisions": [IndexModel([(OUTBOX_PENDING, ASCENDING)])],
-    "transfer_revisions": [IndexModel([(OUTBOX_PENDING, ASCENDING)])],
-    "timers": [IndexModel([("slot", ASCENDING)])],
     "rejections": [IndexModel([(OUTBOX_PENDING, ASCENDING)])],
-    "cases": [IndexModel([("referral_id", ASCENDING)])],
     "organisations": [IndexModel([("county", ASCENDING)]), IndexModel([("parent_id", ASCENDING)])],
 }
-
-
-class VersionedStore:
-    """Documents whose every change is a uniquely inserted revision (see module docstring)."""
-
-    def __init__(self, docs: AsyncCollection[Document], revisions: AsyncCollection[Document]) -> None:
-        self.docs = docs
-        self.revisions = revisions
-
-    async def load(self, subject_id: str) -> Document | None:
-        """The latest state: the stored document, rolled forward to the newest revision."""
-        doc = await self.docs.find_one({"_id": subject_id})
-        version = int(doc["version"]) if doc else 0
-        while True:
-            newer = await self.revisions.find_one({"_id": f"{subject_id}#{version + 1}"}, {"state": 1})
-            if newer is None:
-                return doc
-            doc = newer["state"]
-            version += 1
-            await self._write(doc)
-
-    async def commit(self, state: Document, events: list[tuple[str, CloudEvent]], *, at: datetime) -> bool:
-        """Claim version `state["version"]` with its events; False if someone else claimed it."""
-        revision = {
-            "_id": f"{state['_id']}#{state['version']}",
-            "subject": state["_id"],
-            "at": at,
-            "state": state,
-            **outbox_fields(events),
-        }
-        if not await insert_once(self.revisions, revision):
-            return False
-        await self._write(state)
-        return True
-
-    async def _write(self, state: Document) -> None:
-        try:
-            # Never move a document back to an older version (a slow roll-forward).
-            await self.docs.replace_one(
-                {"_id": state["_id"], "version": {"$lt": state["version"]}}, state, upsert=True
-            )
-        except DuplicateKeyError:
-            pass  # already at this version or newer
-
-    async def revision_outbox(self, subject_id: str, version: int) -> Document:
-        doc = await self.revisions.find_one({"_id": f"{subject_id}#{version}"}, {"outbox": 1})
-        return (doc or {}).get("outbox") or {}
+_CURSOR = "timers"
 
 
 class ReferralRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        *,
+        publisher: EventPublisher | None = None,
+        settings: RuntimeSettings | None = None,
+    ) -> None:
         self.db = db
-        self.agencies = db["agencies"]
+
+        def store(collection: str, log: str) -> Revisions:
+            return Revisions(db, collection, publisher=publisher, settings=settings, log_collection=log)
+
+        self.referrals = store("referrals", "referral_revisions")
+        self.transfers = store("transfers", "transfer_revisions")
+        self.agencies = store("agencies", "agency_revisions")
+        self.cases = store("cases", "case_revisions")
+        self.organisations = store("organisations", "organisation_revisions")
         self.agency_credentials = db["agency_credentials"]
-        self.referrals = VersionedStore(db["referrals"], db["referral_revisions"])
-        self.transfers = VersionedStore(db["transfers"], db["transfer_revisions"])
-        self.timers = db["timers"]
         self.rejections = db["rejections"]
         self.sweeps = db["sweeps"]
-        self.cases = db["cases"]
-        self.case_assignments = db["case_assignments"]
-        self.organisations = db["organisations"]
+        # Where timers were indexed before the index became the subjects' own timer_day:
+        # only read (and emptied) by the timer sweep's adoption of what is left there.
+        self.legacy_timers = db["timers"]
+
+    @property
+    def stores(self) -> list[Revisions]:
+        return [self.referrals, self.transfers, self.agencies, self.cases, self.organisations]
 
     async def create_indexes(self) -> None:
-        # One index per command: FerretDB 1.24 panics (and drops the connection) when a
-        # createIndexes command with several indexes meets a collection that has them
-        # already, i.e. on every restart; one at a time is idempotent.
-        for collection, indexes in INDEXES.items():
-            for index in indexes:
-                await ensure_indexes(self.db, {collection: [index]})
+        spec: dict[str, list[IndexModel]] = {k: list(v) for k, v in INDEXES.items()}
+        for store in self.stores:
+            spec.update(store.indexes)
+        await ensure_indexes(self.db, spec)
+
+    async def sweep(self) -> int:
+        """Roll forward and publish the revisions crashed writers left unsettled, in every store."""
+        return sum([await store.sweep() for store in self.stores])
 
     @property
     def outbox_collections(self) -> list[AsyncCollection[Document]]:
-        return [
-            self.referrals.revisions,
-            self.transfers.revisions,
-            self.agencies,
-            self.rejections,
-            self.agency_credentials,
-        ]
+        return [self.rejections]
 
     async def insert_rejection(self, doc: Document) -> bool:
         return await insert_once(self.rejections, doc)
@@ -148,14 +102,8 @@ class ReferralRepository:
         return (doc or {}).get("outbox") or {}
 
     # -- agencies -----------------------------------------------------------------------
-    async def insert_agency(self, doc: Document) -> bool:
-        return await insert_once(self.agencies, doc)
-
-    async def get_agency_raw(self, agency_id: str) -> Document | None:
-        return await self.agencies.find_one({"_id": agency_id})
-
     async def get_agency(self, agency_id: str) -> AgencyDoc | None:
-        doc = await self.get_agency_raw(agency_id)
+        doc = await self.agencies.get(agency_id)
         return AgencyDoc.model_validate(doc) if doc else None
 
     async def last_credential_change(self, agency_id: str) -> Document | None:
@@ -169,34 +117,16 @@ class ReferralRepository:
         """Claim change number doc["seq"] of an agency's credential; False if taken."""
         return await insert_once(self.agency_credentials, doc)
 
-    async def deactivate_agency(self, agency_id: str) -> None:
-        """Mark an agency inactive."""
-        await self._set_and_check(agency_id, "active", False)
-
-    async def set_agency_principal(self, agency_id: str, principal: str) -> None:
-        """Record the agency's current broker principal (its latest credential's)."""
-        await self._set_and_check(agency_id, "kafka_principal", principal)
-
-    async def _set_and_check(self, agency_id: str, field: str, value: Any) -> None:
-        # Credential changes are serialised by their claim, but FerretDB may let a
-        # concurrent write of the same document (the outbox relay's) overwrite one: so it
-        # is read back until it stuck.
-        for _ in range(20):
-            await self.agencies.update_one({"_id": agency_id}, {"$set": {field: value}})
-            doc = await self.agencies.find_one({"_id": agency_id}, {field: 1})
-            if doc is None or doc.get(field) == value:
-                return
-        raise RuntimeError(f"agency {agency_id}: {field} would not stay written")
-
     async def list_agencies(self, counties: list[str]) -> list[AgencyDoc]:
         found: list[AgencyDoc] = []
         for county in counties:
             found += [
-                AgencyDoc.model_validate(d) for d in await self.agencies.find({"county": county}).to_list()
+                AgencyDoc.model_validate(d)
+                for d in await self.agencies.docs.find({"county": county}).to_list()
             ]
         return sorted(found, key=lambda a: a.id)
 
-    # -- referrals and transfers: reads scoped by county ----------------------------------
+    # -- referrals and transfers: queries of the snapshots ----------------------------------
     async def referrals_in(
         self, county: str, *, status: str | None = None, limit: int = 200
     ) -> list[Document]:
@@ -233,79 +163,44 @@ class ReferralRepository:
         return out
 
     # -- timers -------------------------------------------------------------------------
-    async def schedule(
-        self, *, subject_kind: str, subject_id: str, key: str, at: datetime, slot: date
-    ) -> None:
-        """Index a pending timer under its day (an equality lookup for the sweep)."""
-        entry = {
-            "subject_kind": subject_kind,
-            "subject_id": subject_id,
-            "key": key,
-            "at": at,
-            "slot": slot.isoformat(),
-        }
-        timer_id = f"{subject_kind}:{subject_id}:{key}"
-        try:
-            await self.timers.replace_one({"_id": timer_id}, entry, upsert=True)
-        except DuplicateKeyError:
-            # Another replica inserted it at the same moment: now it exists, replace it.
-            await self.timers.replace_one({"_id": timer_id}, entry)
-
-    async def unschedule(self, *, subject_kind: str, subject_id: str, key: str) -> None:
-        await self.timers.delete_one({"_id": f"{subject_kind}:{subject_id}:{key}"})
-
-    async def timers_on(self, slot: date) -> list[Document]:
-        return await self.timers.find({"slot": slot.isoformat()}).to_list()
+    async def on_timer_day(self, store: Revisions, day: date) -> list[Document]:
+        """Subjects whose timers the sweep looks at on `day` (an equality lookup)."""
+        return await store.docs.find({"timer_day": day.isoformat()}).to_list()
 
     async def sweep_cursor(self) -> date | None:
-        doc = await self.sweeps.find_one({"_id": "timers"})
+        doc = await self.sweeps.find_one({"_id": _CURSOR})
         return date.fromisoformat(doc["day"]) if doc else None
 
+    async def start_sweep_cursor(self, day: date) -> None:
+        """The cursor's first value, unless one exists (a unique insert: one wins)."""
+        await insert_once(self.sweeps, {"_id": _CURSOR, "day": day.isoformat()})
+
     async def set_sweep_cursor(self, day: date) -> None:
-        try:
-            await self.sweeps.replace_one({"_id": "timers"}, {"day": day.isoformat()}, upsert=True)
-        except DuplicateKeyError:
-            await self.sweeps.replace_one({"_id": "timers"}, {"day": day.isoformat()})
+        # A plain overwrite, not an aggregate: replicas sweeping together compute the same
+        # day from the same snapshots, and any of their values is one they all rescan from.
+        await upsert_one(self.sweeps, {"_id": _CURSOR}, {"$set": {"day": day.isoformat()}})
+
+    async def legacy_timer_subjects(self, *, limit: int = 500) -> list[tuple[str, str]]:
+        """(kind, id) of subjects still indexed in the old timers collection."""
+        docs = await self.legacy_timers.find({}, {"subject_kind": 1, "subject_id": 1}).limit(limit).to_list()
+        return list(dict.fromkeys((d["subject_kind"], d["subject_id"]) for d in docs))
+
+    async def drop_legacy_timers(self, *, kind: str, subject_id: str) -> None:
+        await self.legacy_timers.delete_many({"subject_kind": kind, "subject_id": subject_id})
 
     # -- projections --------------------------------------------------------------------
-    async def upsert_organisation(self, *, organisation_id: str, version: int, fields: Document) -> bool:
-        return await upsert_versioned(self.organisations, id=organisation_id, version=version, fields=fields)
-
     async def get_organisation(self, organisation_id: str) -> OrganisationView | None:
-        doc = await self.organisations.find_one({"_id": organisation_id})
+        doc = await self.organisations.get(organisation_id)
         return OrganisationView.model_validate(doc) if doc else None
 
     async def organisations_in(self, county: str) -> list[OrganisationView]:
         return [
             OrganisationView.model_validate(d)
-            for d in await self.organisations.find({"county": county}).to_list()
+            for d in await self.organisations.docs.find({"county": county}).to_list()
         ]
 
-    async def save_case(self, case_id: str, fields: Document) -> None:
-        try:
-            await self.cases.update_one({"_id": case_id}, {"$set": fields}, upsert=True)
-        except DuplicateKeyError:
-            await self.cases.update_one({"_id": case_id}, {"$set": fields})
-
-    async def record_assignment(self, case_id: str, organisation_id: str) -> None:
-        """A mediator was assigned to the case: its own document, so that no concurrent
-        write to the case projection can lose it (see the module docstring)."""
-        try:
-            await self.case_assignments.replace_one(
-                {"_id": case_id}, {"organisation_id": organisation_id}, upsert=True
-            )
-        except DuplicateKeyError:
-            await self.case_assignments.replace_one({"_id": case_id}, {"organisation_id": organisation_id})
-
-    async def assignment_of(self, case_id: str) -> Document | None:
-        return await self.case_assignments.find_one({"_id": case_id})
-
     async def get_case(self, case_id: str) -> CaseView | None:
-        doc = await self.cases.find_one({"_id": case_id})
-        return CaseView.model_validate(doc) if doc else None
-
-    async def get_case_raw(self, case_id: str) -> Document | None:
-        return await self.cases.find_one({"_id": case_id})
-
-    async def count(self, collection: str, query: dict[str, Any]) -> int:
-        return await self.db[collection].count_documents(query)
+        """The case as intake described it; None until intake's registration arrived (the
+        projection may hold only the registry's assignment, which can overtake it)."""
+        doc = await self.cases.get(case_id)
+        return CaseView.model_validate(doc) if doc and doc.get("status") else None

@@ -1,0 +1,227 @@
+"""Where a hand-over may go, from what the registry told us of its organisations: the body
+that receives a referral, the transfers the hierarchy allows (转办 sideways, 交办 down,
+上报 up), and who hears of an overdue one. The rules are pure; `Hierarchy` reads the
+organisation projection for them."""
+
+from __future__ import annotations
+
+from tiaojie.contracts.common import OrganisationKind
+from tiaojie.contracts.referral import AgencyReferralSubmitted
+from tiaojie.referral.models import CaseView, OrganisationView, Subject, TransferDoc
+from tiaojie.referral.repository import ReferralRepository
+from tiaojie.runtime.divisions import Divisions
+from tiaojie.runtime.errors import FieldError
+
+# How far up the hierarchy a walk goes (a cycle in the registry's data must not loop).
+_MAX_DEPTH = 10
+
+
+def submission_errors(data: AgencyReferralSubmitted, divisions: Divisions) -> list[FieldError]:
+    """The referred dispute's county must exist, and its township lie in it."""
+    submission = data.submission
+    if not divisions.is_county(submission.county):
+        return [
+            FieldError("submission.county", "unknown_county", "县级行政区划代码不存在", "no such county code")
+        ]
+    if submission.township and divisions.county_of(submission.township) != submission.county:
+        return [
+            FieldError(
+                "submission.township",
+                "township_outside_county",
+                "乡镇（街道）不属于所选县区",
+                "township is not in the given county",
+            )
+        ]
+    return []
+
+
+def county_centre(organisations: list[OrganisationView]) -> OrganisationView | None:
+    """The county's 矛盾纠纷多元化解中心 (the lowest id if there are several)."""
+    centres = [
+        o for o in organisations if o.kind == OrganisationKind.CENTRE and o.level == "county" and o.active
+    ]
+    return min(centres, key=lambda o: o.id) if centres else None
+
+
+def receiving_body(
+    data: AgencyReferralSubmitted,
+    *,
+    named: OrganisationView | None,
+    in_county: list[OrganisationView],
+    report_missing: bool = True,
+) -> tuple[OrganisationView | None, list[FieldError]]:
+    """The named body if valid, else the township committee, else the county centre.
+
+    `report_missing=False` leaves out "no receiving body" (the submission is refused for
+    another reason already)."""
+    county, township = data.submission.county, data.submission.township
+    if data.organisation_id:
+        if named is None or not named.active or named.county != county:
+            return named, [
+                FieldError(
+                    "organisation_id",
+                    "unknown_organisation",
+                    "接收的调解组织不存在或不在该县区",
+                    "no such active organisation in this county",
+                )
+            ]
+        return named, []
+    active = [o for o in in_county if o.active and o.county == county]
+    if township:
+        local = [
+            o
+            for o in active
+            if o.division_code == township[:9] and o.kind == OrganisationKind.TOWNSHIP_COMMITTEE
+        ]
+        if local:
+            return min(local, key=lambda o: o.id), []
+    centre = county_centre(active)
+    if centre is None and report_missing:
+        return None, [
+            FieldError(
+                "submission.county",
+                "no_receiving_body",
+                "该县区尚无可接收的调解组织",
+                "no mediation body in this county can receive referrals yet",
+            )
+        ]
+    return centre, []
+
+
+def transfer_errors(
+    case: CaseView,
+    kind: str,
+    target: OrganisationView | None,
+    *,
+    reason_code: str,
+    due_days: int | None,
+    target_ancestors: list[str],
+    holder_ancestors: list[str],
+) -> list[FieldError]:
+    """Why a transfer of `case` to `target` is not allowed (nothing if it is).
+
+    交办 goes to a body below the holder (the holder is among the target's ancestors), 上报
+    to one above it for a grave or cross-county case; only 交办 carries a deadline."""
+    if target is None or not target.active:
+        return [
+            FieldError(
+                "to_organisation_id",
+                "unknown_organisation",
+                "接收的调解组织不存在",
+                "no such active organisation",
+            )
+        ]
+    if target.id == case.organisation_id:
+        return [
+            FieldError(
+                "to_organisation_id",
+                "same_organisation",
+                "案件已在该调解组织",
+                "the case is already with this organisation",
+            )
+        ]
+    errors: list[FieldError] = []
+    holder = case.organisation_id
+    if kind == "assign_down":
+        if holder is None or holder not in target_ancestors:
+            errors.append(
+                FieldError(
+                    "to_organisation_id",
+                    "not_subordinate",
+                    "交办只能交给下级调解组织",
+                    "交办 goes only to a body below the one holding the case",
+                )
+            )
+    elif kind == "escalate_up":
+        if holder is None or target.id not in holder_ancestors:
+            errors.append(
+                FieldError(
+                    "to_organisation_id",
+                    "not_superior",
+                    "上报只能报给上级调解组织",
+                    "上报 goes only to a body above the one holding the case",
+                )
+            )
+        if reason_code not in ("grave", "cross_county"):
+            errors.append(
+                FieldError(
+                    "reason_code",
+                    "escalation_reason",
+                    "上报须说明原因：重大（grave）或跨县区（cross_county）",
+                    "上报 needs a reason code: grave or cross_county",
+                )
+            )
+        elif reason_code == "grave" and case.risk_level != "grave":
+            errors.append(
+                FieldError(
+                    "reason_code",
+                    "not_grave",
+                    "该案件未被评为重大风险",
+                    "the case is not rated grave",
+                )
+            )
+    if due_days is not None and kind != "assign_down":
+        errors.append(
+            FieldError(
+                "due_days",
+                "due_only_for_assign_down",
+                "只有交办可设办理期限",
+                "only 交办 carries a deadline",
+            )
+        )
+    return errors
+
+
+def holder_of(doc: Subject) -> str | None:
+    """The body a referral or transfer is with now."""
+    return doc.to_organisation_id if isinstance(doc, TransferDoc) else doc.organisation_id
+
+
+def escalation_targets(
+    doc: Subject, *, holder_parent: str | None, centre: OrganisationView | None
+) -> list[str]:
+    """Who hears of an overdue hand-over: the holder's parent body and the county centre,
+    and for a transfer the body that sent it (交办 is supervised by the body that assigned it)."""
+    targets: list[str] = []
+    if isinstance(doc, TransferDoc) and doc.from_organisation_id:
+        targets.append(doc.from_organisation_id)
+    if holder_parent:
+        targets.append(holder_parent)
+    if centre is not None:
+        targets.append(centre.id)
+    holder = holder_of(doc)
+    return [t for t in dict.fromkeys(targets) if t != holder]
+
+
+class Hierarchy:
+    """Reads the organisation projection for the rules above."""
+
+    def __init__(self, *, repository: ReferralRepository) -> None:
+        self.repo = repository
+
+    async def get(self, organisation_id: str) -> OrganisationView | None:
+        return await self.repo.get_organisation(organisation_id)
+
+    async def in_county(self, county: str) -> list[OrganisationView]:
+        return await self.repo.organisations_in(county)
+
+    async def ancestors(self, organisation_id: str) -> list[str]:
+        """Parents of an organisation up the hierarchy (nearest first)."""
+        found: list[str] = []
+        current = await self.repo.get_organisation(organisation_id)
+        while (
+            current is not None
+            and current.parent_id
+            and current.parent_id not in found
+            and len(found) < _MAX_DEPTH
+        ):
+            found.append(current.parent_id)
+            current = await self.repo.get_organisation(current.parent_id)
+        return found
+
+    async def escalation_targets(self, doc: Subject) -> list[str]:
+        """`escalation_targets` with what the projection says of the holder and the county."""
+        holder = holder_of(doc)
+        parents = await self.ancestors(holder) if holder else []
+        centre = county_centre(await self.in_county(doc.county))
+        return escalation_targets(doc, holder_parent=parents[0] if parents else None, centre=centre)
