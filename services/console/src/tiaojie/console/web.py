@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
@@ -32,12 +32,13 @@ from tiaojie.contracts.common import (
     RiskLevel,
     Role,
 )
+from tiaojie.runtime.calendar import CHINA_TZ
 from tiaojie.runtime.divisions import Divisions
 from tiaojie.runtime.pii import mask_id_number, mask_name, mask_phone, scrub
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
-CHINA = timezone(timedelta(hours=8), "CST")
+CHINA = CHINA_TZ  # the runtime's one UTC+8 zone
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 ROLE_LABELS: dict[Role, str] = {

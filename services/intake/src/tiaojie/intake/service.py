@@ -11,8 +11,6 @@ generic, engine-backed change of a case). `IntakeService` is all of them togethe
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from tiaojie.contracts.common import CASE_STATUS_LABELS
 from tiaojie.intake.acceptance import format_case_number
 from tiaojie.intake.actions import AGREEMENT_FORMS, FAILURE_ROUTES, FOLLOW_UP_METHODS, REJECTION_REASONS
@@ -32,6 +30,7 @@ from tiaojie.intake.repository import IntakeRepository
 from tiaojie.intake.risk import RiskPolicy
 from tiaojie.intake.settings import IntakeSettings
 from tiaojie.intake.transitions import CaseWriter
+from tiaojie.runtime.calendar import CHINA_TZ
 from tiaojie.runtime.clock import Clock
 from tiaojie.runtime.divisions import Divisions
 from tiaojie.runtime.mongo import sweep_forever
@@ -60,7 +59,7 @@ class IntakeService(Reacting, Mediating):
         self.clock = clock
         self.metrics = metrics
         self.classifier = classifier or Classifier()
-        self.tz = ZoneInfo(settings.timezone)
+        self.tz = CHINA_TZ
         self.risk_policy = RiskPolicy(
             group_size=settings.group_size,
             large_amount=settings.large_amount,

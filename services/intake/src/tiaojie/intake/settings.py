@@ -20,8 +20,6 @@ class IntakeSettings(ServiceSettings):
     judicial_confirmation_days: int = Field(
         default=30, ge=1, description="joint application after the agreement"
     )
-    # Case numbers and dates users see are in the deployment's local time.
-    timezone: str = "Asia/Shanghai"
     # Duplicates: same applicant, respondent and category within this window.
     duplicate_window_days: int = Field(default=30, ge=1)
     # Risk signals.

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import CaseStatus
@@ -260,7 +259,7 @@ class IntakeCore:
     clock: Clock
     metrics: IntakeMetrics
     classifier: Classifier
-    tz: ZoneInfo
+    tz: tzinfo
     risk_policy: RiskPolicy
 
     def today(self) -> date:
