@@ -12,11 +12,11 @@ from tests.support.access import as_service
 from tests.support.data import COUNTY, TOWNSHIP
 from tests.support.namespace import drop_namespace
 from tiaojie.contracts import topics
-from tiaojie.contracts.common import AgencyKind, Channel
+from tiaojie.contracts.common import AgencyKind, Category, Channel
 from tiaojie.contracts.envelope import CloudEvent, decode_event
-from tiaojie.contracts.intake import DisputeSubmission
+from tiaojie.contracts.intake import CaseRegistered, DisputeSubmission
 from tiaojie.contracts.referral import AgencyReferralSubmitted
-from tiaojie.contracts.registry import OrganisationUpdated
+from tiaojie.contracts.registry import MediatorAssigned, OrganisationUpdated
 from tiaojie.referral.app import Referral, build
 from tiaojie.referral.models import AgencyDoc
 from tiaojie.referral.settings import ReferralSettings
@@ -176,3 +176,30 @@ def events_about(records: list[object], subject_id: str) -> list[CloudEvent]:
         if event.subject == subject_id or event.data.get("subject_id") == subject_id:
             out.append(event)
     return out
+
+
+def registered(case_id: str, referral_id: str | None = None, **extra: object) -> CaseRegistered:
+    fields: dict[str, object] = {
+        "case_id": case_id,
+        "channel": Channel.REFERRAL,
+        "county": COUNTY,
+        "township": TOWNSHIP,
+        "category": Category.CONTRACT,
+        "organisation_id": CENTRE,
+        "party_keys": ["k-applicant"],
+        "received_at": T0,
+        "referral_id": referral_id,
+    }
+    return CaseRegistered.model_validate({**fields, **extra})
+
+
+def assigned(case_id: str) -> MediatorAssigned:
+    return MediatorAssigned(
+        case_id=case_id,
+        county=COUNTY,
+        organisation_id=COMMITTEE,
+        mediator_id="med-1",
+        mediator_name="张调解",
+        score=1.0,
+        assigned_at=T0,
+    )

@@ -17,17 +17,18 @@ from tests.referral.conftest import (
     OTHER_COMMITTEE,
     T0,
     Factory,
+    assigned,
     court,
     events_about,
     referral_data,
+    registered,
     stop,
 )
-from tests.support.data import COUNTY, TOWNSHIP
+from tests.support.data import COUNTY
 from tests.support.kafka import eventually, read_all
 from tiaojie.contracts import topics
-from tiaojie.contracts.common import AgencyKind, CaseStatus, Category, Channel, RiskLevel
-from tiaojie.contracts.intake import CaseRegistered, CaseResolved, CaseTransferred
-from tiaojie.contracts.registry import MediatorAssigned
+from tiaojie.contracts.common import AgencyKind, CaseStatus, RiskLevel
+from tiaojie.contracts.intake import CaseResolved, CaseTransferred
 from tiaojie.referral.models import TransferDoc
 from tiaojie.referral.service import referral_id_for
 from tiaojie.runtime.clock import ManualClock
@@ -37,33 +38,6 @@ from tiaojie.runtime.pii import Protector
 from tiaojie.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.integration
-
-
-def registered(case_id: str, referral_id: str | None = None, **extra: object) -> CaseRegistered:
-    fields: dict[str, object] = {
-        "case_id": case_id,
-        "channel": Channel.REFERRAL,
-        "county": COUNTY,
-        "township": TOWNSHIP,
-        "category": Category.CONTRACT,
-        "organisation_id": CENTRE,
-        "party_keys": ["k-applicant"],
-        "received_at": T0,
-        "referral_id": referral_id,
-    }
-    return CaseRegistered.model_validate({**fields, **extra})
-
-
-def assigned(case_id: str) -> MediatorAssigned:
-    return MediatorAssigned(
-        case_id=case_id,
-        county=COUNTY,
-        organisation_id=COMMITTEE,
-        mediator_id="med-1",
-        mediator_name="张调解",
-        score=1.0,
-        assigned_at=T0,
-    )
 
 
 async def test_agency_registration_creates_its_topics_and_is_idempotent(

@@ -20,7 +20,7 @@ from tiaojie.contracts.referral import AgencyDeactivated, AgencyRegistered
 from tiaojie.referral.core import ReferralCore
 from tiaojie.referral.models import AgencyDoc
 from tiaojie.referral.subjects import SOURCE
-from tiaojie.runtime.errors import Conflict, FieldError, Invalid, NotFound
+from tiaojie.runtime.errors import Conflict, FieldError, Forbidden, Invalid, NotFound
 from tiaojie.runtime.logging import get_logger
 from tiaojie.runtime.mongo import Document
 from tiaojie.runtime.revisions import Change
@@ -157,6 +157,17 @@ class AgencyRules(ReferralCore):
         agency = await self.repo.get_agency(agency_id)
         if agency is None or agency.county not in counties:
             raise NotFound("机构", "agency")
+        return agency
+
+    async def list_agencies(self, *, counties: list[str]) -> list[AgencyDoc]:
+        """The agencies of the caller's counties."""
+        return await self.repo.list_agencies(counties)
+
+    async def referring_agency(self, *, agency_id: str | None) -> AgencyDoc:
+        """The active agency an agency's token names (403 for none, a system, or a deactivated one)."""
+        agency = await self.repo.get_agency(agency_id) if agency_id else None
+        if agency is None or not agency.active or agency.kind == AgencyKind.SYSTEM:
+            raise Forbidden("该令牌不属于已登记的机构", "this token belongs to no registered, active agency")
         return agency
 
     async def rotate_credential(

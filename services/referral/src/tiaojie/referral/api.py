@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
 
-from tiaojie.contracts.common import AgencyKind, Category, Role
-from tiaojie.contracts.referral import AGENCY_ID_PATTERN, AgencyReferralSubmitted
-from tiaojie.referral.broker import IssuedCredential
-from tiaojie.referral.lifecycle import STATUS_LABELS, TRANSFER_KINDS
-from tiaojie.referral.models import AgencyDoc, Extension, Hop, ReferralDoc, TransferDoc
+from tiaojie.contracts.common import Role
+from tiaojie.contracts.referral import AgencyReferralSubmitted
+from tiaojie.referral.models import AgencyDoc, ReferralDoc, TransferDoc
+from tiaojie.referral.schemas import (
+    AcceptIn,
+    AgencyIn,
+    AgencyOut,
+    DeclineIn,
+    ExtendIn,
+    HopsOut,
+    ReferralOut,
+    TransferIn,
+    TransferOut,
+)
 from tiaojie.referral.service import ReferralService
 from tiaojie.runtime.auth import Principal, require_roles
-from tiaojie.runtime.errors import FieldError, Forbidden, Invalid
+from tiaojie.runtime.errors import FieldError, Invalid
 
 router = APIRouter(prefix="/api/v1")
 
@@ -39,77 +45,6 @@ Reader = Annotated[
 
 
 # -- agencies ---------------------------------------------------------------------------------
-
-
-class AgencyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    id: str = Field(
-        pattern=AGENCY_ID_PATTERN, description="lower-case letters, digits and '-'; names its topics"
-    )
-    kind: AgencyKind
-    county: str = Field(pattern=r"^\d{6}$")
-    name: str = Field(min_length=1, max_length=100)
-    source: str | None = Field(
-        default=None, max_length=200, pattern=r"^/[\x21-\x7e]+$", description='default "/agencies/<id>"'
-    )
-
-
-class KafkaAccessOut(BaseModel):
-    """How the agency's system logs in to the broker (SASL/SCRAM). Shown once: the
-    password is kept by the broker alone, salted; a lost one is replaced by rotation."""
-
-    bootstrap: str
-    security_protocol: str
-    sasl_mechanism: str
-    username: str
-    password: str
-    consumer_group_prefix: str | None = Field(
-        default=None, description="consumer groups the agency may use (names starting with this)"
-    )
-
-    @classmethod
-    def of(cls, credential: IssuedCredential | None) -> KafkaAccessOut | None:
-        return cls(**dataclasses.asdict(credential)) if credential else None
-
-
-class AgencyOut(BaseModel):
-    id: str
-    kind: AgencyKind
-    county: str
-    name: str
-    source: str
-    active: bool
-    inbound_topic: str = Field(description="where it publishes (a system: the submissions topic)")
-    outbound_topic: str | None = Field(description="where it hears back (a system: none)")
-    kafka_principal: str | None = Field(default=None, description="its SCRAM user at the broker")
-    registered_at: datetime
-    kafka: KafkaAccessOut | None = Field(
-        default=None, description="only in the answer that issued the credential"
-    )
-
-    @classmethod
-    def of(
-        cls, agency: AgencyDoc, service: ReferralService, credential: IssuedCredential | None = None
-    ) -> AgencyOut:
-        from tiaojie.contracts import topics
-
-        system = agency.kind == AgencyKind.SYSTEM
-        return cls(
-            id=agency.id,
-            kind=agency.kind,
-            county=agency.county,
-            name=agency.name,
-            source=agency.source,
-            active=agency.active,
-            inbound_topic=service.settings.topic(
-                topics.SUBMISSIONS if system else topics.agency_referrals(agency.id)
-            ),
-            outbound_topic=None if system else service.settings.topic(topics.agency_outcomes(agency.id)),
-            kafka_principal=agency.kafka_principal,
-            registered_at=agency.registered_at,
-            kafka=KafkaAccessOut.of(credential),
-        )
 
 
 @router.post(
@@ -144,7 +79,7 @@ async def register_agency(
     response.headers["Cache-Control"] = "no-store"
     if not created:
         response.status_code = 200
-    return AgencyOut.of(agency, service, credential)
+    return AgencyOut.of(agency, service.settings, credential)
 
 
 @router.post(
@@ -161,7 +96,7 @@ async def rotate_agency_credential(
         agency_id=agency_id, counties=principal.counties, by=principal.subject
     )
     response.headers["Cache-Control"] = "no-store"
-    return AgencyOut.of(agency, service, credential)
+    return AgencyOut.of(agency, service.settings, credential)
 
 
 @router.post(
@@ -175,7 +110,7 @@ async def deactivate_agency(agency_id: str, principal: Admin, service: Service) 
     agency = await service.deactivate_agency(
         agency_id=agency_id, counties=principal.counties, by=principal.subject
     )
-    return AgencyOut.of(agency, service)
+    return AgencyOut.of(agency, service.settings)
 
 
 @router.get(
@@ -185,85 +120,16 @@ async def deactivate_agency(agency_id: str, principal: Admin, service: Service) 
     summary="Agencies of the caller's counties",
 )
 async def list_agencies(principal: Staff, service: Service) -> list[AgencyOut]:
-    return [AgencyOut.of(a, service) for a in await service.repo.list_agencies(principal.counties)]
+    return [
+        AgencyOut.of(a, service.settings) for a in await service.list_agencies(counties=principal.counties)
+    ]
 
 
 # -- referrals ------------------------------------------------------------------------------
 
 
-class ReferralOut(BaseModel):
-    """A referral as its sender and the receiving side see it (no personal data)."""
-
-    id: str
-    status: str
-    status_label: str
-    agency_id: str | None
-    agency_kind: AgencyKind | None
-    agency_ref: str | None
-    referral_kind: str
-    county: str
-    township: str | None
-    category: Category | None
-    parties_count: int
-    organisation_id: str | None
-    requested_at: datetime
-    response_due: datetime
-    accepted_at: datetime | None
-    due: datetime | None
-    extensions: list[Extension]
-    case_id: str | None
-    decline_reason: str | None
-    outcome: str | None
-    closed_at: datetime | None
-    agreement_summary: str
-    judicial_confirmation_ready: bool
-    overdue: bool
-    overdue_stages: list[str]
-    history: list[Hop]
-    duplicate: bool = False
-
-    @classmethod
-    def of(cls, doc: ReferralDoc, *, duplicate: bool = False) -> ReferralOut:
-        return cls(
-            **doc.model_dump(
-                include={
-                    "id",
-                    "status",
-                    "agency_id",
-                    "agency_kind",
-                    "agency_ref",
-                    "referral_kind",
-                    "county",
-                    "township",
-                    "category",
-                    "parties_count",
-                    "organisation_id",
-                    "requested_at",
-                    "response_due",
-                    "accepted_at",
-                    "due",
-                    "case_id",
-                    "decline_reason",
-                    "outcome",
-                    "closed_at",
-                    "agreement_summary",
-                    "judicial_confirmation_ready",
-                    "overdue",
-                    "overdue_stages",
-                }
-            ),
-            extensions=doc.extensions,
-            history=doc.history,
-            status_label=STATUS_LABELS.get(doc.status, doc.status),
-            duplicate=duplicate,
-        )
-
-
 async def _agency_of(principal: Principal, service: ReferralService) -> AgencyDoc:
-    agency = await service.repo.get_agency(principal.agency_id) if principal.agency_id else None
-    if agency is None or not agency.active or agency.kind == AgencyKind.SYSTEM:
-        raise Forbidden("该令牌不属于已登记的机构", "this token belongs to no registered, active agency")
-    return agency
+    return await service.referring_agency(agency_id=principal.agency_id)
 
 
 @router.post(
@@ -310,36 +176,13 @@ async def list_referrals(
 ) -> list[ReferralOut]:
     if principal.role == Role.AGENCY:
         agency = await _agency_of(principal, service)
-        docs = await service.repo.referrals_of_agency(agency.id)
+        docs = await service.referrals_of(agency_id=agency.id)
     else:
         counties = [county] if county else principal.counties
-        docs = []
-        for one in counties:
-            if one in principal.counties:
-                docs += await service.repo.referrals_in(one, status=status)
-    return [ReferralOut.of(ReferralDoc.model_validate(d)) for d in docs]
-
-
-class AcceptIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    organisation_id: str | None = Field(
-        default=None, max_length=100, description="hand it to another body of the county"
-    )
-
-
-class DeclineIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    reason: str = Field(min_length=2, max_length=500, description="returned to the sender")
-
-
-class ExtendIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    days: int = Field(ge=1, le=90)
-    by_agreement: bool = False
-    reason: str = Field(default="", max_length=500)
+        docs = await service.referrals_to(
+            counties=[c for c in counties if c in principal.counties], status=status
+        )
+    return [ReferralOut.of(d) for d in docs]
 
 
 @router.post(
@@ -398,71 +241,6 @@ async def extend_referral(
 
 
 # -- transfers ------------------------------------------------------------------------------
-
-
-class TransferIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    case_id: str = Field(min_length=1, max_length=100)
-    kind: Literal["lateral", "assign_down", "escalate_up"] = Field(description="转办 / 交办 / 上报")
-    to_organisation_id: str = Field(min_length=1, max_length=100)
-    reason: str = Field(min_length=2, max_length=500)
-    reason_code: str = Field(
-        default="",
-        max_length=40,
-        description="上报: grave (重大) or cross_county; 转办: jurisdiction or category",
-    )
-    due_days: int | None = Field(default=None, ge=1, le=90, description="交办 only: the deadline in days")
-
-
-class TransferOut(BaseModel):
-    id: str
-    case_id: str
-    kind: str
-    kind_label: str
-    status: str
-    status_label: str
-    county: str
-    from_organisation_id: str | None
-    to_organisation_id: str
-    reason_code: str
-    reason: str
-    requested_at: datetime
-    response_due: datetime
-    accepted_at: datetime | None
-    due: datetime | None
-    decline_reason: str | None
-    outcome: str | None
-    overdue: bool
-    history: list[Hop]
-
-    @classmethod
-    def of(cls, doc: TransferDoc) -> TransferOut:
-        return cls(
-            **doc.model_dump(
-                include={
-                    "id",
-                    "case_id",
-                    "kind",
-                    "status",
-                    "county",
-                    "from_organisation_id",
-                    "to_organisation_id",
-                    "reason_code",
-                    "reason",
-                    "requested_at",
-                    "response_due",
-                    "accepted_at",
-                    "due",
-                    "decline_reason",
-                    "outcome",
-                    "overdue",
-                }
-            ),
-            history=doc.history,
-            kind_label=TRANSFER_KINDS[doc.kind],
-            status_label=STATUS_LABELS.get(doc.status, doc.status),
-        )
 
 
 @router.post(
@@ -558,12 +336,6 @@ async def extend_transfer(
     )
     assert isinstance(doc, TransferDoc)
     return TransferOut.of(doc)
-
-
-class HopsOut(BaseModel):
-    case_id: str
-    referrals: list[ReferralOut]
-    transfers: list[TransferOut]
 
 
 @router.get(

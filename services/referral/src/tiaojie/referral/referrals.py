@@ -110,6 +110,19 @@ class ReferralRules(ReferralCore):
             raise NotFound("移交", "referral")
         return doc
 
+    async def referrals_of(self, *, agency_id: str) -> list[ReferralDoc]:
+        """An agency's own referrals."""
+        return [ReferralDoc.model_validate(d) for d in await self.repo.referrals_of_agency(agency_id)]
+
+    async def referrals_to(self, *, counties: list[str], status: str | None) -> list[ReferralDoc]:
+        """Referrals to the bodies of these counties (of one status, if given)."""
+        found: list[ReferralDoc] = []
+        for county in counties:
+            found += [
+                ReferralDoc.model_validate(d) for d in await self.repo.referrals_in(county, status=status)
+            ]
+        return found
+
     async def accept_referral(
         self, *, referral_id: str, by: str, counties: list[str], organisation_id: str | None = None
     ) -> ReferralDoc:

@@ -75,7 +75,7 @@ def decision(
     noun: tuple[str, str],
     visible: Callable[[S], bool] | None = None,
     missing_ok: bool = False,
-) -> Decide:
+) -> Callable[[Document | None], Change | None]:
     """The engine's decide function for a rule: pure in the state it is given.
 
     A missing subject (or one `visible` hides from the caller) is NotFound, or nothing
