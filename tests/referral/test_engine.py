@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.referral.conftest import (
+    CENTRE,
     COMMITTEE,
     T0,
     Factory,
@@ -24,6 +25,8 @@ from tests.referral.conftest import (
 from tests.support.data import COUNTY
 from tests.support.kafka import read_all
 from tiaojie.contracts import topics
+from tiaojie.contracts.common import CaseStatus
+from tiaojie.contracts.intake import CaseAccepted
 from tiaojie.contracts.registry import OrganisationUpdated
 from tiaojie.runtime.clock import ManualClock
 from tiaojie.runtime.settings import RuntimeSettings
@@ -141,3 +144,28 @@ async def test_timers_the_old_index_holds_are_adopted_and_fire(make_referral: Fa
     assert await parts.service.sweep() == 2
     state = await parts.service.get_referral(doc.id)
     assert state is not None and state.overdue_stages == ["response"] and state.timer_day is None
+
+
+async def test_a_case_projected_before_the_engine_keeps_following_its_events(
+    make_referral: Factory, unique: str
+) -> None:
+    parts = await make_referral(ManualClock(T0))
+    case_id = f"case-{unique}"
+    # As stored before: fields set by each event, no version.
+    await parts.repository.cases.docs.insert_one(
+        {"_id": case_id, "county": COUNTY, "status": "received", "organisation_id": CENTRE, "at": T0}
+    )
+    await parts.repository.version_legacy_snapshots()
+    await parts.service.on_case_event(
+        data=CaseAccepted(
+            case_id=case_id,
+            county=COUNTY,
+            status=CaseStatus.ACCEPTED,
+            at=T0 + timedelta(hours=1),
+            organisation_id=COMMITTEE,
+            case_number="(2026)临兰人调字第1号",
+            mediation_due=T0 + timedelta(days=30),
+        )
+    )
+    projected = await parts.repository.get_case(case_id)
+    assert projected is not None and (projected.status, projected.organisation_id) == ("accepted", COMMITTEE)
