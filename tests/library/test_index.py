@@ -4,7 +4,7 @@ alone answers as the live one; a restarted replica loads what was published."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -73,7 +73,8 @@ async def test_an_index_rebuilt_from_the_events_alone_answers_as_the_live_one(
     await publish_one(library, f"{unique}-b")
 
     async def settled() -> bool:
-        return not [d async for d in library.service.repo.entries.find({"outbox_pending": True})]
+        # Every revision settled: its events are on the topic.
+        return not await library.service.repo.entry_store.unsettled(older_than=timedelta(0))
 
     await eventually(settled)
     rebuilt = SearchIndex()

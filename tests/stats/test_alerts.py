@@ -151,7 +151,7 @@ async def test_same_parties_at_another_organisation_is_a_repeat_dispute(
 
 
 async def _seen(stats: StatsHarness, settings: RuntimeSettings, county: str, case: str) -> bool:
-    doc = await stats.service.repo.get(stats.service.repo.cases, case)
+    doc = await stats.service.repo.case_store.get(case)
     return doc is not None
 
 

@@ -17,19 +17,17 @@ from tiaojie.library.tail import IndexTail
 from tiaojie.runtime.clock import Clock, SystemClock
 from tiaojie.runtime.divisions import DivisionsMissing, load_divisions
 from tiaojie.runtime.host import ServiceHost
-from tiaojie.runtime.mongo import OutboxRelay
+from tiaojie.runtime.mongo import sweep_forever
 from tiaojie.runtime.pii import Protector
 
 
 def create_app(settings: LibrarySettings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or LibrarySettings()
     host = ServiceHost(settings, produces=[topics.LIBRARY])
-    repository = LibraryRepository(host.db)
-    relay = OutboxRelay(publisher=host.publisher, settings=settings, collections=[repository.entries])
+    repository = LibraryRepository(host.db, publisher=host.publisher, settings=settings)
     metrics = LibraryMetrics(host.registry)
     service = LibraryService(
         repository=repository,
-        relay=relay,
         protector=Protector(
             encryption_key=settings.pii_key.get_secret_value(),
             match_key=settings.match_key.get_secret_value(),
@@ -55,13 +53,18 @@ def create_app(settings: LibrarySettings | None = None, *, clock: Clock | None =
         await service.load_index()
 
     async def follow() -> None:
+        # Not a periodic sweep: it tails the topic and applies each event as it comes.
         await tail.run(
             service.apply_library_event, lambda outcome: metrics.index_events.labels(outcome).inc()
         )
 
+    async def sweep_revisions() -> None:
+        # Revisions a crashed writer left unsettled: snapshots rolled forward, events published.
+        await sweep_forever(service.sweep, settings.outbox_relay_interval, what="library revisions sweep")
+
     host.on_startup(start_index)
     host.background(follow)
-    host.background(relay.run_forever)
+    host.background(sweep_revisions)
     app = host.http_app(
         [router],
         title="Tiaojie case library 人民调解案例库",

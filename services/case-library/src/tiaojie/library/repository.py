@@ -3,26 +3,35 @@
 Reads by a person are scoped here: an unpublished entry of another county is
 indistinguishable from a missing one. Every query is an equality on an indexed field
 (FerretDB pushes only those down, DESIGN.md §5).
+
+Entries and open cases change only through the storage engine (`tiaojie.runtime.revisions`):
+FerretDB 1.24 honours no version-guarded update (several writers can win one version), and
+a revision claimed by a unique insert is the one change it applies atomically. An entry's
+revision carries the events it causes (library.entries.v1), published by the engine.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tiaojie.contracts.library import EntryStatus
 from tiaojie.library.models import EntryDoc, OpenCase
-from tiaojie.runtime.mongo import Document, ensure_indexes, insert_once, upsert_one
+from tiaojie.runtime.kafka import EventPublisher
+from tiaojie.runtime.mongo import OUTBOX_PENDING, Document, ensure_indexes
+from tiaojie.runtime.revisions import Revisions
+from tiaojie.runtime.settings import RuntimeSettings
 
 INDEXES = {
     "entries": [
         IndexModel([("case_id", ASCENDING)], unique=True),
         IndexModel([("status", ASCENDING)]),
         IndexModel([("county", ASCENDING)]),
-        IndexModel([("outbox_pending", ASCENDING)]),
+        # Entries written before the engine with events still in their own outbox: found
+        # once per start and handed to the engine (see LibraryService.adopt_legacy_outboxes).
+        IndexModel([(OUTBOX_PENDING, ASCENDING)]),
     ],
     "open_cases": [IndexModel([("county", ASCENDING)])],
 }
@@ -48,18 +57,35 @@ _INDEX_PROJECTION = {
 
 
 class LibraryRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        *,
+        publisher: EventPublisher | None = None,
+        settings: RuntimeSettings | None = None,
+    ) -> None:
         self.db = db
-        self.entries = db["entries"]
-        self.open_cases = db["open_cases"]
+        # `entries` holds the snapshots, `entries_revisions` the claimed revisions (with outboxes).
+        self.entry_store = Revisions(db, "entries", publisher=publisher, settings=settings)
+        # What the library knows of open cases publishes nothing.
+        self.open_case_store = Revisions(db, "open_cases", settings=settings)
+        self.entries = self.entry_store.docs
+        self.open_cases = self.open_case_store.docs
 
     async def create_indexes(self) -> None:
-        await ensure_indexes(self.db, INDEXES)
+        await ensure_indexes(self.db, {**INDEXES, **self.entry_store.indexes, **self.open_case_store.indexes})
+        # Open cases projected before the engine have no version, and the engine's snapshot
+        # write (`version < n`) never matches a document without one: they start at 0.
+        await self.open_cases.update_many({"version": {"$exists": False}}, {"$set": {"version": 0}})
+
+    async def sweep(self) -> int:
+        """Roll forward (and publish) what crashed writers left unsettled."""
+        return await self.entry_store.sweep() + await self.open_case_store.sweep()
 
     # -- entries ------------------------------------------------------------------------
-    async def insert_entry(self, doc: Document) -> bool:
-        """Insert a new entry; False if it exists (a redelivered nomination)."""
-        return await insert_once(self.entries, doc)
+    async def legacy_outbox_ids(self) -> list[str]:
+        """Entries whose own outbox (written before the engine) still holds events."""
+        return [d["_id"] async for d in self.entries.find({OUTBOX_PENDING: True}, {"_id": 1})]
 
     async def get_entry_raw(self, entry_id: str) -> Document | None:
         return await self.entries.find_one({"_id": entry_id})
@@ -108,13 +134,6 @@ class LibraryRepository:
         found.sort(key=lambda e: e.nominated_at, reverse=True)
         return found[:limit]
 
-    async def update_entry(self, entry_id: str, *, version: int, update: Document) -> Document | None:
-        """Apply an update if the entry is still at `version` (optimistic concurrency);
-        returns the document after it, or None if another write came first."""
-        return await self.entries.find_one_and_update(
-            {"_id": entry_id, "version": version}, update, return_document=ReturnDocument.AFTER
-        )
-
     async def published(self) -> AsyncIterator[EntryDoc]:
         """Every published entry as the index needs it (the start-up load): without the
         texts other than the summary, without history; not for display."""
@@ -122,9 +141,6 @@ class LibraryRepository:
             yield EntryDoc.model_validate(doc)
 
     # -- open cases (projection of intake's events) ----------------------------------------
-    async def upsert_open_case(self, case_id: str, fields: dict[str, Any]) -> None:
-        await upsert_one(self.open_cases, {"_id": case_id}, {"$set": fields})
-
     async def get_open_case(self, case_id: str) -> OpenCase | None:
         doc = await self.open_cases.find_one({"_id": case_id})
         return OpenCase.model_validate(doc) if doc else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import CaseStatus, Category, Role
-from tiaojie.contracts.envelope import CloudEvent, derived_id, new_event
+from tiaojie.contracts.envelope import CloudEvent, decode_event, derived_id, new_event
 from tiaojie.contracts.intake import CaseEvent, CaseNominated, CaseRegistered, NominatedContent
 from tiaojie.contracts.library import (
     EntryDeclined,
@@ -39,8 +39,9 @@ from tiaojie.runtime.clock import Clock
 from tiaojie.runtime.consumer import DeadLetter
 from tiaojie.runtime.errors import Conflict, FieldError, IllegalTransition, Invalid, NotFound
 from tiaojie.runtime.logging import get_logger
-from tiaojie.runtime.mongo import OUTBOX, OUTBOX_REV, OutboxRelay, outbox_fields, outbox_update
+from tiaojie.runtime.mongo import OUTBOX, OUTBOX_AT, OUTBOX_PENDING, OUTBOX_REV, Document
 from tiaojie.runtime.pii import Protector
+from tiaojie.runtime.revisions import Change, Outcome
 
 SOURCE = topics.service_source("library")
 _ENTRY_NS = uuid.UUID("5d0c7a52-8f3e-4c61-a2b4-7e9d1c3f6a80")
@@ -57,6 +58,10 @@ _STATUS_ZH = {
     EntryStatus.WITHDRAWN: "已撤下",
 }
 _ACTION_ZH = {"edit": "修改", "publish": "发布", "decline": "不予采用", "withdraw": "撤下"}
+# The outbox an entry carried in its own document before the storage engine.
+_LEGACY_OUTBOX = (OUTBOX, OUTBOX_PENDING, OUTBOX_REV, OUTBOX_AT)
+# A case nominated again while in one of these states is only recorded.
+_WITH_BUREAU = (EntryStatus.NOMINATED, EntryStatus.PUBLISHED)
 
 
 def entry_id_for(case_id: str) -> str:
@@ -89,14 +94,27 @@ class Suggestion:
     shared_techniques: list[str]
 
 
+def entry_change(
+    state: Document | None, after: Document, events: Sequence[tuple[str, CloudEvent]] = ()
+) -> Change:
+    """An entry's next state with its events, through the engine. An outbox the entry
+    carried in its own document (written before the engine) leaves the state and its events
+    go out with this change, so none that a crash left unpublished is lost."""
+    carried: list[tuple[str, CloudEvent]] = []
+    for entry in ((state or {}).get(OUTBOX) or {}).values():
+        carried.append((entry["topic"], decode_event(entry["value"])))
+    clean = {k: v for k, v in after.items() if k not in _LEGACY_OUTBOX}
+    return Change(clean, [*carried, *events])
+
+
 class LibraryService:
-    """The library rules; no Kafka or HTTP in here (events leave through the outbox)."""
+    """The library rules; no Kafka or HTTP in here (an entry's events are part of its
+    revision, and the storage engine publishes them)."""
 
     def __init__(
         self,
         *,
         repository: LibraryRepository,
-        relay: OutboxRelay,
         protector: Protector,
         index: SearchIndex,
         settings: LibrarySettings,
@@ -104,13 +122,13 @@ class LibraryService:
         metrics: LibraryMetrics,
     ) -> None:
         self.repo = repository
-        self.relay = relay
         self.protector = protector
         self.index = index
         self.settings = settings
         self.clock = clock
         self.metrics = metrics
         self.anonymiser = Anonymiser()
+        self._adopted = False
 
     # -- nomination -----------------------------------------------------------------------
     def _decrypt(self, data: CaseNominated) -> NominatedContent:
@@ -129,8 +147,7 @@ class LibraryService:
         entry_id = entry_id_for(data.case_id)
         existing = await self.repo.get_entry_raw(entry_id)
         if existing is not None and event.id in existing.get("nominations", []):
-            await self._flush(entry_id, existing)
-            return EntryDoc.model_validate(existing)
+            return EntryDoc.model_validate(existing)  # redelivered: anonymise nothing again
         content = self._decrypt(data)
         parties = parties_of(content.parties)
         texts = {**case_texts(content), "note": data.note}
@@ -141,7 +158,7 @@ class LibraryService:
         fields = anonymised.fields
         now = self.clock.now()
         when = data.closed_at or data.received_at
-        entry = EntryDoc(
+        fresh = EntryDoc(
             id=entry_id,
             case_id=data.case_id,
             county=data.county,
@@ -175,90 +192,84 @@ class LibraryService:
                 )
             ],
         )
-        if existing is None:
-            out = self._event(
-                EntryNominated(
-                    entry_id=entry.id,
-                    version=entry.version,
-                    county=entry.county,
-                    category=entry.category,
-                    status=entry.status,
-                    at=now,
-                    by=data.nominated_by,
-                    case_id=entry.case_id,
-                    organisation_id=entry.organisation_id,
-                ),
-                id=derived_id(event.id, "library.nominate"),
-                time=now,
-            )
-            doc = {**entry.to_mongo(), **outbox_fields([(topics.LIBRARY, out)])}
-            if await self.repo.insert_entry(doc):
-                self.metrics.nominations.labels(entry.county, entry.category).inc()
-                await self.relay.flush(self.repo.entries, entry.id, doc[OUTBOX], rev=1)
-                return entry
-            existing = await self.repo.get_entry_raw(entry_id)  # a concurrent delivery won
-            assert existing is not None
-            return EntryDoc.model_validate(existing)
-        return await self._renominate(EntryDoc.model_validate(existing), entry, event=event, now=now)
+        outcome = await self.repo.entry_store.apply(
+            entry_id, lambda state: self._nominated(state, fresh, event=event, now=now)
+        )
+        assert outcome.after is not None
+        before = outcome.before
+        if outcome.fresh and (before is None or before.get("status") not in _WITH_BUREAU):
+            self.metrics.nominations.labels(fresh.county, fresh.category).inc()
+        return EntryDoc.model_validate(outcome.after)
 
-    async def _renominate(
-        self, current: EntryDoc, fresh: EntryDoc, *, event: CloudEvent, now: datetime
-    ) -> EntryDoc:
-        if current.status in (EntryStatus.NOMINATED, EntryStatus.PUBLISHED):
-            # Already with the bureau or in the library: record the nomination, change nothing.
-            note = "重复推荐，已在审核或已发布"
-            update: dict[str, Any] = {
-                "$push": {
-                    "history": HistoryEntry(
-                        at=now, action="renominate", by=fresh.nominated_by, status=current.status, note=note
-                    ).model_dump(mode="python"),
-                    "nominations": event.id,
-                },
-            }
-            doc = await self.repo.update_entry(current.id, version=current.version, update=update)
-            if doc is None:
-                raise Conflict("案例正在被修改，请稍后重试", "the entry changed meanwhile; retry")
-            return EntryDoc.model_validate(doc)
-        version = current.version + 1
-        out = self._event(
+    def _nominated(
+        self, state: Document | None, fresh: EntryDoc, *, event: CloudEvent, now: datetime
+    ) -> Change | None:
+        """A nomination: a new entry; the same nomination again changes nothing; a case
+        already with the bureau or in the library only records it; a declined or withdrawn
+        one goes back to the bureau with the texts of this nomination."""
+        version = (int(state.get("version", 0)) if state else 0) + 1
+        announced = self._event(
             EntryNominated(
-                entry_id=current.id,
+                entry_id=fresh.id,
                 version=version,
                 county=fresh.county,
                 category=fresh.category,
                 status=EntryStatus.NOMINATED,
                 at=now,
                 by=fresh.nominated_by,
-                case_id=current.case_id,
+                case_id=fresh.case_id,
                 organisation_id=fresh.organisation_id,
             ),
             id=derived_id(event.id, "library.nominate"),
             time=now,
         )
+        if state is None:
+            return entry_change(None, fresh.to_mongo(), [(topics.LIBRARY, announced)])
+        current = EntryDoc.model_validate(state)
+        if event.id in current.nominations:
+            return None
+        seen = {"nominations": [*current.nominations, event.id]}
+        if current.status in _WITH_BUREAU:
+            # Already with the bureau or in the library: record the nomination, change nothing.
+            step = HistoryEntry(
+                at=now,
+                action="renominate",
+                by=fresh.nominated_by,
+                status=current.status,
+                note="重复推荐，已在审核或已发布",
+            )
+            return entry_change(state, {**state, **seen, "history": _with_step(state, step)})
         replace = fresh.to_mongo()
         for key in ("_id", "history", "nominations", "version", "published_at", "published_by"):
             replace.pop(key, None)
-        sets, inc = outbox_update([(topics.LIBRARY, out)])
-        update = {
-            "$set": {**replace, **sets, "version": version},
-            "$push": {
-                "history": HistoryEntry(
-                    at=now,
-                    action="renominate",
-                    by=fresh.nominated_by,
-                    status=EntryStatus.NOMINATED,
-                    note="再次推荐",
-                ).model_dump(mode="python"),
-                "nominations": event.id,
-            },
-            "$inc": inc,
-        }
-        doc = await self.repo.update_entry(current.id, version=current.version, update=update)
-        if doc is None:
-            raise Conflict("案例正在被修改，请稍后重试", "the entry changed meanwhile; retry")
-        await self._flush(current.id, doc)
-        self.metrics.nominations.labels(fresh.county, fresh.category).inc()
-        return EntryDoc.model_validate(doc)
+        step = HistoryEntry(
+            at=now, action="renominate", by=fresh.nominated_by, status=EntryStatus.NOMINATED, note="再次推荐"
+        )
+        after = {**state, **replace, **seen, "history": _with_step(state, step)}
+        return entry_change(state, after, [(topics.LIBRARY, announced)])
+
+    async def adopt_legacy_outboxes(self) -> int:
+        """Hand the events entries still carried in their own outbox (written before the
+        engine, left by a crash) to the engine, which publishes them; returns entries adopted."""
+        adopted = 0
+        for entry_id in await self.repo.legacy_outbox_ids():
+
+            def decide(state: Document | None) -> Change | None:
+                if state is None or not any(k in state for k in _LEGACY_OUTBOX):
+                    return None
+                return entry_change(state, state)
+
+            adopted += (await self.repo.entry_store.apply(entry_id, decide)).fresh
+        if adopted:
+            log.info("legacy outboxes adopted", entries=adopted)
+        return adopted
+
+    async def sweep(self) -> None:
+        """The periodic sweep: legacy outboxes once, then unsettled revisions every time."""
+        if not self._adopted:
+            await self.adopt_legacy_outboxes()
+            self._adopted = True
+        await self.repo.sweep()
 
     # -- visibility -----------------------------------------------------------------------
     async def get(self, *, entry_id: str, principal: Principal) -> EntryDoc:
@@ -317,101 +328,111 @@ class LibraryService:
             ]
         )
 
+    async def _curate(
+        self,
+        *,
+        entry_id: str,
+        principal: Principal,
+        action: str,
+        decide: Callable[[EntryDoc, Document], Awaitable[Change | None]],
+    ) -> EntryDoc:
+        """Apply a curation step through the engine: `decide` gets the entry as stored (the
+        head again after a lost claim, so a client's stale version is seen there) and
+        returns the change or None; the step is counted and indexed once it is written."""
+        await self._curated(entry_id=entry_id, principal=principal, action=action)  # 403/404 first
+
+        async def on(state: Document | None) -> Change | None:
+            if state is None:
+                raise NotFound("案例", "library entry")
+            current = EntryDoc.model_validate(state)
+            if current.county not in principal.counties:
+                raise NotFound("案例", "library entry")
+            return await decide(current, state)
+
+        outcome = await self.repo.entry_store.apply(entry_id, on)
+        assert outcome.after is not None
+        after = EntryDoc.model_validate(outcome.after)
+        if outcome.fresh:
+            self.metrics.curation.labels(action, after.county).inc()
+            if _announced(outcome):
+                await self._index(after)
+        return after
+
     async def edit(self, *, entry_id: str, principal: Principal, edit: Edit, version: int | None) -> EntryDoc:
         """The bureau edits texts and tags; personal data typed in is refused (422 naming the
         field); an edit of a published case republishes it."""
-        entry = await self._curated(entry_id=entry_id, principal=principal, action="edit")
-        if entry.status not in (EntryStatus.NOMINATED, EntryStatus.PUBLISHED):
-            raise IllegalTransition(current=entry.status, action="edit", current_zh=_STATUS_ZH[entry.status])
-        if version is not None and version != entry.version:
-            raise _stale(entry.version)
         changes = edit.changes()
-        if not changes:
-            return entry
-        changed_texts = [k for k in changes if k in TEXT_FIELDS]
-        edited = entry.model_copy(update=changes)
-        findings = await asyncio.to_thread(self.check, edited, changed_texts)
-        if findings:
-            raise self._refuse(findings)
-        errors = _required_texts(edited)
-        if errors:
-            raise Invalid(errors)
         now = self.clock.now()
-        new_version = entry.version + 1
-        sets: dict[str, Any] = {**_mongo_values(changes), "version": new_version}
-        inc: dict[str, int] = {}
-        events: list[tuple[str, CloudEvent]] = []
-        if entry.status == EntryStatus.PUBLISHED:
-            edited = edited.model_copy(update={"version": new_version})
-            seg = await asyncio.to_thread(_segment, edited, now, principal.subject)
-            sets.update(summary_terms=joined(seg.summary_terms), record_terms=joined(seg.record_terms))
-            events.append((topics.LIBRARY, self._event(seg.entry, time=now)))
-            outbox_sets, inc = outbox_update(events)
-            sets.update(outbox_sets)
-        history = HistoryEntry(
-            at=now, action="edit", by=principal.subject, status=entry.status, changed=sorted(changes)
-        )
-        update: dict[str, Any] = {"$set": sets, "$push": {"history": history.model_dump(mode="python")}}
-        if inc:
-            update["$inc"] = inc
-        doc = await self.repo.update_entry(entry.id, version=entry.version, update=update)
-        if doc is None:
-            raise _stale(entry.version + 1)
-        self.metrics.curation.labels("edit", entry.county).inc()
-        if events:
-            await self._flush(entry.id, doc)
-            await self._index(EntryDoc.model_validate(doc), events)
-        return EntryDoc.model_validate(doc)
+
+        async def decide(current: EntryDoc, state: Document) -> Change | None:
+            if current.status not in (EntryStatus.NOMINATED, EntryStatus.PUBLISHED):
+                raise IllegalTransition(
+                    current=current.status, action="edit", current_zh=_STATUS_ZH[current.status]
+                )
+            _expect(current, version)
+            if not changes:
+                return None
+            changed_texts = [k for k in changes if k in TEXT_FIELDS]
+            edited = current.model_copy(update=changes)
+            findings = await asyncio.to_thread(self.check, edited, changed_texts)
+            if findings:
+                raise self._refuse(findings)
+            errors = _required_texts(edited)
+            if errors:
+                raise Invalid(errors)
+            after: Document = {**state, **_mongo_values(changes)}
+            events: list[tuple[str, CloudEvent]] = []
+            if current.status == EntryStatus.PUBLISHED:
+                edited = edited.model_copy(update={"version": current.version + 1})
+                seg = await asyncio.to_thread(_segment, edited, now, principal.subject)
+                after.update(summary_terms=joined(seg.summary_terms), record_terms=joined(seg.record_terms))
+                events.append((topics.LIBRARY, self._event(seg.entry, time=now)))
+            step = HistoryEntry(
+                at=now, action="edit", by=principal.subject, status=current.status, changed=sorted(changes)
+            )
+            return entry_change(state, {**after, "history": _with_step(state, step)}, events)
+
+        return await self._curate(entry_id=entry_id, principal=principal, action="edit", decide=decide)
 
     async def publish(self, *, entry_id: str, principal: Principal, version: int | None) -> EntryDoc:
         """Publish a nominated (or withdrawn) case: only the bureau, only when no personal
         data remains in any field."""
-        entry = await self._curated(entry_id=entry_id, principal=principal, action="publish")
-        if entry.status not in (EntryStatus.NOMINATED, EntryStatus.WITHDRAWN):
-            raise IllegalTransition(
-                current=entry.status, action="publish", current_zh=_STATUS_ZH[entry.status]
-            )
-        if version is not None and version != entry.version:
-            raise _stale(entry.version)
-        findings = await asyncio.to_thread(self.check, entry)
-        if findings:
-            raise self._refuse(findings)
-        errors = _required_texts(entry)
-        if errors:
-            raise Invalid(errors)
         now = self.clock.now()
-        published = entry.model_copy(
-            update={
-                "version": entry.version + 1,
-                "status": EntryStatus.PUBLISHED,
-                "published_at": now,
-                "published_by": principal.subject,
-            }
-        )
-        seg = await asyncio.to_thread(_segment, published, now, principal.subject)
-        events = [(topics.LIBRARY, self._event(seg.entry, time=now))]
-        sets, inc = outbox_update(events)
-        history = HistoryEntry(at=now, action="publish", by=principal.subject, status=EntryStatus.PUBLISHED)
-        update = {
-            "$set": {
-                **sets,
+
+        async def decide(current: EntryDoc, state: Document) -> Change | None:
+            if current.status not in (EntryStatus.NOMINATED, EntryStatus.WITHDRAWN):
+                raise IllegalTransition(
+                    current=current.status, action="publish", current_zh=_STATUS_ZH[current.status]
+                )
+            _expect(current, version)
+            findings = await asyncio.to_thread(self.check, current)
+            if findings:
+                raise self._refuse(findings)
+            errors = _required_texts(current)
+            if errors:
+                raise Invalid(errors)
+            published = current.model_copy(
+                update={
+                    "version": current.version + 1,
+                    "status": EntryStatus.PUBLISHED,
+                    "published_at": now,
+                    "published_by": principal.subject,
+                }
+            )
+            seg = await asyncio.to_thread(_segment, published, now, principal.subject)
+            step = HistoryEntry(at=now, action="publish", by=principal.subject, status=EntryStatus.PUBLISHED)
+            after = {
+                **state,
                 "status": str(EntryStatus.PUBLISHED),
-                "version": published.version,
                 "published_at": now,
                 "published_by": principal.subject,
                 "summary_terms": joined(seg.summary_terms),
                 "record_terms": joined(seg.record_terms),
-            },
-            "$push": {"history": history.model_dump(mode="python")},
-            "$inc": inc,
-        }
-        doc = await self.repo.update_entry(entry.id, version=entry.version, update=update)
-        if doc is None:
-            raise _stale(entry.version + 1)
-        self.metrics.curation.labels("publish", entry.county).inc()
-        await self._flush(entry.id, doc)
-        await self._index(EntryDoc.model_validate(doc), events)
-        return EntryDoc.model_validate(doc)
+                "history": _with_step(state, step),
+            }
+            return entry_change(state, after, [(topics.LIBRARY, self._event(seg.entry, time=now))])
+
+        return await self._curate(entry_id=entry_id, principal=principal, action="publish", decide=decide)
 
     async def decline(
         self, *, entry_id: str, principal: Principal, reason: str, version: int | None
@@ -452,51 +473,39 @@ class LibraryService:
         allowed: tuple[EntryStatus, ...],
         to: EntryStatus,
     ) -> EntryDoc:
-        entry = await self._curated(entry_id=entry_id, principal=principal, action=action)
-        if entry.status not in allowed:
-            raise IllegalTransition(current=entry.status, action=action, current_zh=_STATUS_ZH[entry.status])
-        if version is not None and version != entry.version:
-            raise _stale(entry.version)
-        findings = await asyncio.to_thread(find_personal_data, {"reason": reason})
-        if findings:
-            raise self._refuse(findings)
         now = self.clock.now()
         model = EntryDeclined if to == EntryStatus.DECLINED else EntryWithdrawn
-        payload = model(
-            entry_id=entry.id,
-            version=entry.version + 1,
-            county=entry.county,
-            category=entry.category,
-            status=to,
-            at=now,
-            by=principal.subject,
-            reason=reason,
-        )
-        events = [(topics.LIBRARY, self._event(payload, time=now))]
-        sets, inc = outbox_update(events)
-        history = HistoryEntry(at=now, action=action, by=principal.subject, status=to, note=reason)
-        update = {
-            "$set": {**sets, "status": str(to), "version": entry.version + 1},
-            "$push": {"history": history.model_dump(mode="python")},
-            "$inc": inc,
-        }
-        doc = await self.repo.update_entry(entry.id, version=entry.version, update=update)
-        if doc is None:
-            raise _stale(entry.version + 1)
-        self.metrics.curation.labels(action, entry.county).inc()
-        await self._flush(entry.id, doc)
-        await self._index(EntryDoc.model_validate(doc), events)
-        return EntryDoc.model_validate(doc)
+
+        async def decide(current: EntryDoc, state: Document) -> Change | None:
+            if current.status not in allowed:
+                raise IllegalTransition(
+                    current=current.status, action=action, current_zh=_STATUS_ZH[current.status]
+                )
+            _expect(current, version)
+            findings = await asyncio.to_thread(find_personal_data, {"reason": reason})
+            if findings:
+                raise self._refuse(findings)
+            payload = model(
+                entry_id=current.id,
+                version=current.version + 1,
+                county=current.county,
+                category=current.category,
+                status=to,
+                at=now,
+                by=principal.subject,
+                reason=reason,
+            )
+            step = HistoryEntry(at=now, action=action, by=principal.subject, status=to, note=reason)
+            after = {**state, "status": str(to), "history": _with_step(state, step)}
+            return entry_change(state, after, [(topics.LIBRARY, self._event(payload, time=now))])
+
+        return await self._curate(entry_id=entry_id, principal=principal, action=action, decide=decide)
 
     # -- events and the index ---------------------------------------------------------------
     def _event(self, data: Any, *, time: datetime, id: str | None = None) -> CloudEvent:
         return new_event(data, source=SOURCE, subject=data.entry_id, county=data.county, id=id, time=time)
 
-    async def _flush(self, entry_id: str, doc: dict[str, Any]) -> None:
-        if doc.get(OUTBOX):
-            await self.relay.flush(self.repo.entries, entry_id, doc[OUTBOX], rev=doc.get(OUTBOX_REV))
-
-    async def _index(self, entry: EntryDoc, events: list[tuple[str, CloudEvent]]) -> None:
+    async def _index(self, entry: EntryDoc) -> None:
         """Apply our own change to this replica's index at once (read-your-writes); the other
         replicas get it from the topic."""
         if entry.status == EntryStatus.PUBLISHED:
@@ -569,27 +578,46 @@ class LibraryService:
 
     # -- open cases (from intake's events) ----------------------------------------------------
     async def project_registered(self, *, data: CaseRegistered, at: datetime) -> None:
-        await self.repo.upsert_open_case(
-            data.case_id,
-            {
-                "county": data.county,
-                "township": data.township,
-                "category": str(data.category),
-                "amount": data.amount,
-                "status": str(CaseStatus.RECEIVED),
-                "updated_at": at,
-            },
-        )
+        fields = {
+            "county": data.county,
+            "township": data.township,
+            "category": str(data.category),
+            "amount": data.amount,
+            "status": str(CaseStatus.RECEIVED),
+        }
+        await self._project_open_case(data.case_id, fields, at=at, creates=True)
 
     async def project_case_event(self, *, data: CaseEvent, at: datetime) -> None:
-        fields: dict[str, Any] = {"county": data.county, "status": str(data.status), "updated_at": at}
+        fields: dict[str, Any] = {"county": data.county, "status": str(data.status)}
         if data.category is not None:
             fields["category"] = str(data.category)
         if data.township is not None:
             fields["township"] = data.township
-        if await self.repo.get_open_case(data.case_id) is None and data.category is None:
-            return  # nothing to rank by: wait for an event that says what the case is
-        await self.repo.upsert_open_case(data.case_id, fields)
+        # Without a category there is nothing to rank by: wait for an event that says what the case is.
+        await self._project_open_case(data.case_id, fields, at=at, creates=data.category is not None)
+
+    async def _project_open_case(
+        self, case_id: str, fields: Document, *, at: datetime, creates: bool
+    ) -> None:
+        """What the library knows of an open case, whatever the order of its events: the
+        latest event (by its time) says where the case is, an earlier one only fills gaps;
+        a redelivery changes nothing and writes nothing."""
+
+        def decide(state: Document | None) -> Change | None:
+            if state is None and not creates:
+                return None
+            current = state or {}
+            latest = current.get("updated_at") is None or at >= current["updated_at"]
+            given = {k: v for k, v in fields.items() if v is not None or k not in current}
+            if latest:
+                after = {**current, **given, "updated_at": at}
+            else:
+                after = {**current, **{k: v for k, v in given.items() if current.get(k) is None}}
+            if state is not None and after == state:
+                return None
+            return Change(after)
+
+        await self.repo.open_case_store.apply(case_id, decide, verify_noop=True)
 
 
 async def load_published(index: SearchIndex, entries: AsyncIterator[EntryDoc], *, batch: int = 2000) -> int:
@@ -609,6 +637,11 @@ async def load_published(index: SearchIndex, entries: AsyncIterator[EntryDoc], *
             loaded += await asyncio.to_thread(index.load, pending)
             pending = []
     return loaded + await asyncio.to_thread(index.load, pending)
+
+
+def _with_step(state: Document, step: HistoryEntry) -> list[Any]:
+    """The entry's history with one more step (the history is part of the state)."""
+    return [*(state.get("history") or []), step.model_dump(mode="python")]
 
 
 def _segment(entry: EntryDoc, at: datetime, by: str) -> Segmented:
@@ -633,6 +666,20 @@ def _required_texts(entry: EntryDoc) -> list[FieldError]:
         if not getattr(entry, name).strip():
             errors.append(FieldError(name, "required", f"{zh}不能为空", f"{name} must not be empty"))
     return errors
+
+
+def _expect(current: EntryDoc, version: int | None) -> None:
+    """A client's expected version against the stored one: 409 when it changed meanwhile."""
+    if version is not None and version != current.version:
+        raise _stale(current.version)
+
+
+def _announced(outcome: Outcome) -> bool:
+    """Whether a written curation step changed what the index shows (it announced an event)."""
+    before, after = outcome.before or {}, outcome.after or {}
+    return before.get("status") == str(EntryStatus.PUBLISHED) or after.get("status") == str(
+        EntryStatus.PUBLISHED
+    )
 
 
 def _forbidden(action: str) -> Exception:

@@ -1,7 +1,8 @@
 """The daily analytics run: daily counts from the case projection, hotspot detection over
 them (raising and clearing hotspot alerts), and the next four weeks' forecasts.
 
-It runs once per local day on one replica (a lease in the database), on the days not yet
+It runs once per local day on one replica (a lease in the database, taken and released as
+changes of the storage engine, so of two replicas only one takes it), on the days not yet
 evaluated, and is deterministic in its inputs: the same cases give the same counts, the
 same alerts (ids derived from series and excursion start) and the same forecasts, which is
 what `tiaojie rebuild` compares.
@@ -14,7 +15,7 @@ import hashlib
 import os
 import socket
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,8 @@ from tiaojie.contracts.envelope import derived_id, new_event
 from tiaojie.contracts.stats import AlertKind, HotspotCleared, HotspotRaised
 from tiaojie.runtime.clock import Clock
 from tiaojie.runtime.logging import get_logger
-from tiaojie.runtime.mongo import Document
+from tiaojie.runtime.mongo import Document, sweep_forever
+from tiaojie.runtime.revisions import Change
 from tiaojie.stats.calendar import LOCAL_TZ, day_start
 from tiaojie.stats.detection import Detection, Detector, Series, excursion_totals
 from tiaojie.stats.forecast import LEVELS, Forecaster
@@ -89,15 +91,16 @@ class Analytics:
     # -- scheduling ------------------------------------------------------------------------------
     async def run_forever(self) -> None:
         """Try the daily run at the configured interval until cancelled."""
-        while True:
-            try:
-                await self.run_if_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.service.metrics.analytics_runs.labels("failed").inc()
-                log.warning("analytics run failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            await asyncio.sleep(self.settings.analytics_interval)
+        await sweep_forever(self._try, self.settings.analytics_interval, what="analytics run")
+
+    async def _try(self) -> None:
+        try:
+            await self.run_if_due()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.service.metrics.analytics_runs.labels("failed").inc()
+            raise  # logged (by error class) by sweep_forever, tried again next time
 
     async def run_if_due(self) -> RunResult | None:
         now = self.clock.now().astimezone(LOCAL_TZ)
@@ -115,14 +118,12 @@ class Analytics:
         `since`), and forecast from the day after `through`."""
         async with self._lock:
             now = self.clock.now()
-            if not await self.repo.take_lease(
-                LEASE, owner=self.owner, now=now, until=now + timedelta(minutes=30)
-            ):
+            if not await self._take_lease(now=now, until=now + timedelta(minutes=30)):
                 return None
             try:
                 result = await self._run(through=through, since=since)
             finally:
-                await self.repo.finish_job(LEASE, {"owner": None})
+                await self._release_lease()
             self.service.metrics.analytics_runs.labels("done").inc()
             log.info("analytics run", **result.as_dict())
             return result
@@ -138,16 +139,51 @@ class Analytics:
         if since <= through:
             raised, cleared = await self.detect(since=since, through=through)
             evaluated = (since.isoformat(), through.isoformat())
-            first = state.get("first_day")
-            await self.repo.save_state(
-                STATE,
-                {
-                    "first_day": min(first, since.isoformat()) if first else since.isoformat(),
-                    "last_day": max(state.get("last_day") or "", through.isoformat()),
-                },
-            )
+            await self._record_evaluated(since.isoformat(), through.isoformat())
         forecasts = await self.forecast(through=through)
         return RunResult(recounted, evaluated, raised, cleared, forecasts)
+
+    # -- the lease and the state (changes of the storage engine) ----------------------------------
+    async def _take_lease(self, *, now: datetime, until: datetime) -> bool:
+        """Take the run's lease if it is free, expired or ours: of replicas trying at once,
+        the one whose revision is claimed first holds it (the others decide again on it)."""
+        owner = self.owner
+
+        def decide(state: Document | None) -> Change | None:
+            held = state or {}
+            lease = held.get("lease_until")
+            if held.get("owner") not in (None, owner) and lease is not None and lease > now:
+                return None
+            return Change({**held, "owner": owner, "lease_until": until})
+
+        outcome = await self.repo.job_store.apply(LEASE, decide)
+        return outcome.fresh
+
+    async def _release_lease(self) -> None:
+        owner = self.owner
+
+        def decide(state: Document | None) -> Change | None:
+            if state is None or state.get("owner") != owner:
+                return None  # expired and taken by another meanwhile: theirs now
+            return Change({**state, "owner": None, "lease_until": None})
+
+        await self.repo.job_store.apply(LEASE, decide)
+
+    async def _record_evaluated(self, since: str, through: str) -> None:
+        """Widen the range of days evaluated (min of the first, max of the last)."""
+
+        def decide(state: Document | None) -> Change | None:
+            current = state or {}
+            first, last = current.get("first_day"), current.get("last_day")
+            wanted = {
+                "first_day": min(first, since) if first else since,
+                "last_day": max(last or "", through),
+            }
+            if first == wanted["first_day"] and last == wanted["last_day"]:
+                return None
+            return Change({**current, **wanted})
+
+        await self.repo.job_store.apply(STATE, decide, verify_noop=True)
 
     async def recount(self) -> int:
         """Recompute the daily counts of every day a changed case touched."""
@@ -294,11 +330,7 @@ class Analytics:
             id=derived_id(alert_id, "raised"),
             time=at,
         )
-        inserted = await self.repo.insert_alert(doc)
-        if inserted:
-            self.service.metrics.alerts_raised.labels(county, AlertKind.HOTSPOT).inc()
-        await self.service.announce(event)  # once, also after a crash between the two
-        return int(inserted)
+        return int(await self.service.raise_alert(doc, event))  # raised and announced once
 
     async def _clear(self, detection: Detection, alert: Document, i: int, release: int) -> int:
         days = detection.series.days

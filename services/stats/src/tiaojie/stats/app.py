@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import FastAPI
 
 from tiaojie.contracts import topics
@@ -12,7 +10,7 @@ from tiaojie.runtime.clock import Clock, SystemClock
 from tiaojie.runtime.divisions import Divisions, DivisionsMissing, load_divisions
 from tiaojie.runtime.host import ServiceHost
 from tiaojie.runtime.logging import get_logger
-from tiaojie.stats.alert_relay import AlertRelay
+from tiaojie.runtime.mongo import sweep_forever
 from tiaojie.stats.analytics import Analytics
 from tiaojie.stats.api import router
 from tiaojie.stats.handlers import register_handlers
@@ -30,12 +28,9 @@ def create_app(settings: StatsSettings | None = None, *, clock: Clock | None = N
     settings = settings or StatsSettings()
     clock = clock or SystemClock()
     host = ServiceHost(settings, produces=[topics.ALERTS])
-    repository = StatsRepository(host.db)
+    repository = StatsRepository(host.db, publisher=host.publisher, settings=settings)
     metrics = StatsMetrics(host.registry)
-    relay = AlertRelay(publisher=host.publisher, settings=settings, repository=repository)
-    service = StatsService(
-        repository=repository, metrics=metrics, clock=clock, settings=settings, relay=relay
-    )
+    service = StatsService(repository=repository, metrics=metrics, clock=clock, settings=settings)
     analytics = Analytics(repository=repository, service=service, clock=clock, settings=settings)
     register_handlers(host.consumer, service)
     host.publisher.declare(
@@ -46,20 +41,17 @@ def create_app(settings: StatsSettings | None = None, *, clock: Clock | None = N
         schema=HotspotRaised,
     )
     host.on_startup(repository.create_indexes)
-    host.background(relay.run_forever)
-    host.background(analytics.run_forever)
-    host.background(KafkaMonitor(settings, metrics, settings.kafka_monitor_interval).run_forever)
+
+    async def sweep_revisions() -> None:
+        # Revisions a crashed writer left unsettled: snapshots rolled forward, alert events published.
+        await sweep_forever(repository.sweep, settings.outbox_relay_interval, what="stats revisions sweep")
 
     async def gauges_forever() -> None:
-        while True:
-            try:
-                await service.refresh_gauges()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("gauge refresh failed", error=f"{type(exc).__name__}")
-            await asyncio.sleep(settings.gauge_interval)
+        await sweep_forever(service.refresh_gauges, settings.gauge_interval, what="gauge refresh")
 
+    host.background(sweep_revisions)
+    host.background(analytics.run_forever)
+    host.background(KafkaMonitor(settings, metrics, settings.kafka_monitor_interval).run_forever)
     host.background(gauges_forever)
     app = host.http_app(
         [router],

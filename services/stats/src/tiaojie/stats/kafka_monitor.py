@@ -8,7 +8,6 @@ contract topics and their DLQs in this deployment's namespace.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -16,11 +15,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from tiaojie.contracts.topics import ALL_TOPICS, dlq
 from tiaojie.runtime.kafka import client_kwargs
-from tiaojie.runtime.logging import get_logger
+from tiaojie.runtime.mongo import sweep_forever
 from tiaojie.runtime.settings import RuntimeSettings
 from tiaojie.stats.metrics import StatsMetrics
 
-log = get_logger(__name__)
 SERVICES = ("intake", "referral", "registry", "stats", "console")
 
 
@@ -33,14 +31,7 @@ class KafkaMonitor:
     async def run_forever(self) -> None:
         if self.interval <= 0:
             return
-        while True:
-            try:
-                await self.sample()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("kafka monitor failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            await asyncio.sleep(self.interval)
+        await sweep_forever(self.sample, self.interval, what="kafka monitor")
 
     async def sample(self) -> dict[str, Any]:
         """Read offsets once and set the gauges; returns what was measured."""

@@ -56,9 +56,15 @@ def stack(
     settings: StatsSettings, database: str, clock: Clock
 ) -> tuple[Any, StatsRepository, StatsService, Analytics]:
     client = make_client(settings, app_name="tiaojie-stats-rebuild")
-    repo = StatsRepository(client[database])
+    # No publisher: alert changes are replayed without their events (the live service
+    # published them); the engine refuses any change that would publish.
+    repo = StatsRepository(client[database], settings=settings)
     service = StatsService(
-        repository=repo, metrics=StatsMetrics(CollectorRegistry()), clock=clock, settings=settings, relay=None
+        repository=repo,
+        metrics=StatsMetrics(CollectorRegistry()),
+        clock=clock,
+        settings=settings,
+        publish_alerts=False,
     )
     return client, repo, service, Analytics(repository=repo, service=service, clock=clock, settings=settings)
 

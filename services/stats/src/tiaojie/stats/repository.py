@@ -3,25 +3,28 @@
 Every hot query is an equality on an indexed top-level field (DESIGN.md §5): cases by
 county and by a month they touched (`months`, an array: equality matches an element), by
 `open`, by `received_day`; alerts by county; daily counts by `_id` (the day).
+
+Every document that changes (a case or handover projection, an organisation or mediator
+snapshot, an alert, the analytics job's lease and state) changes only through the storage
+engine (`tiaojie.runtime.revisions`): FerretDB 1.24 applies concurrent updates of one
+document non-atomically, and a revision claimed by a unique insert is the one change it
+applies atomically. What is written otherwise is written once under a deterministic id
+(party index entries, recount marks, detection records) or is a whole value recomputed
+from the database (daily counts, forecasts).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date
 
 from pymongo import ASCENDING, IndexModel, ReplaceOne
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
-from tiaojie.runtime.mongo import (
-    Document,
-    bulk_write_chunked,
-    ensure_indexes,
-    insert_once,
-    upsert_versioned,
-)
+from tiaojie.runtime.kafka import EventPublisher
+from tiaojie.runtime.mongo import Document, bulk_write_chunked, ensure_indexes, insert_once
+from tiaojie.runtime.revisions import Revisions
+from tiaojie.runtime.settings import RuntimeSettings
 
 INDEXES = {
     "cases": [
@@ -37,110 +40,85 @@ INDEXES = {
         IndexModel([("county", ASCENDING)]),
         IndexModel([("status", ASCENDING)]),
     ],
-    # One document per alert event, _id = the event's deterministic id: inserting it is
-    # what makes an alert change happen once; `published` once it is on the topic.
-    "alert_events": [IndexModel([("published", ASCENDING)])],
-    # Claims to publish an alert event (_id = event id and attempt number).
-    "alert_claims": [],
-    # One document per (party key, case): concurrent cases never write one shared document.
+    # One document per (party key, case, case revision), written once: concurrent cases
+    # never write one shared document, and the latest revision of a case tells its place.
     "party_cases": [IndexModel([("key", ASCENDING)])],
-    # Revisions of the projections (_id = document id and revision number).
-    "cases_revisions": [],
-    "handovers_revisions": [],
     # Days whose daily counts must be redone (_id = case id and the revision that moved it).
     "recounts": [],
     "daily_counts": [IndexModel([("month", ASCENDING)])],
     "jobs": [IndexModel([("kind", ASCENDING)])],
     "forecasts": [],
 }
-# Bookkeeping fields that are not facts (ignored when deciding whether anything changed).
-# `counted` is False on a revision that moved a case's daily-count fields.
-_BOOKKEEPING = frozenset({"_id", "rev", "counted"})
-
-
-def same_facts(before: Document | None, after: Document) -> bool:
-    if before is None:
-        return False
-    keys = (set(before) | set(after)) - _BOOKKEEPING
-    return all(before.get(k) == after.get(k) for k in keys)
+# Collections written before they went through the engine, the engine's version field of
+# each and which of their documents it manages: documents of that time have no such field,
+# and the engine's snapshot write (`version < n`) never matches a document without it.
+_UNVERSIONED: dict[str, tuple[str, Document]] = {
+    "alerts": ("version", {}),
+    "organisations": ("rev", {}),
+    "mediators": ("rev", {}),
+    "jobs": ("version", {"kind": {"$exists": False}}),  # not the detection records
+}
 
 
 class StatsRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        *,
+        publisher: EventPublisher | None = None,
+        settings: RuntimeSettings | None = None,
+    ) -> None:
         self.db = db
-        self.cases = db["cases"]
-        self.handovers = db["handovers"]
-        self.organisations = db["organisations"]
-        self.mediators = db["mediators"]
-        self.alerts = db["alerts"]
+        # Projections publish nothing; their version field stays `rev` (stored documents
+        # kept their meaning), their logs `cases_revisions` and `handovers_revisions`.
+        self.case_store = Revisions(db, "cases", settings=settings, version_field="rev")
+        self.handover_store = Revisions(db, "handovers", settings=settings, version_field="rev")
+        # The registry's snapshots keep the registry's `version`; the engine counts in `rev`.
+        self.organisation_store = Revisions(db, "organisations", settings=settings, version_field="rev")
+        self.mediator_store = Revisions(db, "mediators", settings=settings, version_field="rev")
+        # Alert changes carry their events (stats.alerts.v1) in their revision; without a
+        # publisher (the rebuild) they may only change state.
+        self.alert_store = Revisions(db, "alerts", publisher=publisher, settings=settings)
+        self.job_store = Revisions(db, "jobs", settings=settings)
+        self.stores = (
+            self.case_store,
+            self.handover_store,
+            self.organisation_store,
+            self.mediator_store,
+            self.alert_store,
+            self.job_store,
+        )
+        self.cases = self.case_store.docs
+        self.handovers = self.handover_store.docs
+        self.organisations = self.organisation_store.docs
+        self.mediators = self.mediator_store.docs
+        self.alerts = self.alert_store.docs
         self.party_cases = db["party_cases"]
         self.daily_counts = db["daily_counts"]
-        self.jobs = db["jobs"]
+        self.jobs = self.job_store.docs
         self.forecasts = db["forecasts"]
 
     async def create_indexes(self) -> None:
-        await ensure_indexes(self.db, INDEXES)
+        spec: dict[str, list[IndexModel]] = dict(INDEXES)
+        for store in self.stores:
+            spec.update(store.indexes)
+        await ensure_indexes(self.db, spec)
+        await self.version_unversioned()
 
-    # -- projections: a revision log guarded by unique ids, and a snapshot of its head -------
-    #
-    # FerretDB 1.24 applies concurrent updates of one document non-atomically: a
-    # replace_one({"_id": x, "rev": n}) run twice at once matches twice, so a conditional
-    # update is no compare-and-set. An insert against the unique _id is: revision n + 1 of a
-    # projection is one insert of `<id>#<n+1>`, and exactly one writer wins it. The
-    # document in the collection itself (what queries read) is a snapshot of the latest
-    # revision, rewritten until no newer revision exists (see write_snapshot).
-    def revisions(self, collection: AsyncCollection[Document]) -> AsyncCollection[Document]:
-        return self.db[f"{collection.name}_revisions"]
+    async def version_unversioned(self) -> None:
+        """Give documents written before the engine version 0, so the engine continues them
+        (idempotent; a no-op once done)."""
+        for name, (field, which) in _UNVERSIONED.items():
+            await self.db[name].update_many({**which, field: {"$exists": False}}, {"$set": {field: 0}})
 
-    async def get(self, collection: AsyncCollection[Document], doc_id: str) -> Document | None:
-        return await collection.find_one({"_id": doc_id})
+    async def sweep(self) -> int:
+        """Roll forward (and publish) what crashed writers left unsettled, in every store."""
+        settled = 0
+        for store in self.stores:
+            settled += await store.sweep()
+        return settled
 
-    async def latest(self, collection: AsyncCollection[Document], doc_id: str) -> tuple[Document | None, int]:
-        """The latest revision of a projection (with `rev`), and the revision its snapshot shows."""
-        doc, shown = await self.snapshot(collection, doc_id)
-        return await self.newer(collection, doc_id, doc, shown), shown
-
-    async def snapshot(
-        self, collection: AsyncCollection[Document], doc_id: str
-    ) -> tuple[Document | None, int]:
-        """The snapshot of a projection and its revision (the head's, or behind it)."""
-        doc = await collection.find_one({"_id": doc_id})
-        return doc, int(doc.get("rev", 0)) if doc else 0
-
-    async def newer(
-        self, collection: AsyncCollection[Document], doc_id: str, doc: Document | None, rev: int
-    ) -> Document | None:
-        revisions = self.revisions(collection)
-        while True:
-            found = await revisions.find_one({"_id": f"{doc_id}#{rev + 1}"})
-            if found is None:
-                return doc
-            rev += 1
-            doc = {**found["doc"], "_id": doc_id, "rev": rev}
-
-    async def add_revision(self, collection: AsyncCollection[Document], doc: Document, *, rev: int) -> bool:
-        """Insert revision `rev` of a projection; False if another writer took that number."""
-        body = {k: v for k, v in doc.items() if k not in ("_id", "rev")}
-        return await insert_once(
-            self.revisions(collection), {"_id": f"{doc['_id']}#{rev}", "of": doc["_id"], "doc": body}
-        )
-
-    async def write_snapshot(self, collection: AsyncCollection[Document], doc: Document) -> None:
-        """Show the latest revision (from `doc`, revision doc["rev"], on).
-
-        A slower writer may overwrite the snapshot with an older revision after us, but it
-        then finds the newer revision and writes again: whoever writes last has seen the
-        head, so the snapshot always ends at the head."""
-        current: Document | None = doc
-        while current is not None:
-            rev = int(current["rev"])
-            try:
-                await collection.replace_one({"_id": current["_id"]}, current, upsert=True)
-            except DuplicateKeyError:  # a concurrent upsert inserted it first
-                await collection.replace_one({"_id": current["_id"]}, current)
-            current = await self.newer(collection, current["_id"], None, rev)
-
-    async def mark_recount(self, case_id: str, rev: int, days: Iterable[str]) -> None:
+    async def mark_recount(self, case_id: str, rev: int, days: Iterable[str | None]) -> None:
         """The daily counts of these days must be redone (idempotent)."""
         wanted = sorted({d for d in days if d})
         if wanted:
@@ -253,10 +231,9 @@ class StatsRepository:
         ).to_list()
 
     # -- registry snapshots --------------------------------------------------------------------
-    async def upsert_snapshot(
-        self, collection: AsyncCollection[Document], *, doc_id: str, version: int, fields: Document
-    ) -> bool:
-        return await upsert_versioned(collection, id=doc_id, version=version, fields=fields)
+    def registry_store(self, kind: str) -> Revisions:
+        """The store of the registry's organisation or mediator snapshots."""
+        return self.organisation_store if kind == "organisation" else self.mediator_store
 
     async def registry_of(self, county: str) -> tuple[list[Document], list[Document]]:
         orgs = await self.organisations.find({"county": county}).to_list()
@@ -264,33 +241,38 @@ class StatsRepository:
         return orgs, mediators
 
     # -- parties (keyed hashes only) ---------------------------------------------------------------
-    async def add_party_case(self, keys: Sequence[str], case_id: str, info: Document) -> list[Document]:
-        """Record a case under each party key; returns, per key, {"cases": {case id: info}}
-        of every case recorded under it (this one included). One document per (key, case):
-        cases of shared parties handled at once never write the same document."""
-        party_cases = self.party_cases
+    async def add_party_case(
+        self, keys: Sequence[str], case_id: str, rev: int, info: Document
+    ) -> list[Document]:
+        """Record a case (at revision `rev`) under each party key; returns, per key,
+        {"cases": {case id: info}} of every case recorded under it (this one included), each
+        as its latest recorded revision tells it. Each record is an insert of its own
+        document (`<key>#<case>#<rev>`): concurrent cases never write one document, and a
+        redelivery or a slower handler of an older revision never overwrites a newer one."""
         for key in keys:
-            doc = {"_id": f"{key}#{case_id}", "key": key, "case_id": case_id, "info": info}
-            try:
-                await party_cases.replace_one({"_id": doc["_id"]}, doc, upsert=True)
-            except DuplicateKeyError:  # the same case handled twice at once: same content
-                pass
+            doc = {
+                "_id": f"{key}#{case_id}#{rev:09d}",
+                "key": key,
+                "case_id": case_id,
+                "rev": rev,
+                "info": info,
+            }
+            await insert_once(self.party_cases, doc)
         found: list[Document] = []
         for key in keys:
-            cases = {d["case_id"]: d.get("info") or {} async for d in party_cases.find({"key": key})}
-            if cases:
-                found.append({"_id": key, "cases": cases})
+            latest: dict[str, Document] = {}
+            async for d in self.party_cases.find({"key": key}):
+                # Records written before revisions were part of the id count as revision 0.
+                known = latest.get(d["case_id"])
+                if known is None or int(d.get("rev", 0)) > int(known.get("rev", 0)):
+                    latest[d["case_id"]] = d
+            if latest:
+                found.append({"_id": key, "cases": {c: d.get("info") or {} for c, d in latest.items()}})
         return found
 
     # -- alerts ------------------------------------------------------------------------------
-    async def insert_alert(self, doc: Document) -> bool:
-        return await insert_once(self.alerts, doc)
-
     async def get_alert(self, alert_id: str) -> Document | None:
-        return await self.alerts.find_one({"_id": alert_id})
-
-    async def merge_alert(self, alert_id: str, fields: Document) -> None:
-        await self.alerts.update_one({"_id": alert_id}, {"$set": fields})
+        return await self.alert_store.get(alert_id)
 
     async def alerts_of(self, counties: Sequence[str]) -> list[Document]:
         found: list[Document] = []
@@ -301,52 +283,9 @@ class StatsRepository:
     async def active_alerts(self) -> list[Document]:
         return await self.alerts.find({"status": "active"}).to_list()
 
-    async def add_alert_event(self, doc: Document) -> bool:
-        """Record an alert event (deterministic _id); False if it was already recorded."""
-        return await insert_once(self.db["alert_events"], {**doc, "published": False})
-
-    async def unpublished_alert_events(self) -> list[Document]:
-        return await self.db["alert_events"].find({"published": False}).to_list()
-
-    async def claim_alert_event(self, event_id: str, attempt: int, at: datetime) -> bool:
-        return await insert_once(self.db["alert_claims"], {"_id": f"{event_id}#{attempt}", "at": at})
-
-    async def last_claim(self, event_id: str) -> tuple[int, datetime | None]:
-        """The number and time of the latest claim on an event (0, None: none)."""
-        attempt, at = 0, None
-        while True:
-            found = await self.db["alert_claims"].find_one({"_id": f"{event_id}#{attempt + 1}"})
-            if found is None:
-                return attempt, at
-            attempt, at = attempt + 1, found.get("at")
-
-    async def mark_published(self, event_id: str) -> None:
-        await self.db["alert_events"].update_one({"_id": event_id}, {"$set": {"published": True}})
-
     # -- analytics bookkeeping ----------------------------------------------------------------------
     async def get_job(self, name: str) -> Document | None:
-        return await self.jobs.find_one({"_id": name})
-
-    async def take_lease(self, name: str, *, owner: str, now: datetime, until: datetime) -> bool:
-        """Take a job's lease if it is free or expired (one replica runs the job)."""
-        if await insert_once(self.jobs, {"_id": name, "owner": owner, "lease_until": until}):
-            return True
-        doc = await self.jobs.find_one({"_id": name})
-        if doc is None:
-            return False
-        lease = doc.get("lease_until")
-        if lease is not None and lease > now and doc.get("owner") != owner:
-            return False
-        result = await self.jobs.update_one(
-            {"_id": name, "lease_until": lease}, {"$set": {"owner": owner, "lease_until": until}}
-        )
-        return result.matched_count == 1
-
-    async def finish_job(self, name: str, fields: Document) -> None:
-        await self.jobs.update_one({"_id": name}, {"$set": {**fields, "lease_until": None}})
-
-    async def save_state(self, name: str, fields: Document) -> None:
-        await self.jobs.update_one({"_id": name}, {"$set": fields}, upsert=True)
+        return await self.job_store.get(name)
 
     async def record_detection(self, *, since: str, through: str, first: str, digest: str) -> None:
         await self.jobs.replace_one(
@@ -380,4 +319,4 @@ def months_between(first: date, last: date) -> list[str]:
     return [f"{y:04d}-{m:02d}" for y, m in _months(first, last)]
 
 
-__all__ = ["DuplicateKeyError", "StatsRepository", "months_between", "same_facts"]
+__all__ = ["StatsRepository", "months_between"]

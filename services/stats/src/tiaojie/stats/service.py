@@ -1,6 +1,7 @@
 """Stats rules: idempotent projections of every event, the figures built from them, and
-individual alerts (grave risk, repeat disputes). No Kafka or HTTP in here: alert events
-are recorded once each (`announce`) and published by the AlertRelay."""
+individual alerts (grave risk, repeat disputes). No Kafka or HTTP in here: every change is
+decided by a pure function of the stored state and applied by the storage engine, which
+publishes an alert change's events with it (`tiaojie.runtime.revisions`)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from tiaojie.runtime.clock import Clock
 from tiaojie.runtime.errors import NotFound
 from tiaojie.runtime.logging import get_logger
 from tiaojie.runtime.mongo import Document
+from tiaojie.runtime.revisions import Change, Outcome
 from tiaojie.stats import figures
-from tiaojie.stats.alert_relay import AlertRelay
 from tiaojie.stats.calendar import local_day
 from tiaojie.stats.metrics import StatsMetrics
 from tiaojie.stats.projection import (
@@ -29,7 +30,7 @@ from tiaojie.stats.projection import (
     response_seconds,
     stage_seconds,
 )
-from tiaojie.stats.repository import StatsRepository, months_between, same_facts
+from tiaojie.stats.repository import StatsRepository, months_between
 from tiaojie.stats.settings import StatsSettings
 
 SOURCE = topics.service_source("stats")
@@ -40,12 +41,38 @@ _CLOSED = frozenset(
 )
 
 
-# Not shown by the API (the outbox fields only on alerts written before AlertRelay).
-_NOT_SHOWN = frozenset({"_id", "related", "outbox", "outbox_rev", "outbox_pending", "outbox_at"})
+# Not shown by the API (the outbox fields only on alerts written before the engine;
+# `version` is the engine's count of the alert's changes).
+_NOT_SHOWN = frozenset({"_id", "related", "outbox", "outbox_rev", "outbox_pending", "outbox_at", "version"})
+# Bookkeeping fields that are not facts (ignored when deciding whether anything changed).
+# `counted` is False on a revision that moved a case's daily-count fields.
+_BOOKKEEPING = frozenset({"_id", "rev", "counted"})
 
 
-class Contention(RuntimeError):
-    """A projection kept changing under us (the runtime retries the event)."""
+def same_facts(before: Document | None, after: Document) -> bool:
+    if before is None:
+        return False
+    keys = (set(before) | set(after)) - _BOOKKEEPING
+    return all(before.get(k) == after.get(k) for k in keys)
+
+
+def projection_change(
+    rule: Callable[[Document | None], Document], *, counts: bool
+) -> Callable[[Document | None], Change | None]:
+    """The decision of a projection: the rule applied to the stored document, None when it
+    changes no fact; on a case (`counts`), `counted: False` when it moves the fields the
+    daily counts are made of (new, or another day or place)."""
+
+    def decide(before: Document | None) -> Change | None:
+        after = rule(before)
+        after.pop("counted", None)
+        if same_facts(before, after):
+            return None
+        if counts and (before is None or any(before.get(k) != after.get(k) for k in _COUNT_FIELDS)):
+            after["counted"] = False  # the daily counts of its day(s) must be redone
+        return Change(after)
+
+    return decide
 
 
 class StatsService:
@@ -56,70 +83,41 @@ class StatsService:
         metrics: StatsMetrics,
         clock: Clock,
         settings: StatsSettings,
-        relay: AlertRelay | None,
+        publish_alerts: bool = True,
     ) -> None:
         self.repo = repository
         self.metrics = metrics
         self.clock = clock
         self.settings = settings
-        # None when rebuilding: the live service already published every alert event.
-        self.relay = relay
+        # False when rebuilding: the live service already published every alert event.
+        self.publish_alerts = publish_alerts
 
     # -- projections ---------------------------------------------------------------------------
-    async def _project(
-        self, collection: Any, doc_id: str, rule: Callable[[Document | None], Document]
-    ) -> tuple[Document | None, Document]:
-        """Apply a pure rule to the latest revision; no write when nothing changed.
+    async def _project_case(self, case_id: str, rule: Callable[[Document | None], Document]) -> Outcome:
+        """Apply a pure rule to a case projection; nothing is written when it changes nothing.
 
-        The new revision is one insert with a unique id (the only write FerretDB 1.24 applies
-        atomically), so of two handlers racing on one document (a case's intake and registry
-        events arrive on two topics) one wins and the other reapplies its rule on top.
-
-        The rule is first applied to the snapshot, which is usually the head: if it is not,
-        the insert of the next revision finds that number taken. Only "nothing changed"
-        needs the log read first, since a lagging snapshot may need repair."""
-        before, shown = await self.repo.snapshot(collection, doc_id)
-        at_head = False
-        for _ in range(50):
-            after = rule(before)
-            after.pop("counted", None)
-            after["_id"] = doc_id
-            if same_facts(before, after):
-                if not at_head:
-                    before, at_head = await self.repo.newer(collection, doc_id, before, shown), True
-                    continue
-                assert before is not None
-                # A crash may have left the snapshot or the recount mark behind its revision.
-                if shown < before["rev"]:
-                    await self.repo.write_snapshot(collection, before)
-                if before.get("counted") is False:
-                    await self._mark_recount(None, before)
-                return before, before
-            rev = (before["rev"] if before else 0) + 1
-            recount = collection is self.repo.cases and (
-                before is None or any(before.get(k) != after.get(k) for k in _COUNT_FIELDS)
-            )
-            if recount:
-                after["counted"] = False  # the daily counts of its day(s) must be redone
-            if await self.repo.add_revision(collection, after, rev=rev):
-                after["rev"] = rev
-                await self.repo.write_snapshot(collection, after)
-                if recount:
-                    await self._mark_recount(before, after)
-                return before, after
-            before, shown = await self.repo.latest(collection, doc_id)
-            at_head = True
-        raise Contention(f"projection {doc_id} kept changing")
-
-    async def _mark_recount(self, before: Document | None, after: Document) -> None:
-        days = [after.get("received_day"), (before or {}).get("received_day")]
-        await self.repo.mark_recount(after["_id"], after["rev"], [d for d in days if d])
+        A no-op decided on the snapshot is confirmed on the head of the revision log (a
+        snapshot a crash left behind may need rolling forward). The recount mark is
+        written after the snapshot (a recount must see the case where it now is), and again
+        whenever the head says its day(s) were moved: a crash between the two is repaired
+        by the redelivery of the event."""
+        outcome = await self.repo.case_store.apply(
+            case_id, projection_change(rule, counts=True), verify_noop=True
+        )
+        after = outcome.after
+        assert after is not None  # a case rule always yields a document
+        if after.get("counted") is False:
+            moved_from = (outcome.before or {}).get("received_day") if outcome.fresh else None
+            await self.repo.mark_recount(after["_id"], after["rev"], [after.get("received_day"), moved_from])
+        return outcome
 
     async def case_event(self, *, data: EventData, case_id: str) -> None:
         """Project any case event (intake's lifecycle or the registry's assignment)."""
-        before, after = await self._project(self.repo.cases, case_id, lambda doc: apply_case_event(doc, data))
-        if before is not after:
-            self._observe_case(before or {}, after)
+        outcome = await self._project_case(case_id, lambda doc: apply_case_event(doc, data))
+        after = outcome.after
+        assert after is not None
+        if outcome.fresh:
+            self._observe_case(outcome.before or {}, after)
         if (
             isinstance(data, CaseRegistered | RiskRaised)
             and data.party_keys
@@ -135,26 +133,36 @@ class StatsService:
 
     async def handover_event(self, *, data: EventData, handover_id: str) -> None:
         """Project a referral or transfer event."""
-        before, after = await self._project(
-            self.repo.handovers, handover_id, lambda doc: apply_handover_event(doc, data)
+        outcome = await self.repo.handover_store.apply(
+            handover_id,
+            projection_change(lambda doc: apply_handover_event(doc, data), counts=False),
+            verify_noop=True,
         )
-        if before is not after and after.get("kind") == "referral":
+        after = outcome.after
+        if outcome.fresh and after is not None and after.get("kind") == "referral":
             seconds = response_seconds(after)
-            if seconds is not None and response_seconds(before or {}) is None:
+            if seconds is not None and response_seconds(outcome.before or {}) is None:
                 kind = str(after.get("agency_kind") or figures.INTERNAL)
                 self.metrics.referral_response_seconds.labels(kind, after.get("county", "")).observe(seconds)
 
     async def organisation_updated(self, *, data: OrganisationUpdated) -> None:
         fields = data.model_dump(mode="json", exclude={"organisation_id", "version"})
-        await self.repo.upsert_snapshot(
-            self.repo.organisations, doc_id=data.organisation_id, version=data.version, fields=fields
-        )
+        await self._registry_snapshot("organisation", data.organisation_id, data.version, fields)
 
     async def mediator_updated(self, *, data: MediatorUpdated) -> None:
         fields = data.model_dump(mode="json", exclude={"mediator_id", "version"})
-        await self.repo.upsert_snapshot(
-            self.repo.mediators, doc_id=data.mediator_id, version=data.version, fields=fields
-        )
+        await self._registry_snapshot("mediator", data.mediator_id, data.version, fields)
+
+    async def _registry_snapshot(self, kind: str, doc_id: str, version: int, fields: Document) -> None:
+        """Keep the registry's newest snapshot: an older or equal `version` (a redelivery,
+        a reordering) changes nothing."""
+
+        def decide(state: Document | None) -> Change | None:
+            if state is not None and int(state.get("version", 0)) >= version:
+                return None
+            return Change({**(state or {}), **fields, "version": version})
+
+        await self.repo.registry_store(kind).apply(doc_id, decide, verify_noop=True)
 
     def _observe_case(self, before: Document, after: Document) -> None:
         """Counters and histograms move on first transitions only."""
@@ -193,7 +201,7 @@ class StatsService:
             "organisation_id": case.get("organisation_id"),
             "received_at": case["received_at"],
         }
-        parties = await self.repo.add_party_case(keys, case["_id"], info)
+        parties = await self.repo.add_party_case(keys, case["_id"], int(case.get("rev", 0)), info)
         shared: dict[str, int] = {}
         known: dict[str, Document] = {case["_id"]: info}
         for party in parties:
@@ -272,40 +280,39 @@ class StatsService:
             id=derived_id(alert_id, "raised"),
             time=at,
         )
-        inserted = await self.repo.insert_alert(doc)
-        if inserted:
-            self.metrics.alerts_raised.labels(county, kind).inc()
-        # Recorded once whoever raced (and again after a crash between the two inserts).
-        await self.announce(event)
-        if not inserted and related:
+        raised = await self.raise_alert(doc, event)
+        if not raised and related:
             await self._merge_related(alert_id, related)
+
+    async def raise_alert(self, doc: Document, event: Any) -> bool:
+        """Raise an alert with its event, once: True if this call raised it. Version 1 of
+        the alert is claimed by one insert, so of any number of concurrent or redelivered
+        handlers exactly one raises and announces it."""
+
+        def decide(state: Document | None) -> Change | None:
+            return Change(doc, self._alert_events(event)) if state is None else None
+
+        outcome = await self.repo.alert_store.apply(doc["_id"], decide)
+        if outcome.fresh:
+            self.metrics.alerts_raised.labels(doc.get("county") or "", doc["kind"]).inc()
+        return outcome.fresh
 
     async def _merge_related(self, alert_id: str, related: list[RelatedCase]) -> None:
         """Add related cases the alert does not list yet (nothing is written when it lists
         them all, so a redelivery never rewrites the alert)."""
-        current = await self.repo.get_alert(alert_id)
-        known = (current or {}).get("related") or {}
-        missing = {
-            f"related.{r.case_id}": r.model_dump(mode="python") for r in related if r.case_id not in known
-        }
-        if current is not None and missing:
-            await self.repo.merge_alert(alert_id, missing)
 
-    async def announce(self, event: Any) -> bool:
-        """Record an alert event (its id is deterministic) and publish it, once: True if this
-        call recorded it. The record is an insert against a unique _id, so of any number of
-        concurrent or redelivered handlers exactly one announces it."""
-        doc: Document = {
-            "_id": event.id,
-            "topic": topics.ALERTS,
-            "key": event.subject or event.id,
-            "value": event.to_bytes().decode(),
-        }
-        if not await self.repo.add_alert_event(doc):
-            return False
-        if self.relay is not None:
-            await self.relay.publish(doc)
-        return True
+        def decide(state: Document | None) -> Change | None:
+            known = (state or {}).get("related") or {}
+            missing = {r.case_id: r.model_dump(mode="python") for r in related if r.case_id not in known}
+            if state is None or not missing:
+                return None
+            return Change({**state, "related": {**known, **missing}})
+
+        await self.repo.alert_store.apply(alert_id, decide)
+
+    def _alert_events(self, event: Any) -> list[tuple[str, Any]]:
+        """An alert change's events (none when rebuilding: the live service published them)."""
+        return [(topics.ALERTS, event)] if self.publish_alerts else []
 
     async def _clear_case_alerts(self, case: Document) -> None:
         at = case.get("status_at") or self.clock.now()
@@ -334,14 +341,16 @@ class StatsService:
 
     async def change_alert(self, alert_id: str, fields: Document, event: Any) -> bool:
         """Move an active alert to `fields` and announce `event`, once: True if this call
-        did. The announcement (an insert) decides who did; the fields are set either way,
-        so a crash between the two is repaired by the redelivery."""
-        current = await self.repo.get_alert(alert_id)
-        if current is None or current.get("status") != "active":
-            return False
-        first = await self.announce(event)
-        await self.repo.merge_alert(alert_id, fields)
-        return first
+        did. Decided on the head (a snapshot a crash left behind might not show the alert
+        active yet), claimed by one insert: the fields and the event go together."""
+
+        def decide(state: Document | None) -> Change | None:
+            if state is None or state.get("status") != "active":
+                return None
+            return Change({**state, **fields}, self._alert_events(event))
+
+        outcome = await self.repo.alert_store.apply(alert_id, decide, verify_noop=True)
+        return outcome.fresh
 
     # -- figures -------------------------------------------------------------------------------
     async def summary(
