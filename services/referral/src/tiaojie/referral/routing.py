@@ -219,9 +219,20 @@ class Hierarchy:
             current = await self.repo.get_organisation(current.parent_id)
         return found
 
-    async def escalation_targets(self, doc: Subject) -> list[str]:
-        """`escalation_targets` with what the projection says of the holder and the county."""
-        holder = holder_of(doc)
-        parents = await self.ancestors(holder) if holder else []
-        centre = county_centre(await self.in_county(doc.county))
-        return escalation_targets(doc, holder_parent=parents[0] if parents else None, centre=centre)
+    async def escalations(self, docs: list[Subject]) -> dict[str, list[str]]:
+        """`escalation_targets` of each subject by id, reading each holder's parent and each
+        county's centre once (a sweep may find many overdue hand-overs of one body)."""
+        parents: dict[str, str | None] = {}
+        centres: dict[str, OrganisationView | None] = {}
+        targets: dict[str, list[str]] = {}
+        for doc in docs:
+            holder = holder_of(doc)
+            if holder and holder not in parents:
+                held_by = await self.repo.get_organisation(holder)
+                parents[holder] = held_by.parent_id if held_by else None
+            if doc.county not in centres:
+                centres[doc.county] = county_centre(await self.in_county(doc.county))
+            targets[doc.id] = escalation_targets(
+                doc, holder_parent=parents.get(holder) if holder else None, centre=centres[doc.county]
+            )
+        return targets

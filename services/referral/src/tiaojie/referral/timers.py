@@ -97,11 +97,9 @@ class TimerRules(ReferralCore):
         """Fire the due timers of a day's subjects together; (timers fired, all could fire)."""
         if not due:
             return 0, True
-        rules: dict[str, Transition[Any]] = {}
-        for doc in due:
-            overdue = any(k.endswith(OVERDUE) for k in due_keys(doc, now))
-            escalate_to = await self.hierarchy.escalation_targets(doc) if overdue else []
-            rules[doc.id] = self._firing(now, escalate_to)
+        overdue = [d for d in due if any(k.endswith(OVERDUE) for k in due_keys(d, now))]
+        targets = await self.hierarchy.escalations(overdue)
+        rules = {d.id: self._firing(now, targets.get(d.id, [])) for d in due}
         applied, complete = await self._apply_each(store, rules, now)
         fired = 0
         for one in applied:
