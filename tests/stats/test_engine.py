@@ -1,0 +1,168 @@
+"""Stats' writes on the storage engine, against the real FerretDB: handlers racing on one
+projection, on one alert and on the analytics lease leave what one serial stream would;
+documents written before the engine continue."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.stats.conftest import StatsHarness
+from tests.stats.history import T0, history
+from tests.stats.test_exactness import metric
+from tests.stats.test_rules import project
+from tests.support.kafka import eventually, read_all
+from tiaojie.contracts import topics
+from tiaojie.contracts.common import CaseStatus, Category, Channel
+from tiaojie.contracts.envelope import decode_event, derived_id, new_event
+from tiaojie.contracts.intake import CaseRegistered
+from tiaojie.contracts.stats import AlertKind, RiskAlertCleared
+from tiaojie.stats.analytics import Analytics
+from tiaojie.stats.handlers import dispatch
+
+pytestmark = pytest.mark.integration
+
+_BOOKKEEPING = {"_id", "rev", "counted"}
+
+
+def facts(doc: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (doc or {}).items() if k not in _BOOKKEEPING}
+
+
+async def test_concurrent_handlers_project_as_one_serial_stream_would(stats: StatsHarness) -> None:
+    county, prefix = "371381", f"cc-{uuid.uuid4().hex[:6]}-"
+    events = history(prefix=prefix, county=county)
+    service = stats.service
+    # Every event of every case at once, then every one again at once (a redelivery racing itself).
+    await asyncio.gather(*(dispatch(service, data) for _, _, data in events))
+    await asyncio.gather(*(dispatch(service, data) for _, _, data in events))
+    cases, handovers = project(events)
+    for case_id, expected in cases.items():
+        assert facts(await service.repo.case_store.get(case_id)) == facts(expected), case_id
+    for handover_id, expected in handovers.items():
+        assert facts(await service.repo.handover_store.get(handover_id)) == facts(expected), handover_id
+    # Counters moved once per first transition, whoever won each revision.
+    assert metric(stats, "tiaojie_cases_received_total", county=county) == len(cases)
+    # Every case's day was marked for recounting after its snapshot was written.
+    await stats.app.state.analytics.recount()
+    counts = await service.repo.daily_counts_between(
+        T0.date() - timedelta(days=2), T0.date() + timedelta(days=60)
+    )
+    counted = sum(n for day in counts.values() for key, n in day.items() if key.startswith(f"{county}|"))
+    assert counted == len(cases)
+
+
+def registered(case_id: str, county: str, org: str, keys: list[str], hours: int) -> CaseRegistered:
+    return CaseRegistered(
+        case_id=case_id,
+        channel=Channel.DESK,
+        county=county,
+        township=county + "001",
+        category=Category.NEIGHBOURHOOD,
+        organisation_id=org,
+        party_keys=keys,
+        received_at=T0 + timedelta(hours=hours),
+    )
+
+
+async def test_repeat_cases_handled_at_once_give_one_alert_listing_all(stats: StatsHarness) -> None:
+    county, tag = "371382", uuid.uuid4().hex[:6]
+    keys = [f"pk-{tag}-1", f"pk-{tag}-2"]
+    ids = [f"rc-{tag}-{n}" for n in range(6)]
+    service = stats.service
+    await asyncio.gather(
+        *(
+            service.case_event(data=registered(c, county, f"org-{n}", keys, n), case_id=c)
+            for n, c in enumerate(ids)
+        )
+    )
+    latest = ids[-1]
+    alert = await service.repo.get_alert(f"{AlertKind.REPEAT_DISPUTE}:{latest}")
+    assert alert is not None and alert["status"] == "active"
+    assert sorted(alert["related"]) == sorted(ids[:-1])  # merged by whichever handler saw each
+
+    async def announced() -> list[Any] | None:
+        records = await read_all(
+            stats.settings.kafka_bootstrap, stats.settings.topic(topics.ALERTS), expect=10_000, timeout=3
+        )
+        found = [
+            e for e in (decode_event(r.value) for r in records) if e.data.get("alert_id") == alert["_id"]
+        ]
+        return found or None
+
+    events = await eventually(announced, timeout=30)
+    assert [e.type for e in events] == ["tiaojie.stats.RiskAlertRaised"]
+
+
+async def test_one_of_racing_replicas_takes_the_analytics_lease(stats: StatsHarness) -> None:
+    live: Analytics = stats.app.state.analytics
+    replicas = []
+    for n in range(6):
+        replica = Analytics(
+            repository=live.repo, service=live.service, clock=live.clock, settings=live.settings
+        )
+        replica.owner = f"replica-{n}-{uuid.uuid4().hex[:6]}"
+        replicas.append(replica)
+    now = stats.clock.now()
+    until = now + timedelta(minutes=30)
+    taken = await asyncio.gather(*(r._take_lease(now=now, until=until) for r in replicas))
+    holders = [r for r, won in zip(replicas, taken, strict=True) if won]
+    try:
+        assert len(holders) == 1
+        others = [r for r in replicas if r is not holders[0]]
+        assert not await others[0]._take_lease(now=now, until=until)
+    finally:
+        for holder in holders:
+            await holder._release_lease()
+    again = replicas[-1]
+    try:
+        assert await again._take_lease(now=now, until=until)  # free once released
+    finally:
+        await again._release_lease()
+    lease = await live.repo.get_job("analytics-lease")
+    assert lease is not None and lease["owner"] is None
+
+
+async def test_an_alert_written_before_the_engine_is_continued(stats: StatsHarness) -> None:
+    repo = stats.service.repo
+    case_id = f"legacy-{uuid.uuid4().hex[:6]}"
+    alert_id = f"{AlertKind.GRAVE_RISK}:{case_id}"
+    # As the service stored alerts before: no version field.
+    await repo.alerts.insert_one(
+        {
+            "_id": alert_id,
+            "kind": AlertKind.GRAVE_RISK,
+            "status": "active",
+            "county": "371383",
+            "case_id": case_id,
+        }
+    )
+    await repo.version_unversioned()
+    at = T0 + timedelta(days=3)
+    event = new_event(
+        RiskAlertCleared(
+            alert_id=alert_id,
+            kind=AlertKind.GRAVE_RISK,
+            case_id=case_id,
+            county="371383",
+            outcome=str(CaseStatus.RESOLVED),
+            cleared_at=at,
+        ),
+        source=topics.service_source("stats"),
+        subject=alert_id,
+        id=derived_id(alert_id, "cleared"),
+        time=at,
+    )
+    cleared = await asyncio.gather(
+        *(
+            stats.service.change_alert(alert_id, {"status": "cleared", "cleared_at": at}, event)
+            for _ in range(5)
+        )
+    )
+    assert sorted(cleared) == [False, False, False, False, True]
+    doc = await repo.get_alert(alert_id)
+    assert doc is not None and doc["status"] == "cleared" and doc["version"] == 1
