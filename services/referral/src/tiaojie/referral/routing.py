@@ -220,8 +220,7 @@ class Hierarchy:
         return found
 
     async def escalations(self, docs: list[Subject]) -> dict[str, list[str]]:
-        """`escalation_targets` of each subject by id, reading each holder's parent and each
-        county's centre once (a sweep may find many overdue hand-overs of one body)."""
+        """`escalation_targets` by subject id, each holder's parent and county's centre read once."""
         parents: dict[str, str | None] = {}
         centres: dict[str, OrganisationView | None] = {}
         targets: dict[str, list[str]] = {}

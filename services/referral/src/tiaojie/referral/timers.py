@@ -29,6 +29,8 @@ log = get_logger(__name__)
 # Timers indexed late near midnight (a change decided just before it, stored just after)
 # land on a day the cursor has passed: the sweep looks this many days further back.
 _LOOK_BACK = timedelta(days=2)
+# Subjects fired in one round of the engine (one claim command, one round of publications).
+_BATCH = 200
 
 
 def due_keys(doc: Subject, now: datetime) -> list[str]:
@@ -85,9 +87,12 @@ class TimerRules(ReferralCore):
             for store in stores:
                 found = await store.on_timer_day(day)
                 due = [s for s in found if due_keys(s, now)]
-                count, complete = await self._fire(store, due, now)
-                fired += count
-                if len(due) < len(found) or not complete:
+                complete = len(due) == len(found)
+                for start in range(0, len(due), _BATCH):
+                    count, all_fired = await self._fire(store, due[start : start + _BATCH], now)
+                    fired += count
+                    complete = complete and all_fired
+                if not complete:
                     leftover = leftover or day
             day += timedelta(days=1)
         await self.repo.set_sweep_cursor(leftover or today)
@@ -95,8 +100,6 @@ class TimerRules(ReferralCore):
 
     async def _fire(self, store: SubjectStore[Any], due: list[Subject], now: datetime) -> tuple[int, bool]:
         """Fire the due timers of a day's subjects together; (timers fired, all could fire)."""
-        if not due:
-            return 0, True
         overdue = [d for d in due if any(k.endswith(OVERDUE) for k in due_keys(d, now))]
         targets = await self.hierarchy.escalations(overdue)
         rules = {d.id: self._firing(now, targets.get(d.id, [])) for d in due}
@@ -143,8 +146,7 @@ class TimerRules(ReferralCore):
         self.metrics.set_overdue(overdue_gauge(await self.repo.overdue_counts()))
 
     async def adopt_legacy_timers(self) -> int:
-        """Timers the old `timers` collection still indexes: their subjects' own timer_day
-        is brought up to date, and the old entries go; returns the subjects adopted."""
+        """Reindex the subjects the old `timers` collection still holds, then drop it; returns how many."""
         now = self.clock.now()
 
         def reindex(doc: Subject) -> list[Effect] | None:
