@@ -25,9 +25,10 @@ from tests.referral.conftest import (
 from tests.support.data import COUNTY
 from tests.support.kafka import read_all
 from tiaojie.contracts import topics
-from tiaojie.contracts.common import CaseStatus
+from tiaojie.contracts.common import AgencyKind, CaseStatus
 from tiaojie.contracts.intake import CaseAccepted
 from tiaojie.contracts.registry import OrganisationUpdated
+from tiaojie.referral.models import AgencyDoc
 from tiaojie.runtime.clock import ManualClock
 from tiaojie.runtime.settings import RuntimeSettings
 
@@ -169,3 +170,36 @@ async def test_a_case_projected_before_the_engine_keeps_following_its_events(
     )
     projected = await parts.repository.get_case(case_id)
     assert projected is not None and (projected.status, projected.organisation_id) == ("accepted", COMMITTEE)
+
+
+async def test_a_registration_that_stopped_before_its_announcement_is_completed_by_registering_again(
+    make_referral: Factory, settings: RuntimeSettings, unique: str
+) -> None:
+    parts = await make_referral(ManualClock(T0))
+    agency_id = f"court-h{unique}"
+    # What a registration that died after storing the agency leaves: no topics, no announcement.
+    half = AgencyDoc(
+        id=agency_id,
+        kind=AgencyKind.COURT,
+        county=COUNTY,
+        name="兰山区人民法院",
+        source=f"/agencies/{agency_id}",
+        registered_at=T0,
+        registered_by="admin",
+        kafka_principal=parts.service.access.principal(agency_id, 1),
+        announced=False,
+    )
+    assert await parts.repository.agencies.create(half.to_mongo())
+    again, created, credential = await parts.service.register_agency(
+        agency_id=agency_id,
+        kind=AgencyKind.COURT,
+        county=COUNTY,
+        name="兰山区人民法院",
+        source=None,
+        by="admin",
+    )
+    assert not created and credential is None and again.announced
+    announced = await read_all(
+        settings.kafka_bootstrap, settings.topic(topics.AGENCIES), expect=500, timeout=3
+    )
+    assert len([r for r in announced if r.key == agency_id.encode()]) == 1
