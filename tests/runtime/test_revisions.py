@@ -211,3 +211,14 @@ async def test_many_new_aggregates_are_created_in_one_claim_and_an_existing_one_
     for i in (0, 2, 3):
         doc = await store.get(f"k{i}")
         assert doc is not None and doc["version"] == 1 and doc["applied"] == [f"new{i}"]
+
+
+async def test_a_document_stored_before_the_engine_is_continued(
+    db: AsyncDatabase[dict[str, Any]], publisher: EventPublisher, settings: RuntimeSettings, topic: str
+) -> None:
+    store = await store_of(db, publisher, settings)
+    await store.docs.insert_one({"_id": "c", "n": 5, "applied": []})  # no version field
+    outcome = await store.apply("c", increment(topic, "a1"))
+    assert outcome.fresh
+    head = await store.get("c")
+    assert head is not None and head["n"] == 6 and head["version"] == 1

@@ -298,11 +298,12 @@ class Revisions:
         await self._settle([(c.id, c.version) for c in claims])
 
     async def _write_snapshot(self, state: Document) -> None:
+        vf = self.version_field
         try:
             # Never back to an older version: a slow writer's snapshot loses to a newer one.
-            await self.docs.replace_one(
-                {"_id": state["_id"], self.version_field: {"$lt": self.version_of(state)}}, state, upsert=True
-            )
+            # A document stored before the engine, without a version, counts as version 0.
+            older = {"$or": [{vf: {"$lt": self.version_of(state)}}, {vf: {"$exists": False}}]}
+            await self.docs.replace_one({"_id": state["_id"], **older}, state, upsert=True)
         except DuplicateKeyError:
             pass  # at this version or newer already
 
