@@ -6,21 +6,21 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from tiaojie.referral.calendar import BEIJING, WorkCalendar, default_calendar, end_of_day
 from tiaojie.referral.deadlines import DeadlineRules
 from tiaojie.referral.settings import ReferralSettings
+from tiaojie.runtime.calendar import CHINA_TZ, WorkCalendar, default_calendar, end_of_day
 from tiaojie.runtime.errors import Conflict, Invalid
 
 pytestmark = pytest.mark.unit
 
 
 def beijing(y: int, m: int, d: int, hour: int = 10) -> datetime:
-    return datetime(y, m, d, hour, tzinfo=BEIJING).astimezone(UTC)
+    return datetime(y, m, d, hour, tzinfo=CHINA_TZ).astimezone(UTC)
 
 
 def due_day(due: datetime) -> date:
     """The last calendar day a deadline allows (it ends at the following midnight)."""
-    return (due.astimezone(BEIJING) - timedelta(seconds=1)).date()
+    return (due.astimezone(CHINA_TZ) - timedelta(seconds=1)).date()
 
 
 @pytest.fixture(scope="module")

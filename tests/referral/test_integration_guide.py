@@ -11,9 +11,9 @@ import pytest
 
 from tiaojie.contracts.envelope import CloudEvent
 from tiaojie.contracts.referral import AGENCY_NOTICES, AgencyReferralSubmitted
-from tiaojie.referral.calendar import default_calendar
 from tiaojie.referral.deadlines import DeadlineRules
 from tiaojie.referral.settings import ReferralSettings
+from tiaojie.runtime.calendar import default_calendar
 
 pytestmark = pytest.mark.unit
 

@@ -30,10 +30,10 @@ from tiaojie.contracts.referral import (
     TransferRequested,
 )
 from tiaojie.referral import lifecycle
-from tiaojie.referral.calendar import default_calendar
 from tiaojie.referral.deadlines import DeadlineRules
 from tiaojie.referral.models import CaseView, ReferralDoc, TransferDoc
 from tiaojie.referral.settings import ReferralSettings
+from tiaojie.runtime.calendar import default_calendar
 from tiaojie.runtime.errors import Conflict, IllegalTransition
 
 pytestmark = pytest.mark.unit

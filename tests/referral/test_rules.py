@@ -15,7 +15,6 @@ from tiaojie.contracts.referral import AgencyReferralSubmitted
 from tiaojie.contracts.registry import OrganisationUpdated
 from tiaojie.referral import lifecycle
 from tiaojie.referral.agencies import announced, deactivated, principal_recorded
-from tiaojie.referral.calendar import default_calendar
 from tiaojie.referral.deadlines import DeadlineRules
 from tiaojie.referral.models import AgencyDoc, CaseView, OrganisationView, ReferralDoc, TransferDoc
 from tiaojie.referral.projections import (
@@ -29,6 +28,7 @@ from tiaojie.referral.routing import county_centre, escalation_targets, receivin
 from tiaojie.referral.settings import ReferralSettings
 from tiaojie.referral.subjects import change_of, decision, timer_day
 from tiaojie.referral.timers import due_keys, fire_due, fired_between, reindexed
+from tiaojie.runtime.calendar import default_calendar
 from tiaojie.runtime.errors import NotFound
 
 pytestmark = pytest.mark.unit

@@ -28,7 +28,6 @@ from tiaojie.contracts.referral import (
 )
 from tiaojie.referral.api import router
 from tiaojie.referral.broker import AgencyAccess
-from tiaojie.referral.calendar import WorkCalendar, default_calendar
 from tiaojie.referral.deadlines import DeadlineRules
 from tiaojie.referral.handlers import register_handlers
 from tiaojie.referral.inbound import AgencyInbound
@@ -36,6 +35,7 @@ from tiaojie.referral.metrics import ReferralMetrics
 from tiaojie.referral.repository import ReferralRepository
 from tiaojie.referral.service import ReferralService
 from tiaojie.referral.settings import ReferralSettings
+from tiaojie.runtime.calendar import WorkCalendar, default_calendar
 from tiaojie.runtime.clock import Clock, SystemClock
 from tiaojie.runtime.divisions import load_divisions
 from tiaojie.runtime.host import ServiceHost
@@ -137,7 +137,7 @@ def build(
         wanted = [now.year] + ([now.year + 1] if now.month >= 11 else [])
         for year in wanted:
             if not calendar.covers(year):
-                log.warning("holiday calendar lacks this year's notice (data/holidays.toml)", year=year)
+                log.warning("holiday calendar lacks this year's notice (tiaojie.runtime data/holidays.toml)", year=year)
 
     async def sweep_revisions() -> None:
         """Roll forward and publish what crashed writers left, every relay interval."""

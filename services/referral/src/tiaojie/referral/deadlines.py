@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tiaojie.referral.calendar import WorkCalendar, end_of_day, local_day
 from tiaojie.referral.models import Timer
 from tiaojie.referral.settings import ReferralSettings
+from tiaojie.runtime.calendar import WorkCalendar, end_of_day, local_day
 from tiaojie.runtime.errors import Conflict, FieldError, Invalid
 
 RESPONSE = "response"
