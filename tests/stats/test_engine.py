@@ -1,19 +1,23 @@
 """Stats' writes on the storage engine, against the real FerretDB: handlers racing on one
 projection, on one alert and on the analytics lease leave what one serial stream would;
-documents written before the engine continue."""
+documents written before the engine continue. Each test drives a service of its own on a
+database of its own (the session's stats database must stay what its topics say, for the
+rebuild's comparison)."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from tests.stats.conftest import StatsHarness
 from tests.stats.history import T0, history
-from tests.stats.test_exactness import metric
 from tests.stats.test_rules import project
 from tests.support.kafka import eventually, read_all
 from tiaojie.contracts import topics
@@ -21,10 +25,53 @@ from tiaojie.contracts.common import CaseStatus, Category, Channel
 from tiaojie.contracts.envelope import decode_event, derived_id, new_event
 from tiaojie.contracts.intake import CaseRegistered
 from tiaojie.contracts.stats import AlertKind, RiskAlertCleared
+from tiaojie.runtime.mongo import make_client
 from tiaojie.stats.analytics import Analytics
 from tiaojie.stats.handlers import dispatch
+from tiaojie.stats.metrics import StatsMetrics
+from tiaojie.stats.repository import StatsRepository
+from tiaojie.stats.service import StatsService
 
 pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Own:
+    service: StatsService
+    analytics: Analytics
+    registry: CollectorRegistry
+
+    @property
+    def repo(self) -> StatsRepository:
+        return self.service.repo
+
+    def metric(self, name: str, **labels: str) -> float:
+        total = 0.0
+        for line in generate_latest(self.registry).decode().splitlines():
+            if line.startswith(name) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+
+@pytest.fixture
+async def own(stats: StatsHarness, unique: str) -> AsyncIterator[Own]:
+    """A stats service on a database of its own, publishing alert events as the live one."""
+    settings = stats.settings
+    client = make_client(settings, app_name="stats-engine-test")
+    database = client[settings.database(f"tiaojie_stats_engine_{unique}")]
+    repo = StatsRepository(database, publisher=stats.app.state.host.publisher, settings=settings)
+    await repo.create_indexes()
+    registry = CollectorRegistry()
+    service = StatsService(
+        repository=repo, metrics=StatsMetrics(registry), clock=stats.clock, settings=settings
+    )
+    analytics = Analytics(repository=repo, service=service, clock=stats.clock, settings=settings)
+    try:
+        yield Own(service, analytics, registry)
+    finally:
+        await client.drop_database(database.name)
+        await client.close()
+
 
 _BOOKKEEPING = {"_id", "rev", "counted"}
 
@@ -33,22 +80,30 @@ def facts(doc: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (doc or {}).items() if k not in _BOOKKEEPING}
 
 
-async def test_concurrent_handlers_project_as_one_serial_stream_would(stats: StatsHarness) -> None:
-    county, prefix = "371381", f"cc-{uuid.uuid4().hex[:6]}-"
-    events = history(prefix=prefix, county=county)
-    service = stats.service
-    # Every event of every case at once, then every one again at once (a redelivery racing itself).
-    await asyncio.gather(*(dispatch(service, data) for _, _, data in events))
-    await asyncio.gather(*(dispatch(service, data) for _, _, data in events))
+async def test_concurrent_handlers_project_as_one_serial_stream_would(own: Own) -> None:
+    county = "371381"
+    events = history(prefix="cc-", county=county)
+    service = own.service
+    # Kafka keeps the order of one key on one topic; everything else runs at once: every
+    # stream, and each stream twice (a redelivery racing the first delivery).
+    streams: dict[tuple[str, str], list[Any]] = {}
+    for topic, key, data in events:
+        streams.setdefault((topic, key), []).append(data)
+
+    async def handle(stream: list[Any]) -> None:
+        for data in stream:
+            await dispatch(service, data)
+
+    await asyncio.gather(*(handle(s) for s in [*streams.values(), *streams.values()]))
     cases, handovers = project(events)
     for case_id, expected in cases.items():
         assert facts(await service.repo.case_store.get(case_id)) == facts(expected), case_id
     for handover_id, expected in handovers.items():
         assert facts(await service.repo.handover_store.get(handover_id)) == facts(expected), handover_id
     # Counters moved once per first transition, whoever won each revision.
-    assert metric(stats, "tiaojie_cases_received_total", county=county) == len(cases)
+    assert own.metric("tiaojie_cases_received_total", county=county) == len(cases)
     # Every case's day was marked for recounting after its snapshot was written.
-    await stats.app.state.analytics.recount()
+    await own.analytics.recount()
     counts = await service.repo.daily_counts_between(
         T0.date() - timedelta(days=2), T0.date() + timedelta(days=60)
     )
@@ -69,11 +124,11 @@ def registered(case_id: str, county: str, org: str, keys: list[str], hours: int)
     )
 
 
-async def test_repeat_cases_handled_at_once_give_one_alert_listing_all(stats: StatsHarness) -> None:
+async def test_repeat_cases_handled_at_once_give_one_alert_listing_all(own: Own, stats: StatsHarness) -> None:
     county, tag = "371382", uuid.uuid4().hex[:6]
     keys = [f"pk-{tag}-1", f"pk-{tag}-2"]
     ids = [f"rc-{tag}-{n}" for n in range(6)]
-    service = stats.service
+    service = own.service
     await asyncio.gather(
         *(
             service.case_event(data=registered(c, county, f"org-{n}", keys, n), case_id=c)
@@ -98,8 +153,8 @@ async def test_repeat_cases_handled_at_once_give_one_alert_listing_all(stats: St
     assert [e.type for e in events] == ["tiaojie.stats.RiskAlertRaised"]
 
 
-async def test_one_of_racing_replicas_takes_the_analytics_lease(stats: StatsHarness) -> None:
-    live: Analytics = stats.app.state.analytics
+async def test_one_of_racing_replicas_takes_the_analytics_lease(own: Own, stats: StatsHarness) -> None:
+    live = own.analytics
     replicas = []
     for n in range(6):
         replica = Analytics(
@@ -127,8 +182,8 @@ async def test_one_of_racing_replicas_takes_the_analytics_lease(stats: StatsHarn
     assert lease is not None and lease["owner"] is None
 
 
-async def test_an_alert_written_before_the_engine_is_continued(stats: StatsHarness) -> None:
-    repo = stats.service.repo
+async def test_an_alert_written_before_the_engine_is_continued(own: Own) -> None:
+    repo = own.repo
     case_id = f"legacy-{uuid.uuid4().hex[:6]}"
     alert_id = f"{AlertKind.GRAVE_RISK}:{case_id}"
     # As the service stored alerts before: no version field.
@@ -159,7 +214,7 @@ async def test_an_alert_written_before_the_engine_is_continued(stats: StatsHarne
     )
     cleared = await asyncio.gather(
         *(
-            stats.service.change_alert(alert_id, {"status": "cleared", "cleared_at": at}, event)
+            own.service.change_alert(alert_id, {"status": "cleared", "cleared_at": at}, event)
             for _ in range(5)
         )
     )
