@@ -22,6 +22,7 @@ from tests.support.namespace import drop_namespace
 from tiaojie.contracts.common import Role
 from tiaojie.registry.app import create_app
 from tiaojie.registry.assignment import AssignmentService
+from tiaojie.registry.recovery import Recovery
 from tiaojie.registry.service import RegistryService
 from tiaojie.registry.settings import RegistrySettings
 from tiaojie.runtime.clock import ManualClock
@@ -87,32 +88,35 @@ class World:
 
     service: RegistryService
     assignments: AssignmentService
+    recovery: Recovery
     clock: ManualClock
     settings: RegistrySettings
 
 
-async def make_world(registry: RegistryHarness, **overrides: Any) -> World:
+async def make_world(
+    registry: RegistryHarness,
+    *,
+    database: str | None = None,
+    clock: ManualClock | None = None,
+    **overrides: Any,
+) -> World:
+    """Registry rules on a database of their own, or on `database` (another replica of a
+    world: its own objects, the same data)."""
     from prometheus_client import CollectorRegistry
 
     from tiaojie.registry.metrics import RegistryMetrics
     from tiaojie.registry.repository import RegistryRepository
-    from tiaojie.runtime.mongo import OutboxRelay
     from tiaojie.runtime.pii import Protector
 
     host = registry.app.state.host
     settings = registry.settings.model_copy(update=overrides)
-    repository = RegistryRepository(host.mongo[settings.database(f"tiaojie_registry_{uuid.uuid4().hex[:8]}")])
+    name = database or settings.database(f"tiaojie_registry_{uuid.uuid4().hex[:8]}")
+    repository = RegistryRepository(host.mongo[name], publisher=host.publisher, settings=settings)
     await repository.create_indexes()
-    relay = OutboxRelay(
-        publisher=host.publisher,
-        settings=settings,
-        collections=[repository.organisations, repository.mediators, repository.decisions],
-    )
-    clock = ManualClock(START)
+    clock = clock or ManualClock(START)
     metrics = RegistryMetrics(CollectorRegistry())
     service = RegistryService(
         repository=repository,
-        relay=relay,
         protector=Protector(
             encryption_key=settings.pii_key.get_secret_value(),
             match_key=settings.match_key.get_secret_value(),
@@ -122,7 +126,18 @@ async def make_world(registry: RegistryHarness, **overrides: Any) -> World:
         clock=clock,
         metrics=metrics,
     )
-    assignments = AssignmentService(
-        repository=repository, relay=relay, settings=settings, clock=clock, metrics=metrics
+    assignments = AssignmentService(repository=repository, settings=settings, clock=clock, metrics=metrics)
+    recovery = Recovery(
+        repository=repository,
+        assignments=assignments,
+        publisher=host.publisher,
+        settings=settings,
+        clock=clock,
     )
-    return World(service=service, assignments=assignments, clock=clock, settings=settings)
+    return World(service=service, assignments=assignments, recovery=recovery, clock=clock, settings=settings)
+
+
+async def replica_of(registry: RegistryHarness, world: World) -> World:
+    """A second registry process on the same database as `world` (as `--replicas registry=2`
+    runs): nothing in memory shared, the clock alike."""
+    return await make_world(registry, database=world.service.repo.db.name, clock=world.clock)

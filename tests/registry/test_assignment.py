@@ -391,6 +391,7 @@ async def test_manual_reassignment_by_a_centre_user(registry: RegistryHarness) -
     world = World(
         service=registry.service,
         assignments=registry.assignments,
+        recovery=registry.app.state.recovery,
         clock=registry.clock,
         settings=registry.settings,
     )
@@ -472,6 +473,7 @@ async def test_case_registered_on_kafka_yields_mediator_assigned_on_kafka(regist
     world = World(
         service=registry.service,
         assignments=registry.assignments,
+        recovery=registry.app.state.recovery,
         clock=registry.clock,
         settings=registry.settings,
     )

@@ -16,7 +16,8 @@ from tiaojie.contracts.common import CaseStatus
 from tiaojie.contracts.intake import CaseResolved
 from tiaojie.infra import synthetic
 
-# A thousand real assignments: about 40 s on an idle 2-core machine, far more when it is shared.
+# A thousand real assignments, four at a time in one organisation, so they queue on the
+# best-ranked mediator's ledger: about 80 s on a shared 2-core machine (registry README).
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 
 ASSIGNMENTS = 1000

@@ -136,7 +136,7 @@ async def test_personal_data_is_masked_and_history_holds_no_values(registry: Reg
     await registry.http.post("/api/v1/mediators", json={**body, "id_number": other}, headers=admin)
     history = (await registry.http.get("/api/v1/mediators/med-pii/history", headers=admin)).json()
     assert history[0]["changes"] == {"id_number_key": {"changed": True}}
-    raw = await registry.service.repo.raw(registry.service.repo.mediators, "med-pii")
+    raw = await registry.service.repo.mediator_store.get("med-pii")
     assert raw is not None and number not in str(raw) and other not in str(raw) and phone not in str(raw)
     taken = await registry.http.post(
         "/api/v1/mediators", json={**body, "id": "med-pii-2", "id_number": other}, headers=admin

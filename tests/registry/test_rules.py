@@ -14,15 +14,8 @@ import pytest
 from tiaojie.contracts.common import Category, MediatorStatus
 from tiaojie.registry.compliance import ReportSettings, build_report, report_csv
 from tiaojie.registry.eligibility import conflicted, effective_status, eligible, ineligibility
-from tiaojie.registry.importing import (
-    MEDIATOR_COLUMNS,
-    CellError,
-    id_number_cell,
-    map_header,
-    parse_bool,
-    parse_date,
-    sniff_format,
-)
+from tiaojie.registry.import_cells import MEDIATOR_COLUMNS, CellError, id_number_cell, parse_bool, parse_date
+from tiaojie.registry.import_files import map_header, sniff_format
 from tiaojie.registry.matching import CaseNeeds, Counts, Policy, explain, rank
 from tiaojie.registry.models import MediatorDoc, MediatorIn, OrganisationDoc, OrganisationIn
 from tiaojie.registry.validation import discipline_errors, mediator_errors, organisation_errors

@@ -249,7 +249,7 @@ async def get_organisation(organisation_id: str, principal: Staff, service: Serv
 )
 async def organisation_history(organisation_id: str, principal: Centre, service: Service) -> list[Any]:
     org = await service.organisation(organisation_id, counties=scope(principal))
-    return await service.history(org.id, version=org.version)
+    return await service.history(entity="organisation", entity_id=org.id)
 
 
 # -- mediators -----------------------------------------------------------------------------
@@ -301,7 +301,7 @@ async def get_mediator(
 )
 async def mediator_history(mediator_id: str, principal: Centre, service: Service) -> list[Any]:
     m = await service.mediator(mediator_id, counties=scope(principal))
-    return await service.history(m.id, version=m.version)
+    return await service.history(entity="mediator", entity_id=m.id)
 
 
 @router.post(

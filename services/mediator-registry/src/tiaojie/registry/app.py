@@ -11,13 +11,13 @@ from tiaojie.registry.assignment import AssignmentService
 from tiaojie.registry.handlers import register_handlers
 from tiaojie.registry.importing import RosterImporter
 from tiaojie.registry.metrics import RegistryMetrics
+from tiaojie.registry.recovery import Recovery
 from tiaojie.registry.repository import RegistryRepository
 from tiaojie.registry.service import RegistryService
 from tiaojie.registry.settings import RegistrySettings
 from tiaojie.runtime.clock import Clock, SystemClock
 from tiaojie.runtime.divisions import load_divisions
 from tiaojie.runtime.host import ServiceHost
-from tiaojie.runtime.mongo import OutboxRelay
 from tiaojie.runtime.pii import Protector
 
 
@@ -25,16 +25,10 @@ def create_app(settings: RegistrySettings | None = None, *, clock: Clock | None 
     settings = settings or RegistrySettings()
     clock = clock or SystemClock()
     host = ServiceHost(settings, produces=[topics.ORGANISATIONS, topics.MEDIATORS, topics.ASSIGNMENTS])
-    repository = RegistryRepository(host.db)
-    relay = OutboxRelay(
-        publisher=host.publisher,
-        settings=settings,
-        collections=[repository.organisations, repository.mediators, repository.decisions],
-    )
+    repository = RegistryRepository(host.db, publisher=host.publisher, settings=settings)
     metrics = RegistryMetrics(host.registry)
     service = RegistryService(
         repository=repository,
-        relay=relay,
         protector=Protector(
             encryption_key=settings.pii_key.get_secret_value(),
             match_key=settings.match_key.get_secret_value(),
@@ -44,8 +38,13 @@ def create_app(settings: RegistrySettings | None = None, *, clock: Clock | None 
         clock=clock,
         metrics=metrics,
     )
-    assignments = AssignmentService(
-        repository=repository, relay=relay, settings=settings, clock=clock, metrics=metrics
+    assignments = AssignmentService(repository=repository, settings=settings, clock=clock, metrics=metrics)
+    recovery = Recovery(
+        repository=repository,
+        assignments=assignments,
+        publisher=host.publisher,
+        settings=settings,
+        clock=clock,
     )
     register_handlers(host.consumer, assignments)
     for topic, model, text in (
@@ -63,7 +62,10 @@ def create_app(settings: RegistrySettings | None = None, *, clock: Clock | None 
     ):
         host.publisher.declare(topic, title=topic, description=text, schema=model)
     host.on_startup(repository.create_indexes)
-    host.background(relay.run_forever)
+    # Before the consumer starts: the rules assume the data the engine writes.
+    host.on_startup(recovery.migrate)
+    host.background(recovery.run_sweeps)
+    host.background(recovery.run_audits)
     host.background(service.run_gauges)
     app = host.http_app(
         [router],
@@ -73,5 +75,6 @@ def create_app(settings: RegistrySettings | None = None, *, clock: Clock | None 
     )
     app.state.registry = service
     app.state.assignments = assignments
+    app.state.recovery = recovery
     app.state.importer = RosterImporter(service, max_rows=settings.import_max_rows)
     return app

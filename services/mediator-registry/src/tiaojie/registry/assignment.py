@@ -1,45 +1,43 @@
 """Who gets which case: automatic assignment with escalation, manual reassignment, and
-the case projection that load is counted from.
+load following the case.
 
-Every decision is one document (its event in the outbox) with a per-case sequence
-number; applying it to the case projection is guarded by that number, so redelivered or
-replayed events neither double a load nor undo a later decision. A mediator's load is
-the count of open cases whose `holder` they are, so it cannot drift from the events.
+Two kinds of aggregate take part, each changed only through the storage engine, so any
+replica may decide at any time: the case (cases.py) and the chosen mediator's load ledger
+(ledger.py). A decision is planned on the case, reserved in the mediator's ledger (where
+the capacity is checked against every concurrent reservation, from any replica), then
+concluded on the case, whose revision publishes the event. A redelivered trigger finds
+its decision applied and changes nothing, or finds its plan pending and completes it; a
+change that ends a reservation releases it afterwards. Decision records (`decisions`)
+are audit facts inserted once, from the case's state.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import date, timedelta
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from tiaojie.contracts import topics
-from tiaojie.contracts.common import CaseStatus, Category, OrganisationKind, RiskLevel
+from tiaojie.contracts.common import CaseStatus, Category, RiskLevel
 from tiaojie.contracts.envelope import CloudEvent, EventData, derived_id, new_event
 from tiaojie.contracts.intake import CaseEvent, CaseRegistered, CaseTransferred, RiskRaised
 from tiaojie.contracts.referral import TransferAccepted
-from tiaojie.contracts.registry import AssignmentFailed, Candidate, Exclusion, MediatorAssigned
+from tiaojie.contracts.registry import AssignmentFailed, MediatorAssigned
+from tiaojie.registry import cases, ledger
 from tiaojie.registry.eligibility import REASONS
-from tiaojie.registry.locks import KeyedLocks
-from tiaojie.registry.matching import (
-    CaseNeeds,
-    Counts,
-    Policy,
-    explain,
-    grade_number,
-    prefilter,
-    rank,
-    summarise_exclusions,
-)
+from tiaojie.registry.matching import CaseNeeds, Counts, grade_number, rank
 from tiaojie.registry.metrics import RegistryMetrics
-from tiaojie.registry.models import CaseView, DecisionDoc, MediatorDoc, OrganisationDoc
+from tiaojie.registry.models import CaseView, DecisionDoc, MediatorDoc
 from tiaojie.registry.repository import RegistryRepository
+from tiaojie.registry.search import Search, Searcher
 from tiaojie.registry.settings import RegistrySettings
 from tiaojie.runtime.clock import Clock
 from tiaojie.runtime.errors import Conflict, FieldError, IllegalTransition, Invalid, NotFound
 from tiaojie.runtime.logging import get_logger
-from tiaojie.runtime.mongo import OUTBOX, OUTBOX_REV, Document, OutboxRelay, outbox_fields
+from tiaojie.runtime.mongo import Document
+from tiaojie.runtime.revisions import Contention, Outcome
 
 log = get_logger(__name__)
 
@@ -48,61 +46,51 @@ SOURCE = topics.service_source("registry")
 CLOSING = frozenset(
     {CaseStatus.RESOLVED, CaseStatus.FAILED, CaseStatus.WITHDRAWN, CaseStatus.ARCHIVED, CaseStatus.REJECTED}
 )
+SYSTEM = "system:registry"
+# Rounds of plan, reservation and conclusion before a decision gives up (the consumer then
+# retries the message): a round is lost only to a concurrent decision of the same case or a
+# mediator filled meanwhile.
+ATTEMPTS = 10
 
 
-@dataclass
-class Search:
-    """The outcome of searching up the hierarchy for a mediator."""
+@dataclass(frozen=True)
+class Failed:
+    """Nobody can take the case: the event to publish and the organisation it stays with."""
 
-    tried: list[str] = field(default_factory=list)
-    excluded: list[Exclusion] = field(default_factory=list)
-    organisation: OrganisationDoc | None = None
-    mediator: MediatorDoc | None = None
-    ranked: list[Candidate] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # organisation id -> why not searched
+    payload: AssignmentFailed
+    organisation_id: str | None
 
 
-def policy_of(settings: RegistrySettings) -> Policy:
-    return Policy(
-        required_grade=settings.required_grade,
-        weights=settings.weights,
-        default_capacity=settings.default_capacity,
-        part_time_capacity=settings.part_time_capacity,
-    )
+Planner = Callable[[], Awaitable["Document | Failed"]]
 
 
 class AssignmentService:
-    """Assignment rules; no Kafka or HTTP in here (events leave through the outbox)."""
+    """Assignment rules; no Kafka or HTTP in here (the engine publishes the events)."""
 
     def __init__(
         self,
         *,
         repository: RegistryRepository,
-        relay: OutboxRelay,
         settings: RegistrySettings,
         clock: Clock,
         metrics: RegistryMetrics,
     ) -> None:
         self.repo = repository
-        self.relay = relay
         self.settings = settings
-        self.policy = policy_of(settings)
+        self.searcher = Searcher(repository=repository, settings=settings)
+        self.policy = self.searcher.policy
         self.clock = clock
         self.metrics = metrics
-        self.locks = KeyedLocks()
 
     # -- triggers ----------------------------------------------------------------------
     async def case_registered(self, *, event: CloudEvent, case: CaseRegistered) -> None:
         """A new case gets a mediator in its routed organisation, or up the hierarchy."""
-        known = await self.repo.remember_case(
-            case.case_id,
-            {
-                "county": case.county,
-                "category": str(case.category),
-                "risk_level": str(case.risk_level),
-                "party_keys": case.party_keys,
-            },
-        )
+        facts = {
+            "county": case.county,
+            "category": str(case.category),
+            "risk_level": str(case.risk_level),
+            "party_keys": case.party_keys,
+        }
         needs = CaseNeeds(
             case_id=case.case_id,
             category=case.category,
@@ -115,7 +103,7 @@ class AssignmentService:
             county=case.county,
             organisation_id=case.organisation_id,
             trigger="registered",
-            known=known,
+            facts=facts,
         )
 
     async def transfer_accepted(self, *, event: CloudEvent, transfer: TransferAccepted) -> None:
@@ -127,15 +115,12 @@ class AssignmentService:
         category = transfer.category or (known.category if known else None) or Category.OTHER
         risk = transfer.risk_level or (known.risk_level if known else None) or RiskLevel.ORDINARY
         party_keys = transfer.party_keys or (known.party_keys if known else [])
-        await self.repo.remember_case(
-            transfer.case_id,
-            {
-                "county": transfer.county,
-                "category": str(category),
-                "risk_level": str(risk),
-                "party_keys": party_keys,
-            },
-        )
+        facts = {
+            "county": transfer.county,
+            "category": str(category),
+            "risk_level": str(risk),
+            "party_keys": party_keys,
+        }
         needs = CaseNeeds(
             case_id=transfer.case_id,
             category=Category(category),
@@ -148,15 +133,23 @@ class AssignmentService:
             county=transfer.county,
             organisation_id=transfer.to_organisation_id,
             trigger="transfer",
+            facts=facts,
             transfer_id=transfer.transfer_id,
         )
 
     async def risk_raised(self, *, event: CloudEvent, risk: RiskRaised) -> None:
         """A case rated graver after assignment: if its mediator's grade no longer suits
         the risk, it is decided again (escalating as usual) and the event says why."""
-        case = await self.repo.get_case(risk.case_id)
-        await self.repo.remember_case(risk.case_id, {"risk_level": str(risk.risk_level)})
-        if case is None or case.closed or case.mediator_id is None:
+        remembered = await self.repo.case_store.apply(
+            risk.case_id,
+            cases.remember(case_id=risk.case_id, facts={"risk_level": str(risk.risk_level)}),
+            verify_noop=True,
+        )
+        await self.settle(outcome=remembered)
+        if remembered.after is None:
+            return
+        case = CaseView.model_validate(remembered.after)
+        if case.closed or case.mediator_id is None:
             return
         needed = self.policy.grade_needed(str(risk.risk_level))
         holder = await self.repo.get_mediator(case.mediator_id)
@@ -173,27 +166,21 @@ class AssignmentService:
             county=risk.county,
             organisation_id=case.organisation_id or risk.organisation_id,
             trigger="risk_raised",
+            facts={},
         )
 
     async def case_event(self, *, case: CaseEvent) -> None:
         """Closing events end the holder's load; a transfer releases it (idempotent)."""
-        async with self.locks.hold(case.case_id):
-            await self._case_event_locked(case)
-
-    async def _case_event_locked(self, case: CaseEvent) -> None:
         if case.status in CLOSING:
-            fields = {"closed_status": str(case.status), "closed_at": case.at}
-            for _ in range(3):  # read back: a concurrent decision may have set a holder again
-                await self.repo.close_case(case.case_id, fields)
-                after = await self.repo.get_case(case.case_id)
-                if after is None or after.holder is None:
-                    break
+            decide = cases.close(case_id=case.case_id, status=str(case.status), at=case.at)
         elif isinstance(case, CaseTransferred) and case.organisation_id:
-            await self.repo.release_case(
-                case.case_id, new_organisation_id=case.organisation_id, fields={"transferred_at": case.at}
-            )
+            decide = cases.move(case_id=case.case_id, organisation_id=case.organisation_id, at=case.at)
+        else:
+            return
+        outcome = await self.repo.case_store.apply(case.case_id, decide, verify_noop=True)
+        await self.settle(outcome=outcome)
 
-    # -- decisions ----------------------------------------------------------------------
+    # -- automatic decisions ------------------------------------------------------------
     async def _decide(
         self,
         *,
@@ -202,22 +189,45 @@ class AssignmentService:
         county: str,
         organisation_id: str | None,
         trigger: str,
+        facts: Document,
         transfer_id: str | None = None,
-        known: Document | None = None,
     ) -> None:
-        async with self.locks.hold(needs.case_id):
-            await self._decide_locked(
+        now = self.clock.now()
+
+        async def planner() -> Document | Failed:
+            search = await self.searcher.search(needs, county=county, start=organisation_id, today=now.date())
+            if search.mediator is None or search.organisation is None:
+                log.warning("no eligible mediator", case_id=needs.case_id, tried=len(search.tried))
+                payload = AssignmentFailed(
+                    case_id=needs.case_id,
+                    county=county,
+                    organisation_id=organisation_id,
+                    tried=search.tried,
+                    reason=self.searcher.failure_reason(search),
+                    failed_at=now,
+                    trigger=trigger,
+                    excluded=search.excluded,
+                    transfer_id=transfer_id,
+                )
+                return Failed(payload, organisation_id)
+            return await self._plan_of_search(
+                search,
                 decision_id=decision_id,
                 needs=needs,
                 county=county,
                 organisation_id=organisation_id,
                 trigger=trigger,
                 transfer_id=transfer_id,
-                known=known,
+                at=now,
             )
 
-    async def _decide_locked(
+        await self._carry_out(
+            case_id=needs.case_id, decision_id=decision_id, facts=facts, planner=planner, at=now
+        )
+
+    async def _plan_of_search(
         self,
+        search: Search,
         *,
         decision_id: str,
         needs: CaseNeeds,
@@ -225,244 +235,161 @@ class AssignmentService:
         organisation_id: str | None,
         trigger: str,
         transfer_id: str | None,
-        known: Document | None,
-    ) -> None:
-        # No read of the decision first: a redelivery finds its id taken at the insert
-        # below and finishes what a crash may have left (the search is then wasted, but
-        # a first delivery, the usual case, saves a round trip).
-        case = await self.repo.next_decision(needs.case_id, known=known)
-        now = self.clock.now()
-        search = await self.search(needs, county=county, start=organisation_id, today=now.date())
-        payload: EventData
-        if search.mediator is not None and search.organisation is not None:
-            chosen = search.ranked[0]
-            escalated_from = organisation_id if search.organisation.id != organisation_id else None
-            outcome = "escalated" if escalated_from else "assigned"
-            payload = MediatorAssigned(
-                case_id=needs.case_id,
-                county=county,
-                organisation_id=search.organisation.id,
-                mediator_id=search.mediator.id,
-                mediator_name=search.mediator.name,
-                score=chosen.score,
-                breakdown=chosen.breakdown,
-                runners_up=search.ranked[1 : 1 + self.settings.runners_up],
-                escalated_from=escalated_from,
-                reason=await self._reason(search, needs, escalated_from),
-                assigned_at=now,
-                trigger=trigger,
-                previous_mediator_id=case.mediator_id,
-                tried=search.tried,
-                excluded=search.excluded,
-                transfer_id=transfer_id,
-            )
-            mediator_id: str | None = search.mediator.id
-            target: str | None = search.organisation.id
-        else:
-            outcome = "failed"
-            payload = AssignmentFailed(
-                case_id=needs.case_id,
-                county=county,
-                organisation_id=organisation_id,
-                tried=search.tried,
-                reason=self._failure_reason(search, organisation_id),
-                failed_at=now,
-                trigger=trigger,
-                excluded=search.excluded,
-                transfer_id=transfer_id,
-            )
-            mediator_id = None
-            target = organisation_id
-        for _ in range(10):
-            doc = self._decision_doc(
-                decision_id=decision_id,
-                case=case,
-                county=county,
-                trigger=trigger,
-                outcome=outcome,
-                mediator_id=mediator_id,
-                organisation_id=target,
-                by="system:registry",
-                payload=payload,
-            )
-            stored = await self.repo.insert_decision(doc)
-            if stored == "inserted":
-                break
-            if stored == "exists":  # a redelivery: the decision was stored before
-                raced = await self.repo.get_decision(decision_id)
-                if raced is not None:
-                    await self._apply(raced)
-                return
-            case = await self.repo.next_decision(needs.case_id, scan=True)
-        else:
-            raise RuntimeError("no free decision number after 10 attempts")
-        self.metrics.assignments.labels(county, outcome).inc()
-        if mediator_id is not None:
-            self.metrics.load.labels(county).observe(
-                search.ranked[0].breakdown.get("load", 0) + 1 if search.ranked else 1
-            )
-        else:
-            log.warning("no eligible mediator", case_id=needs.case_id, tried=len(search.tried))
-        await self._apply(doc)
-
-    def _decision_doc(
-        self,
-        *,
-        decision_id: str,
-        case: CaseView,
-        county: str,
-        trigger: str,
-        outcome: str,
-        mediator_id: str | None,
-        organisation_id: str | None,
-        by: str,
-        payload: EventData,
+        at: datetime,
     ) -> Document:
-        at = self.clock.now()
-        event = new_event(payload, source=SOURCE, subject=case.id, county=county, id=decision_id, time=at)
-        return {
-            "_id": decision_id,
-            "case_id": case.id,
-            "seq": case.next_seq,
-            "county": county,
-            "trigger": trigger,
-            "outcome": outcome,
-            "mediator_id": mediator_id,
-            "previous_mediator_id": case.mediator_id,
-            "organisation_id": organisation_id,
-            "at": at,
-            "by": by,
-            "event": payload.model_dump(mode="json"),
-            **outbox_fields([(topics.ASSIGNMENTS, event)]),
-        }
-
-    async def _apply(self, decision: Document) -> None:
-        """Make a stored decision the case's current one (unless superseded), then publish."""
-        fields: Document = {
-            "mediator_id": decision.get("mediator_id"),
-            "decision_id": decision["_id"],
-            "assigned_at": decision["at"],
-        }
-        if decision.get("organisation_id"):
-            fields["organisation_id"] = decision["organisation_id"]
-        case_id, seq = decision["case_id"], int(decision["seq"])
-        await self.repo.apply_decision(case_id, seq, fields, holder=decision.get("mediator_id"))
-        await self._settle(case_id, seq, fields, holder=decision.get("mediator_id"))
-        if decision.get("mediator_id"):
-            await self.repo.record_grant(
-                decision["mediator_id"], day=decision["at"].date(), case_id=decision["case_id"]
-            )
-        if decision.get(OUTBOX):
-            await self.relay.flush(
-                self.repo.decisions, decision["_id"], decision[OUTBOX], rev=decision.get(OUTBOX_REV)
-            )
-
-    async def _settle(self, case_id: str, seq: int, fields: Document, *, holder: str | None) -> None:
-        """Read the projection back and repair what a concurrent write to the same case
-        (another topic, or a centre user) may have overwritten: FerretDB 1.24 does not
-        apply concurrent updates of one document atomically."""
-        for _ in range(3):
-            case = await self.repo.get_case(case_id)
-            if case is None:
-                return
-            if case.seq < seq:
-                await self.repo.apply_decision(case_id, seq, fields, holder=holder)
-                continue
-            if case.closed and case.holder is not None:
-                await self.repo.close_case(case_id, {})
-                continue
-            return
-
-    # -- search -------------------------------------------------------------------------
-    async def search(self, needs: CaseNeeds, *, county: str, start: str | None, today: date) -> Search:
-        """The routed organisation first, then its parents, then the county centre."""
-        found = Search()
-        current = start or await self._county_centre(county)
-        if start is None and current is None:
-            found.skipped["-"] = "unrouted"
-        since = today - timedelta(days=self.settings.fairness_window_days - 1)
-        while (
-            current and current not in found.tried and len(found.tried) <= self.settings.max_escalation_depth
-        ):
-            found.tried.append(current)
-            org = await self.repo.get_organisation(current)
-            if org is None:
-                found.skipped[current] = "unknown_organisation"
-            elif not org.active or not org.filed:
-                found.skipped[current] = "organisation_inactive"
-            else:
-                mediators = await self.repo.mediators_of(org.id)
-                ranking = rank(
-                    org.id,
-                    mediators,
-                    await self._counts(mediators, needs, today=today, since=since),
-                    needs,
-                    today=today,
-                    policy=self.policy,
-                )
-                found.excluded.extend(ranking.excluded)
-                if ranking.ranked:
-                    best = ranking.ranked[0].mediator_id
-                    found.organisation = org
-                    found.mediator = next(m for m in mediators if m.id == best)
-                    found.ranked = ranking.ranked
-                    return found
-            parent = org.parent_id if org is not None else None
-            if parent and parent not in found.tried:
-                current = parent
-            else:
-                centre = await self._county_centre(county)
-                current = centre if centre not in found.tried else None
-        return found
-
-    async def _counts(
-        self, mediators: Sequence[MediatorDoc], needs: CaseNeeds, *, today: date, since: date
-    ) -> dict[str, Counts]:
-        """Live load and recent assignments of the mediators that pass the fixed rules."""
-        wanted = [m for m in mediators if not prefilter(m, needs, today=today, policy=self.policy)]
-
-        async def one(m: MediatorDoc) -> tuple[str, Counts]:
-            load, recent = await asyncio.gather(
-                self.repo.load(m.id),
-                self.repo.recent_assignments(m.id, since=since),
-            )
-            return m.id, Counts(load=load, recent=recent)
-
-        return dict(await asyncio.gather(*(one(m) for m in wanted)))
-
-    async def _county_centre(self, county: str) -> str | None:
-        centres = [
-            o
-            for o in await self.repo.organisations_in(county)
-            if o.kind == OrganisationKind.CENTRE and o.level == "county" and o.active
-        ]
-        return min(centres, key=lambda o: o.id).id if centres else None
-
-    async def _reason(self, search: Search, needs: CaseNeeds, escalated_from: str | None) -> str:
+        """The plan of the search's best candidate (the event, but for the previous mediator)."""
         assert search.mediator is not None and search.organisation is not None
-        from_name = None
-        if escalated_from:
-            origin = await self.repo.get_organisation(escalated_from)
-            why = summarise_exclusions([e for e in search.excluded if e.organisation_id == escalated_from])
-            from_name = f"{origin.name if origin else escalated_from}（{why}）"
-        return explain(
-            search.mediator,
-            search.ranked[0],
-            needs,
-            organisation_name=search.organisation.name,
-            escalated_from_name=from_name,
-            window_days=self.settings.fairness_window_days,
+        chosen = search.ranked[0]
+        escalated_from = organisation_id if search.organisation.id != organisation_id else None
+        payload = MediatorAssigned(
+            case_id=needs.case_id,
+            county=county,
+            organisation_id=search.organisation.id,
+            mediator_id=search.mediator.id,
+            mediator_name=search.mediator.name,
+            score=chosen.score,
+            breakdown=chosen.breakdown,
+            runners_up=search.ranked[1 : 1 + self.settings.runners_up],
+            escalated_from=escalated_from,
+            reason=await self.searcher.reason(search, needs, escalated_from),
+            assigned_at=at,
+            trigger=trigger,
+            tried=search.tried,
+            excluded=search.excluded,
+            transfer_id=transfer_id,
+        )
+        return _plan(
+            decision_id=decision_id,
+            mediator=search.mediator,
+            payload=payload,
+            outcome="escalated" if escalated_from else "assigned",
+            by=SYSTEM,
+            capacity=self.policy.capacity(search.mediator),
+            load=chosen.breakdown.get("load", 0),
+            at=at,
         )
 
-    def _failure_reason(self, search: Search, organisation_id: str | None) -> str:
-        if not search.tried:
-            return (
-                "案件未分流到调解组织，且所在县区没有一站式调解中心"
-                " / case has no organisation and the county has no centre"
+    # -- the protocol ---------------------------------------------------------------------
+    async def _carry_out(
+        self,
+        *,
+        case_id: str,
+        decision_id: str,
+        facts: Document,
+        planner: Planner,
+        at: datetime,
+        replan_when_full: bool = True,
+    ) -> Document | None:
+        """Plan, reserve and conclude one decision; the case's state once it is applied
+        (None if the case closed first). A mediator found full at the reservation is
+        searched around (automatic decisions) or refused with 422 (a manual one)."""
+        state = await self.repo.case_store.get(case_id)
+        for _ in range(ATTEMPTS):
+            if cases.applied(state, decision_id):
+                await self.finish(state=state)
+                return state
+            if (state or {}).get("closed"):
+                return None
+            plan = cases.plan_of(state, decision_id)
+            if plan is None:
+                planned = await planner()
+                if isinstance(planned, Failed):
+                    failed = await self.repo.case_store.apply(
+                        case_id,
+                        cases.conclude_failed(
+                            case_id=case_id,
+                            decision_id=decision_id,
+                            organisation_id=planned.organisation_id,
+                            facts=facts,
+                            record=_failure_record(decision_id, planned.payload),
+                        ),
+                    )
+                    if failed.fresh:
+                        await self.settle(outcome=failed)
+                        self.metrics.assignments.labels(planned.payload.county, "failed").inc()
+                        return failed.after
+                    state = failed.after
+                    continue
+                intended = await self.repo.case_store.apply(
+                    case_id, cases.intend(case_id=case_id, plan=planned, facts=facts), verify_noop=True
+                )
+                await self.settle(outcome=intended)
+                state = intended.after
+                # Ours, or the plan of a concurrent writer of the same decision: completed alike.
+                plan = cases.plan_of(state, decision_id)
+                if plan is None:
+                    continue
+            if not await self._reserve(plan, case_id=case_id, at=at):
+                state = await self._drop(case_id, plan)  # the mediator filled up meanwhile
+                if not replan_when_full:
+                    raise Invalid([FieldError("mediator_id", "at_capacity", *REASONS["at_capacity"])])
+                continue
+            concluded = await self.repo.case_store.apply(
+                case_id,
+                cases.conclude(case_id=case_id, decision_id=decision_id, token=plan["token"], record=_record),
             )
-        return (
-            f"已逐级查找{len(search.tried)}个调解组织，均无符合条件的调解员：{summarise_exclusions(search.excluded)}"
-            f" / no eligible mediator in {len(search.tried)} organisation(s) up the hierarchy"
+            if concluded.fresh:
+                await self.settle(outcome=concluded)
+                self.metrics.assignments.labels(plan["county"], plan["outcome"]).inc()
+                self.metrics.load.labels(plan["county"]).observe(plan["load"] + 1)
+                return concluded.after
+            state = concluded.after
+            mine = (plan["mediator_id"], plan["token"])
+            if mine not in cases.references(state):  # another writer got there first
+                await self.release(refs=[mine], revoke_grant=True)
+        raise Contention(f"case {case_id}: decision kept being overtaken")
+
+    async def _reserve(self, plan: Document, *, case_id: str, at: datetime) -> bool:
+        """Take the plan's place in its mediator's ledger; False if the mediator is full."""
+        today = at.date()
+        outcome = await self.repo.load_store.apply(
+            plan["mediator_id"],
+            ledger.acquire(
+                token=plan["token"],
+                case_id=case_id,
+                capacity=plan.get("capacity"),
+                today=today,
+                since=self.searcher.window_start(today),
+                at=at,
+            ),
+            verify_noop=True,  # a refusal on a lagging ledger is confirmed on its head
+        )
+        return ledger.holds(outcome.after, plan["token"])
+
+    async def _drop(self, case_id: str, plan: Document) -> Document | None:
+        """Abandon a plan whose mediator is full; the case's state after."""
+        outcome = await self.repo.case_store.apply(
+            case_id, cases.abandon(case_id=case_id, token=plan["token"])
+        )
+        await self.settle(outcome=outcome)
+        return outcome.after
+
+    async def settle(self, *, outcome: Outcome) -> None:
+        """After a change of a case: release the reservations it ended (and those the change
+        before it ended, whose writer may have crashed), record a new decision."""
+        if not outcome.fresh:
+            await self.release(refs=cases.prior_of(outcome.after))
+            return
+        before, after = outcome.before or {}, outcome.after or {}
+        await self.release(refs=[*cases.prior_of(before), *cases.prior_of(after)])
+        if after.get("decision") and after.get("decision_id") != before.get("decision_id"):
+            await self.repo.record_decisions([d for d in (before.get("decision"), after["decision"]) if d])
+
+    async def finish(self, *, state: Document | None) -> None:
+        """Finish what the writer of a case's last change may have left undone (it crashed,
+        or this is a redelivery): release what the change ended, record its decision."""
+        await self.release(refs=cases.prior_of(state))
+        if state and state.get("decision"):
+            await self.repo.record_decisions([state["decision"]])
+
+    async def release(self, *, refs: Iterable[tuple[str, str]], revoke_grant: bool = False) -> None:
+        """Drop reservations from their mediators' ledgers (those not there are skipped)."""
+        since = self.searcher.window_start(self.clock.now().date())
+        await asyncio.gather(
+            *(
+                self.repo.load_store.apply(m, ledger.release(token=t, since=since, revoke_grant=revoke_grant))
+                for m, t in sorted(set(refs))
+            )
         )
 
     # -- manual reassignment -------------------------------------------------------------
@@ -478,34 +405,13 @@ class AssignmentService:
         idempotency_key: str | None = None,
     ) -> DecisionDoc:
         """A centre user gives a case to another mediator, with a reason (an event too)."""
-        async with self.locks.hold(case_id):
-            return await self._reassign_locked(
-                case_id=case_id,
-                mediator_id=mediator_id,
-                reason=reason,
-                by=by,
-                counties=counties,
-                override_capacity=override_capacity,
-                idempotency_key=idempotency_key,
-            )
-
-    async def _reassign_locked(
-        self,
-        *,
-        case_id: str,
-        mediator_id: str,
-        reason: str,
-        by: str,
-        counties: Sequence[str] | None,
-        override_capacity: bool,
-        idempotency_key: str | None,
-    ) -> DecisionDoc:
         case = await self.repo.get_case(case_id, counties=counties)
         if case is None:
             raise NotFound("案件", "case")
-        decision_id = derived_id(f"{case_id}/{idempotency_key}", "manual") if idempotency_key else None
-        if decision_id and (done := await self.repo.get_decision(decision_id)) is not None:
-            return DecisionDoc.model_validate(done)
+        key = idempotency_key or uuid.uuid4().hex
+        decision_id = derived_id(f"{case_id}/{key}", "manual")
+        if decision_id in case.applied:
+            return await self._decision(case_id, decision_id)
         if case.closed:
             raise IllegalTransition(
                 current=case.closed_status or "closed", action="reassign", current_zh="已结束"
@@ -515,9 +421,42 @@ class AssignmentService:
             raise Invalid([FieldError("mediator_id", "unknown_mediator", "调解员不存在", "no such mediator")])
         if mediator.id == case.mediator_id:
             raise Conflict("案件已由该调解员承办", "the case is already assigned to this mediator")
-        today = self.clock.now().date()
-        needs = CaseNeeds(
+        now = self.clock.now()
+        plan = await self._manual_plan(
+            case, mediator, decision_id=decision_id, reason=reason, by=by, override=override_capacity, at=now
+        )
+
+        async def planner() -> Document:
+            # A fresh token each time: a token whose plan was dropped must never come back.
+            return {**plan, "token": uuid.uuid4().hex}
+
+        state = await self._carry_out(
             case_id=case_id,
+            decision_id=decision_id,
+            facts={},
+            planner=planner,
+            at=now,
+            replan_when_full=False,
+        )
+        if state is None:
+            raise IllegalTransition(current="closed", action="reassign", current_zh="已结束")
+        return await self._decision(case_id, decision_id)
+
+    async def _manual_plan(
+        self,
+        case: CaseView,
+        mediator: MediatorDoc,
+        *,
+        decision_id: str,
+        reason: str,
+        by: str,
+        override: bool,
+        at: datetime,
+    ) -> Document:
+        """The plan of a manual reassignment, refused (422) for a mediator the rules exclude."""
+        today = at.date()
+        needs = CaseNeeds(
+            case_id=case.id,
             category=case.category or Category.OTHER,
             risk_level=case.risk_level or RiskLevel.ORDINARY,
             party_keys=frozenset(case.party_keys),
@@ -527,24 +466,13 @@ class AssignmentService:
             if case.organisation_id in mediator.organisation_ids
             else mediator.organisation_ids[0]
         )
-        since = today - timedelta(days=self.settings.fairness_window_days - 1)
-        counts = {
-            mediator.id: Counts(
-                load=await self.repo.load(mediator.id),
-                recent=await self.repo.recent_assignments(mediator.id, since=since),
-            )
-        }
+        counts = await self.searcher.counts([mediator], needs, today=today)
         ranking = rank(organisation_id, [mediator], counts, needs, today=today, policy=self.policy)
         refused = [r for e in ranking.excluded for r in e.reasons]
-        if override_capacity and refused == ["at_capacity"]:
-            refused = []
+        if override and refused == ["at_capacity"]:
+            free = {mediator.id: Counts(load=0, recent=counts[mediator.id].recent)}
             parts_from = rank(
-                organisation_id,
-                [mediator],
-                {mediator.id: Counts(load=0, recent=counts[mediator.id].recent)},
-                needs,
-                today=today,
-                policy=self.policy,
+                organisation_id, [mediator], free, needs, today=today, policy=self.policy
             ).ranked
             chosen = parts_from[0].model_copy(
                 update={"breakdown": {**parts_from[0].breakdown, "load": float(counts[mediator.id].load)}}
@@ -553,55 +481,130 @@ class AssignmentService:
             raise Invalid([FieldError("mediator_id", r, *REASONS[r]) for r in refused])
         else:
             chosen = ranking.ranked[0]
-        now = self.clock.now()
-        for attempt in range(10):
-            case = await self.repo.next_decision(case_id, scan=attempt > 0)
-            payload = MediatorAssigned(
-                case_id=case_id,
-                county=case.county or mediator.county,
-                organisation_id=organisation_id,
-                mediator_id=mediator.id,
-                mediator_name=mediator.name,
-                score=chosen.score,
-                breakdown=chosen.breakdown,
-                reason=reason,
-                manual=True,
-                assigned_at=now,
-                trigger="manual",
-                assigned_by=by,
-                previous_mediator_id=case.mediator_id,
-                tried=[organisation_id],
-            )
-            doc = self._decision_doc(
-                decision_id=decision_id or derived_id(f"{case_id}/seq-{case.next_seq}", "manual"),
-                case=case,
-                county=payload.county,
-                trigger="manual",
-                outcome="manual",
-                mediator_id=mediator.id,
-                organisation_id=organisation_id,
-                by=by,
-                payload=payload,
-            )
-            stored = await self.repo.insert_decision(doc)
-            if stored == "exists":
-                raced = await self.repo.get_decision(doc["_id"])
-                assert raced is not None
-                return DecisionDoc.model_validate(raced)
-            if stored == "inserted":
-                break
-        else:
-            raise Conflict("案件正被同时调整，请稍后重试", "the case is being reassigned concurrently; retry")
-        self.metrics.assignments.labels(payload.county, "manual").inc()
-        self.metrics.load.labels(payload.county).observe(counts[mediator.id].load + 1)
-        await self._apply(doc)
-        return DecisionDoc.model_validate(doc)
+        county = case.county or mediator.county
+        payload = MediatorAssigned(
+            case_id=case.id,
+            county=county,
+            organisation_id=organisation_id,
+            mediator_id=mediator.id,
+            mediator_name=mediator.name,
+            score=chosen.score,
+            breakdown=chosen.breakdown,
+            reason=reason,
+            manual=True,
+            assigned_at=at,
+            trigger="manual",
+            assigned_by=by,
+            tried=[organisation_id],
+        )
+        return _plan(
+            decision_id=decision_id,
+            mediator=mediator,
+            payload=payload,
+            outcome="manual",
+            by=by,
+            capacity=None if override else self.policy.capacity(mediator),
+            load=counts[mediator.id].load,
+            at=at,
+        )
+
+    async def _decision(self, case_id: str, decision_id: str) -> DecisionDoc:
+        for decision in reversed(await self.repo.decisions_of(case_id)):
+            if decision.id == decision_id:
+                return decision
+        raise NotFound("分配决定", "decision")
 
     # -- reads --------------------------------------------------------------------------
     async def case_assignment(
         self, *, case_id: str, counties: Sequence[str] | None
     ) -> tuple[CaseView, list[DecisionDoc]]:
+        """A case's holder and every decision about it."""
         case = await self.repo.get_case(case_id, counties=counties)
         if case is None:
             raise NotFound("案件", "case")
         return case, await self.repo.decisions_of(case_id)
+
+
+def _plan(
+    *,
+    decision_id: str,
+    mediator: MediatorDoc,
+    payload: MediatorAssigned,
+    outcome: str,
+    by: str,
+    capacity: int | None,
+    load: float,
+    at: datetime,
+) -> Document:
+    """A pending decision as the case keeps it: who, the reservation's token, the limit to
+    reserve under (None: overridden), and the event but for the previous mediator."""
+    return {
+        "decision_id": decision_id,
+        "token": uuid.uuid4().hex,
+        "mediator_id": mediator.id,
+        "organisation_id": payload.organisation_id,
+        "county": payload.county,
+        "trigger": payload.trigger,
+        "outcome": outcome,
+        "by": by,
+        "capacity": capacity,
+        "load": load,
+        "at": at,
+        "payload": payload.model_dump(mode="json", exclude={"previous_mediator_id"}),
+    }
+
+
+def _decision_doc(
+    state: Document, *, decision_id: str, payload: EventData, fields: Document, at: datetime
+) -> tuple[Document, tuple[str, CloudEvent]]:
+    """A decision's record (numbered after the case's last) and its event."""
+    county = fields["county"]
+    event = new_event(
+        payload, source=SOURCE, subject=str(state["_id"]), county=county, id=decision_id, time=at
+    )
+    doc = {
+        "_id": decision_id,
+        "case_id": state["_id"],
+        "seq": int(state.get("seq", 0)) + 1,
+        "previous_mediator_id": state.get("mediator_id"),
+        "at": at,
+        "event": payload.model_dump(mode="json"),
+        **fields,
+    }
+    return doc, (topics.ASSIGNMENTS, event)
+
+
+def _record(state: Document, plan: Document | None) -> tuple[Document, tuple[str, CloudEvent]]:
+    """The record and event of a planned assignment, decided on the case's state."""
+    assert plan is not None
+    payload = MediatorAssigned.model_validate(
+        {**plan["payload"], "previous_mediator_id": state.get("mediator_id")}
+    )
+    fields = {
+        "county": plan["county"],
+        "trigger": plan["trigger"],
+        "outcome": plan["outcome"],
+        "mediator_id": plan["mediator_id"],
+        "organisation_id": plan["organisation_id"],
+        "by": plan["by"],
+    }
+    return _decision_doc(
+        state, decision_id=plan["decision_id"], payload=payload, fields=fields, at=plan["at"]
+    )
+
+
+def _failure_record(decision_id: str, payload: AssignmentFailed) -> cases.Record:
+    def record(state: Document, plan: Document | None) -> tuple[Document, tuple[str, CloudEvent]]:
+        fields = {
+            "county": payload.county,
+            "trigger": payload.trigger,
+            "outcome": "failed",
+            "mediator_id": None,
+            "organisation_id": payload.organisation_id,
+            "by": SYSTEM,
+        }
+        return _decision_doc(
+            state, decision_id=decision_id, payload=payload, fields=fields, at=payload.failed_at
+        )
+
+    return record

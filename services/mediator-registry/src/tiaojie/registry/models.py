@@ -360,14 +360,13 @@ MEDIATOR_CONTENT_FIELDS = (
 
 
 class CaseView(BaseModel):
-    """The registry's projection of a case: what assignment needs, and who holds it.
-
-    `holder` is the mediator id while the case is open and null once it closed, so a
-    mediator's load is one indexed equality count."""
+    """The registry's record of a case (an aggregate, see cases.py): what assignment needs,
+    who holds it, and the decisions under way and applied."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     id: str = Field(alias="_id")
+    version: int = 0
     county: str | None = None
     category: Category | None = None
     risk_level: str | None = None
@@ -375,12 +374,14 @@ class CaseView(BaseModel):
     organisation_id: str | None = None
     mediator_id: str | None = None
     holder: str | None = None
+    token: str | None = None
     closed: bool = False
     closed_status: str | None = None
     seq: int = 0
-    next_seq: int = 0
     decision_id: str | None = None
     assigned_at: datetime | None = None
+    applied: list[str] = Field(default_factory=list)
+    pending: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class DecisionDoc(BaseModel):

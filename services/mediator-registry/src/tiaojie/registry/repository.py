@@ -1,59 +1,51 @@
 """The only module that touches the registry's collections; it creates their indexes.
 
+Organisations, mediators, cases and mediators' load ledgers are aggregates of the storage
+engine (`tiaojie.runtime.revisions`): their collections hold snapshots, and every change
+is a revision claimed by a unique insert in `<collection>_revisions`. History entries and
+decision records are audit facts with deterministic ids, inserted once.
+
 Every hot query is an equality on an indexed top-level field (FerretDB pushes only those
-down): a mediator's load is `count(holder == id)`, the members of an organisation are
-`organisation_ids == id` (multikey), a natural key is `division_code` or `id_number_key`.
-Reads on behalf of a person pass the caller's counties: another county's record is
-indistinguishable from a missing one.
+down): the members of an organisation are `organisation_ids == id` (multikey), a natural
+key is `division_code` or `id_number_key`. Reads on behalf of a person pass the caller's
+counties: another county's record is indistinguishable from a missing one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
-from typing import Any
+from datetime import UTC, date, datetime
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, OperationFailure
 
+from tiaojie.registry.ledger import cases_held, received
 from tiaojie.registry.models import CaseView, DecisionDoc, MediatorDoc, OrganisationDoc
-from tiaojie.runtime.mongo import (
-    OUTBOX_PENDING,
-    Document,
-    ensure_indexes,
-    insert_once,
-    upsert_and_get,
-    upsert_one,
-)
+from tiaojie.runtime.kafka import EventPublisher
+from tiaojie.runtime.mongo import Document, ensure_indexes, insert_once
+from tiaojie.runtime.revisions import Revisions
+from tiaojie.runtime.settings import RuntimeSettings
 
 INDEXES = {
     "organisations": [
         IndexModel([("county", ASCENDING)]),
         IndexModel([("division_code", ASCENDING)]),
-        IndexModel([(OUTBOX_PENDING, ASCENDING)]),
     ],
     "mediators": [
         IndexModel([("county", ASCENDING)]),
         IndexModel([("organisation_ids", ASCENDING)]),
         IndexModel([("id_number_key", ASCENDING)]),
-        IndexModel([(OUTBOX_PENDING, ASCENDING)]),
     ],
     "history": [IndexModel([("entity_id", ASCENDING)])],
-    "cases": [IndexModel([("holder", ASCENDING)])],
-    "grants": [IndexModel([("m", ASCENDING)])],
     # Every index costs each write (FerretDB rewrites the whole row, so every index is
     # updated): lookups by case_id use the unique pair's index.
-    "decisions": [
-        IndexModel([("case_id", ASCENDING), ("seq", ASCENDING)], unique=True),
-        IndexModel([(OUTBOX_PENDING, ASCENDING)]),
-    ],
+    "decisions": [IndexModel([("case_id", ASCENDING), ("seq", ASCENDING)], unique=True)],
 }
-
-
-# A case's projection starts with no decision applied (seq 0) and open.
-_NEW_CASE = {"seq": 0}
+_DUPLICATE = 11000
+# Written once the data of the registry before the storage engine is converted.
+MIGRATED = "storage-engine-v1"
 
 
 def _scoped(doc: Document | None, counties: Sequence[str] | None) -> Document | None:
@@ -63,43 +55,70 @@ def _scoped(doc: Document | None, counties: Sequence[str] | None) -> Document | 
 
 
 class RegistryRepository:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        *,
+        publisher: EventPublisher | None = None,
+        settings: RuntimeSettings | None = None,
+    ) -> None:
         self.db = db
-        self.organisations = db["organisations"]
-        self.mediators = db["mediators"]
+
+        def store(name: str) -> Revisions:
+            return Revisions(db, name, publisher=publisher, settings=settings)
+
+        self.organisation_store = store("organisations")
+        self.mediator_store = store("mediators")
+        self.case_store = store("cases")
+        self.load_store = store("loads")
+        self.organisations = self.organisation_store.docs
+        self.mediators = self.mediator_store.docs
+        self.cases = self.case_store.docs
+        self.loads = self.load_store.docs
         self.history = db["history"]
-        self.cases = db["cases"]
         self.decisions = db["decisions"]
-        self.grants = db["grants"]
+        self.meta = db["meta"]
+
+    @property
+    def stores(self) -> list[Revisions]:
+        return [self.organisation_store, self.mediator_store, self.case_store, self.load_store]
 
     async def create_indexes(self) -> None:
-        await ensure_indexes(self.db, INDEXES)
+        spec: dict[str, list[IndexModel]] = {k: list(v) for k, v in INDEXES.items()}
+        for store in self.stores:
+            for collection, indexes in store.indexes.items():
+                spec.setdefault(collection, []).extend(indexes)
+        await ensure_indexes(self.db, spec)
 
-    # -- versioned entities (organisations, mediators) ----------------------------------
-    async def insert_new(self, collection: AsyncCollection[Document], doc: Document) -> bool:
-        """Insert version 1; False if the id is taken (a concurrent writer won)."""
-        return await insert_once(collection, doc)
+    # -- audit facts ----------------------------------------------------------------------
+    async def _insert_all(self, collection: AsyncCollection[Document], docs: Sequence[Document]) -> None:
+        """Insert documents with deterministic ids; those already there are left as they are."""
+        unique = list({d["_id"]: d for d in docs}.values())
+        if len(unique) == 1:
+            await insert_once(collection, unique[0])
+            return
+        if not unique:
+            return
+        try:
+            await collection.insert_many(unique, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != _DUPLICATE for e in exc.details.get("writeErrors", [])):
+                raise
 
-    async def update_version(
-        self, collection: AsyncCollection[Document], entity_id: str, version: int, update: Document
-    ) -> Document | None:
-        """Apply an update only if the stored version is still `version`; the document
-        after it, or None when another writer got there first."""
-        return await collection.find_one_and_update(
-            {"_id": entity_id, "version": version}, update, return_document=ReturnDocument.AFTER
-        )
+    async def record_history(self, entries: Sequence[Document]) -> None:
+        """One entry per entity version (the entity's state carries the entry of its version)."""
+        await self._insert_all(self.history, entries)
 
-    async def raw(self, collection: AsyncCollection[Document], entity_id: str) -> Document | None:
-        return await collection.find_one({"_id": entity_id})
-
-    async def record_history(self, entry: Document) -> None:
-        """One entry per entity version (a retried write overwrites its own entry)."""
-        await self.history.replace_one({"_id": entry["_id"]}, entry, upsert=True)
-
-    async def history_of(self, entity_id: str, *, up_to_version: int) -> list[Document]:
+    async def history_of(self, entity_id: str, *, latest: Document | None) -> list[Document]:
+        """The history up to `latest`, the entity's snapshot (whose own entry may not be
+        recorded yet if its writer crashed), newest first."""
+        version = int((latest or {}).get("version", 0))
         docs = await self.history.find({"entity_id": entity_id}).to_list()
-        kept = [d for d in docs if d.get("version", 0) <= up_to_version]
-        return sorted(kept, key=lambda d: d["version"], reverse=True)
+        kept = {d["version"]: d for d in docs if d.get("version", 0) <= version}
+        change = (latest or {}).get("change")
+        if change and change.get("version") not in kept:
+            kept[change["version"]] = change
+        return [kept[v] for v in sorted(kept, reverse=True)]
 
     # -- organisations ---------------------------------------------------------------------
     async def get_organisation(
@@ -144,107 +163,76 @@ class RegistryRepository:
         docs = await self.mediators.find({"organisation_ids": organisation_id}, {"_id": 1}).to_list()
         return sorted(str(d["_id"]) for d in docs)
 
-    # -- load and fairness -------------------------------------------------------------------
+    # -- load ledgers ------------------------------------------------------------------------
     async def load(self, mediator_id: str) -> int:
         """Open cases a mediator holds now."""
-        return await self.cases.count_documents({"holder": mediator_id})
-
-    async def record_grant(self, mediator_id: str, *, day: date, case_id: str) -> None:
-        """Count a case given to a mediator on a day. One small document per grant with a
-        deterministic id: inserts are atomic where concurrent updates of one shared
-        counter are not (FerretDB 1.24), and a redelivery inserts nothing."""
-        await insert_once(
-            self.grants,
-            {"_id": f"{mediator_id}|{case_id}|{day.isoformat()}", "m": mediator_id, "day": day.isoformat()},
-        )
+        return len(cases_held(await self.load_store.get(mediator_id)))
 
     async def recent_assignments(self, mediator_id: str, *, since: date) -> int:
         """Cases given to a mediator since a day (the fairness window)."""
-        return await self.grants.count_documents({"m": mediator_id, "day": {"$gte": since.isoformat()}})
+        return received(await self.load_store.get(mediator_id), since=since)
 
-    async def forget_grants(self, *, before: date) -> int:
-        """Drop grants older than any fairness window still asked about."""
-        done = await self.grants.delete_many({"day": {"$lt": before.isoformat()}})
-        return done.deleted_count
+    async def ledgers(self) -> list[Document]:
+        """Every mediator's load ledger (small documents; read by the periodic audit)."""
+        return await self.loads.find({}).to_list()
 
-    # -- case projection ---------------------------------------------------------------------
+    # -- cases and decisions ---------------------------------------------------------------------
     async def get_case(self, case_id: str, *, counties: Sequence[str] | None = None) -> CaseView | None:
-        doc = _scoped(await self.cases.find_one({"_id": case_id}), counties)
+        doc = _scoped(await self.case_store.get(case_id), counties)
         return CaseView.model_validate(doc) if doc else None
 
-    async def remember_case(self, case_id: str, fields: Document) -> Document:
-        """Record what assignment needs to know about a case (idempotent); returns the
-        projection as written, in the same round trip."""
-        return await upsert_and_get(self.cases, {"_id": case_id}, {"$set": fields, "$setOnInsert": _NEW_CASE})
+    async def record_decisions(self, docs: Sequence[Document]) -> None:
+        """The audit record of each decision (the case's state carries its latest one)."""
+        await self._insert_all(self.decisions, docs)
 
-    async def next_decision(
-        self, case_id: str, *, scan: bool = False, known: Document | None = None
-    ) -> CaseView:
-        """The case's projection (created if new) with the number its next decision takes.
-
-        FerretDB 1.24 does not apply concurrent updates of one document atomically (200
-        concurrent $inc on one document were measured to add 29), so the number is not a
-        counter: the unique (case_id, seq) index makes a writer that took a number already
-        taken retry. The first guess is one more than the decision the case shows; a
-        decision stored but not yet applied makes that guess taken, and the retry (`scan`)
-        takes one more than the highest decision. Numbers are never deleted and each is at
-        most one more than the highest, so a free guess is the same number a scan gives.
-        `known` is the projection as the caller just wrote it (saves reading it again)."""
-        doc = known if known is not None and not scan else await self.cases.find_one({"_id": case_id})
-        if doc is None:
-            doc = await upsert_and_get(self.cases, {"_id": case_id}, {"$setOnInsert": _NEW_CASE})
-        highest = int(doc.get("seq", 0))
-        if scan:
-            found = await self.decisions.find({"case_id": case_id}, {"seq": 1}).to_list()
-            highest = max([highest, *(int(d.get("seq", 0)) for d in found)])
-        return CaseView.model_validate({**doc, "next_seq": highest + 1})
-
-    async def apply_decision(self, case_id: str, seq: int, fields: Document, *, holder: str | None) -> bool:
-        """Make a decision the case's current one unless a later decision already is.
-
-        The holder is set in the same write only while the case is open, so a case that
-        closed meanwhile never counts towards anyone's load."""
-        base = {"_id": case_id, "seq": {"$lt": seq}}
-        done = await self.cases.update_one(
-            {**base, "closed": {"$ne": True}}, {"$set": {**fields, "seq": seq, "holder": holder}}
-        )
-        if done.matched_count:
-            return True
-        late = await self.cases.update_one(base, {"$set": {**fields, "seq": seq, "holder": None}})
-        return bool(late.matched_count)
-
-    async def close_case(self, case_id: str, fields: Document) -> None:
-        """The case ended: nobody holds it any more (idempotent)."""
-        await upsert_one(
-            self.cases,
-            {"_id": case_id},
-            {"$set": {**fields, "closed": True, "holder": None}, "$setOnInsert": {"seq": 0}},
-        )
-
-    async def release_case(self, case_id: str, *, new_organisation_id: str, fields: Document) -> bool:
-        """The case moved to another organisation before it was reassigned there."""
-        done = await self.cases.update_one(
-            {"_id": case_id, "organisation_id": {"$ne": new_organisation_id}},
-            {"$set": {**fields, "organisation_id": new_organisation_id, "holder": None, "mediator_id": None}},
-        )
-        return bool(done.modified_count)
-
-    # -- decisions -----------------------------------------------------------------------------
     async def get_decision(self, decision_id: str) -> Document | None:
         return await self.decisions.find_one({"_id": decision_id})
 
-    async def insert_decision(self, doc: Document) -> str:
-        """inserted; exists (this decision was stored before); or seq_taken (a concurrent
-        decision of the same case took the number: compute it again)."""
-        try:
-            await self.decisions.insert_one(doc)
-            return "inserted"
-        except DuplicateKeyError:
-            return "exists" if await self.decisions.find_one({"_id": doc["_id"]}, {"_id": 1}) else "seq_taken"
-
     async def decisions_of(self, case_id: str) -> list[DecisionDoc]:
-        docs = await self.decisions.find({"case_id": case_id}).to_list()
-        return sorted((DecisionDoc.model_validate(d) for d in docs), key=lambda d: d.seq)
+        """Every decision of a case, oldest first (the latest from the case itself if its
+        record is not written yet)."""
+        docs = {d["_id"]: d for d in await self.decisions.find({"case_id": case_id}).to_list()}
+        latest = ((await self.case_store.get(case_id)) or {}).get("decision")
+        if latest and latest["_id"] not in docs:
+            docs[latest["_id"]] = latest
+        return sorted((DecisionDoc.model_validate(d) for d in docs.values()), key=lambda d: d.seq)
 
-    async def count(self, collection: str, query: dict[str, Any]) -> int:
-        return await self.db[collection].count_documents(query)
+    # -- before the storage engine ---------------------------------------------------------------
+    async def migrated(self) -> bool:
+        return await self.meta.find_one({"_id": MIGRATED}) is not None
+
+    async def mark_migrated(self) -> None:
+        await insert_once(self.meta, {"_id": MIGRATED, "at": datetime.now(UTC)})
+
+    async def unversioned_cases(self) -> list[Document]:
+        """Case projections written before cases were aggregates (they have no version)."""
+        return await self.cases.find({"version": {"$exists": False}}).to_list()
+
+    async def adopt_case(self, case_id: str, *, applied: list[str]) -> None:
+        """Give an old projection version 0 and the ids of its decisions, so that the engine
+        continues it (its first revision is then version 1) and redeliveries stay no-ops."""
+        await self.cases.update_one(
+            {"_id": case_id, "version": {"$exists": False}}, {"$set": {"version": 0, "applied": applied}}
+        )
+
+    async def decision_ids_of(self, case_id: str) -> list[str]:
+        docs = await self.decisions.find({"case_id": case_id}, {"_id": 1, "seq": 1}).to_list()
+        return [str(d["_id"]) for d in sorted(docs, key=lambda d: d.get("seq", 0))]
+
+    async def old_grants(self, *, since: date) -> list[Document]:
+        """Grants the registry counted fairness from before ledgers existed."""
+        return await self.db["grants"].find({"day": {"$gte": since.isoformat()}}).to_list()
+
+    async def drop_old_indexes(self) -> None:
+        """Indexes the registry declared before the engine and no longer queries (every
+        index costs each write)."""
+        old = [(c, "outbox_pending_1") for c in (self.organisations, self.mediators, self.decisions)]
+        for collection, name in [*old, (self.cases, "holder_1")]:
+            try:
+                await collection.drop_index(name)
+            except OperationFailure:
+                pass  # not there: a database created after the engine
+
+    def old_outboxes(self) -> list[AsyncCollection[Document]]:
+        """Collections whose documents carried their own outbox before the storage engine."""
+        return [self.organisations, self.mediators, self.decisions]

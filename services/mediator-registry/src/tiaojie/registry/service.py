@@ -1,18 +1,22 @@
 """Registry rules for the workforce: filing organisations and mediators, their status,
-training and disciplinary records, each change versioned, recorded and published."""
+training and disciplinary records, each change versioned, recorded and published.
+
+Organisations and mediators are aggregates of the storage engine: a change is decided on
+the current document (`_decider`), claimed as the next revision, and its event published
+by the engine; on a lost claim it is decided again on the head, so concurrent writers on
+any replica lose nothing. The document carries the history entry of its own version
+(`change`), recorded in `history` after the write (and by the next writer or the
+periodic sweep if a writer crashed first)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from typing import Any, Generic, TypeVar
-
-from pymongo.asynchronous.collection import AsyncCollection
 
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import MediatorStatus
@@ -20,7 +24,6 @@ from tiaojie.contracts.envelope import CloudEvent, derived_id, new_event
 from tiaojie.contracts.registry import MediatorUpdated, OrganisationUpdated
 from tiaojie.registry.compliance import ReportSettings, build_report
 from tiaojie.registry.eligibility import effective_status, suspended_until
-from tiaojie.registry.locks import KeyedLocks
 from tiaojie.registry.metrics import RegistryMetrics
 from tiaojie.registry.models import (
     MEDIATOR_CONTENT_FIELDS,
@@ -44,12 +47,12 @@ from tiaojie.runtime.divisions import Divisions
 from tiaojie.runtime.errors import Conflict, FieldError, Invalid, NotFound
 from tiaojie.runtime.logging import get_logger
 from tiaojie.runtime.mongo import (
+    OUTBOX,
+    OUTBOX_AT,
+    OUTBOX_PENDING,
     OUTBOX_REV,
     Document,
-    OutboxRelay,
-    outbox_entry,
-    outbox_fields,
-    outbox_update,
+    sweep_forever,
 )
 from tiaojie.runtime.pii import (
     PiiError,
@@ -59,12 +62,16 @@ from tiaojie.runtime.pii import (
     normalise_id_number,
     normalise_mobile,
 )
+from tiaojie.runtime.revisions import Change, Decide, Revisions
 
 log = get_logger(__name__)
 
 SOURCE = topics.service_source("registry")
 T = TypeVar("T")
 _PII_FIELDS = frozenset({"id_number_key", "phone_key", "relations"})
+_OLD_OUTBOX = frozenset({OUTBOX, OUTBOX_PENDING, OUTBOX_REV, OUTBOX_AT})
+# Entities filed per claim command of the engine (an import files thousands).
+WRITE_ROUND = 100
 
 
 @dataclass(frozen=True)
@@ -89,13 +96,12 @@ def natural_organisation_id(division_code: str, name: str) -> str:
 
 
 class RegistryService:
-    """Filing rules; no Kafka or HTTP in here (events leave through the outbox)."""
+    """Filing rules; no Kafka or HTTP in here (the engine publishes the events)."""
 
     def __init__(
         self,
         *,
         repository: RegistryRepository,
-        relay: OutboxRelay,
         protector: Protector,
         divisions: Divisions,
         settings: RegistrySettings,
@@ -103,14 +109,13 @@ class RegistryService:
         metrics: RegistryMetrics,
     ) -> None:
         self.repo = repository
-        self.relay = relay
         self.protector = protector
         self.divisions = divisions
         self.settings = settings
         self.clock = clock
         self.metrics = metrics
         self.dirty_counties: set[str] = set()
-        self.locks = KeyedLocks()
+        self._last_full_refresh = -1e9
 
     # -- organisations -----------------------------------------------------------------
     async def resolve_organisation_id(self, data: OrganisationIn) -> str:
@@ -164,6 +169,21 @@ class RegistryService:
         errors = await self.check_organisation(data=data, organisation_id=organisation_id)
         if errors:
             raise Invalid(errors)
+        [filed] = await self.file_organisations(
+            filings=[data.model_copy(update={"id": organisation_id})], by=by
+        )
+        return filed
+
+    async def file_organisations(
+        self, *, filings: Sequence[OrganisationIn], by: str
+    ) -> list[Filed[OrganisationDoc]]:
+        """File organisations already checked and given their ids (an import), in rounds."""
+        writes = {f.id or "": self._organisation_write(f, by=by) for f in filings}
+        outcomes = await self._apply_writes(self.repo.organisation_store, writes)
+        return [Filed(OrganisationDoc.model_validate(doc), outcome) for doc, outcome in outcomes]
+
+    def _organisation_write(self, data: OrganisationIn, *, by: str) -> Write:
+        organisation_id = data.id or ""
         content = data.content()
 
         def event(version: int, merged: Document) -> tuple[str, CloudEvent]:
@@ -174,17 +194,15 @@ class RegistryService:
             )
             return topics.ORGANISATIONS, self._event(snapshot, organisation_id, data.county, version)
 
-        doc, outcome = await self._write(
-            collection=self.repo.organisations,
+        return Write(
             entity="organisation",
             entity_id=organisation_id,
-            content=content,
+            content_of=lambda current: content,
             by=by,
             action="file",
             event_for=event,
-            changes=lambda current: _diff(current, content),
+            hidden=frozenset(),
         )
-        return Filed(OrganisationDoc.model_validate(doc), outcome)
 
     async def organisation(self, organisation_id: str, *, counties: Sequence[str] | None) -> OrganisationDoc:
         found = await self.repo.get_organisation(organisation_id, counties=counties)
@@ -289,31 +307,65 @@ class RegistryService:
             )
         if errors:
             raise Invalid(errors)
-        content = {
-            **data.model_dump(mode="json", exclude={"id", "id_number", "phone", "relations"}),
-            **protected.content,
-        }
-        if data.status is None:
-            content.pop("status")
-        assert set(content) <= set(MEDIATOR_CONTENT_FIELDS)
-        return await self._write_mediator(
-            mediator_id=mediator_id,
-            content=content,
-            secrets=protected.secrets,
-            by=by,
-            action="register",
+        [filed] = await self.register_mediators(
+            registrations=[(data.model_copy(update={"id": mediator_id}), protected)], by=by
         )
+        return filed
+
+    async def register_mediators(
+        self, *, registrations: Sequence[tuple[MediatorIn, Protected]], by: str
+    ) -> list[Filed[MediatorDoc]]:
+        """Register mediators already checked and given their ids (an import), in rounds."""
+        writes = {}
+        for data, protected in registrations:
+            content = {
+                **data.model_dump(mode="json", exclude={"id", "id_number", "phone", "relations"}),
+                **protected.content,
+            }
+            if data.status is None:
+                content.pop("status")
+            assert set(content) <= set(MEDIATOR_CONTENT_FIELDS)
+            writes[data.id or ""] = self._mediator_write(
+                mediator_id=data.id or "",
+                content_of=_fixed(content),
+                by=by,
+                action="register",
+                secrets=protected.secrets,
+            )
+        return await self._apply_mediator_writes(writes)
 
     async def _write_mediator(
         self,
         *,
         mediator_id: str,
-        content: Document,
+        content_of: Callable[[Document | None], Document | None],
+        by: str,
+        action: str,
+    ) -> Filed[MediatorDoc]:
+        write = self._mediator_write(mediator_id=mediator_id, content_of=content_of, by=by, action=action)
+        [filed] = await self._apply_mediator_writes({mediator_id: write})
+        return filed
+
+    async def _apply_mediator_writes(self, writes: Mapping[str, Write]) -> list[Filed[MediatorDoc]]:
+        filed = []
+        for doc, outcome in await self._apply_writes(self.repo.mediator_store, writes):
+            mediator = MediatorDoc.model_validate(doc)
+            if outcome != "unchanged":
+                self.dirty_counties.add(mediator.county)
+            filed.append(Filed(mediator, outcome))
+        return filed
+
+    def _mediator_write(
+        self,
+        *,
+        mediator_id: str,
+        content_of: Callable[[Document | None], Document | None],
         by: str,
         action: str,
         secrets: Document | None = None,
-        force: bool = False,
-    ) -> Filed[MediatorDoc]:
+    ) -> Write:
+        today = self.clock.now().date()
+
         def event(version: int, merged: Document) -> tuple[str, CloudEvent]:
             mediator = MediatorDoc.model_validate({**merged, "_id": mediator_id})
             snapshot = MediatorUpdated(
@@ -330,42 +382,34 @@ class RegistryService:
                 government_purchased=mediator.government_purchased,
                 backgrounds=[str(b) for b in mediator.backgrounds],
                 languages=mediator.languages,
-                suspended_until=suspended_until(mediator, today=self.clock.now().date()),
+                suspended_until=suspended_until(mediator, today=today),
                 capacity=mediator.capacity,
             )
             return topics.MEDIATORS, self._event(snapshot, mediator_id, mediator.county, version)
 
-        def extra(current: Document | None) -> Document:
+        def secrets_of(current: Document | None, content: Document) -> Document:
             # Ciphertexts are random per encryption: rewrite them only with a new value.
             if secrets is None:
                 return {}
-            keep_id = current is not None and current.get("id_number_key") == content.get("id_number_key")
-            keep_phone = current is not None and current.get("phone_key") == content.get("phone_key")
             out = dict(secrets)
-            if keep_id:
+            if current is not None and current.get("id_number_key") == content.get("id_number_key"):
                 for k in ("id_number_enc", "id_number_masked"):
                     out.pop(k)
-            if keep_phone:
+            if current is not None and current.get("phone_key") == content.get("phone_key"):
                 for k in ("phone_enc", "phone_masked"):
                     out.pop(k)
             return out
 
-        doc, outcome = await self._write(
-            collection=self.repo.mediators,
+        return Write(
             entity="mediator",
             entity_id=mediator_id,
-            content=content,
+            content_of=content_of,
             by=by,
             action=action,
             event_for=event,
-            changes=lambda current: _diff(current, content, hidden=_PII_FIELDS),
-            extra=extra,
-            force=force,
+            hidden=_PII_FIELDS,
+            secrets_of=secrets_of,
         )
-        mediator = MediatorDoc.model_validate(doc)
-        if outcome != "unchanged":
-            self.dirty_counties.add(mediator.county)
-        return Filed(mediator, outcome)
 
     async def mediator(self, mediator_id: str, *, counties: Sequence[str] | None) -> MediatorDoc:
         found = await self.repo.get_mediator(mediator_id, counties=counties)
@@ -380,7 +424,7 @@ class RegistryService:
         await self.mediator(mediator_id, counties=counties)
         return await self._write_mediator(
             mediator_id=mediator_id,
-            content={"status": str(change.status), "status_reason": change.reason},
+            content_of=_fixed({"status": str(change.status), "status_reason": change.reason}),
             by=by,
             action=f"status:{change.status}",
         )
@@ -389,11 +433,10 @@ class RegistryService:
         self, *, mediator_id: str, record: TrainingIn, by: str, counties: Sequence[str] | None
     ) -> Filed[MediatorDoc]:
         """Record a training course a mediator attended."""
-        current = await self.mediator(mediator_id, counties=counties)
+        await self.mediator(mediator_id, counties=counties)
         entry = {**record.model_dump(mode="json"), "id": uuid.uuid4().hex[:12], "recorded_by": by}
-        training = [t.model_dump(mode="json") for t in current.training] + [entry]
         return await self._write_mediator(
-            mediator_id=mediator_id, content={"training": training}, by=by, action="training"
+            mediator_id=mediator_id, content_of=_appended("training", entry), by=by, action="training"
         )
 
     async def add_discipline(
@@ -404,15 +447,16 @@ class RegistryService:
         errors = discipline_errors(record.sanction, record.starts_on, record.ends_on)
         if errors:
             raise Invalid(errors)
-        current = await self.mediator(mediator_id, counties=counties)
+        await self.mediator(mediator_id, counties=counties)
         entry = {**record.model_dump(mode="json"), "id": uuid.uuid4().hex[:12], "recorded_by": by}
-        discipline = [d.model_dump(mode="json") for d in current.discipline] + [entry]
         return await self._write_mediator(
-            mediator_id=mediator_id, content={"discipline": discipline}, by=by, action="discipline"
+            mediator_id=mediator_id, content_of=_appended("discipline", entry), by=by, action="discipline"
         )
 
-    async def history(self, entity_id: str, *, version: int) -> list[Document]:
-        return await self.repo.history_of(entity_id, up_to_version=version)
+    async def history(self, *, entity: str, entity_id: str) -> list[Document]:
+        """Who changed what, when: one entry per version, newest first."""
+        store = self.repo.organisation_store if entity == "organisation" else self.repo.mediator_store
+        return await self.repo.history_of(entity_id, latest=await store.get(entity_id))
 
     # -- reporting ---------------------------------------------------------------------------
     async def compliance(self, *, county: str) -> dict[str, Any]:
@@ -444,29 +488,21 @@ class RegistryService:
                 self.metrics.mediators.labels(county, grade, status).set(n)
             await self.compliance(county=county)
 
+    async def refresh_due(self) -> None:
+        """Refresh the counties changed since the last call, and every county periodically."""
+        now = time.monotonic()
+        if now - self._last_full_refresh >= self.settings.gauges_refresh_seconds:
+            self.dirty_counties.clear()
+            await self.refresh_gauges()
+            self._last_full_refresh = now
+        elif self.dirty_counties:
+            counties = sorted(self.dirty_counties)
+            self.dirty_counties.clear()
+            await self.refresh_gauges(counties)
+
     async def run_gauges(self) -> None:
-        """Refresh changed counties every few seconds and all of them periodically."""
-        last_full = last_prune = -1e9
-        while True:
-            try:
-                now = time.monotonic()
-                if now - last_full >= self.settings.gauges_refresh_seconds:
-                    self.dirty_counties.clear()
-                    await self.refresh_gauges()
-                    last_full = now
-                if now - last_prune >= 3600:
-                    keep = self.settings.fairness_window_days + 1
-                    await self.repo.forget_grants(before=self.clock.now().date() - timedelta(days=keep))
-                    last_prune = now
-                elif self.dirty_counties:
-                    counties = sorted(self.dirty_counties)
-                    self.dirty_counties.clear()
-                    await self.refresh_gauges(counties)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("gauge refresh failed", error=type(exc).__name__)
-            await asyncio.sleep(2.0)
+        """Refresh the gauges every few seconds until cancelled."""
+        await sweep_forever(self.refresh_due, 2.0, what="gauge refresh")
 
     # -- versioned writes ----------------------------------------------------------------
     def _event(self, snapshot: Any, subject: str, county: str, version: int) -> CloudEvent:
@@ -480,93 +516,101 @@ class RegistryService:
             time=self.clock.now(),
         )
 
-    async def _write(
-        self,
-        *,
-        collection: AsyncCollection[Document],
-        entity: str,
-        entity_id: str,
-        content: Document,
-        by: str,
-        action: str,
-        event_for: Callable[[int, Document], tuple[str, CloudEvent]],
-        changes: Callable[[Document | None], Document],
-        extra: Callable[[Document | None], Document] | None = None,
-        force: bool = False,
-    ) -> tuple[Document, str]:
-        """Write a new version (history first, then the record with its event in the
-        outbox, guarded by the version read) unless nothing changed; retried on races."""
-        async with self.locks.hold(f"{entity}:{entity_id}"):
-            return await self._write_locked(
-                collection=collection,
-                entity=entity,
-                entity_id=entity_id,
-                content=content,
-                by=by,
-                action=action,
-                event_for=event_for,
-                changes=changes,
-                extra=extra,
-                force=force,
+    async def _apply_writes(
+        self, store: Revisions, writes: Mapping[str, Write]
+    ) -> list[tuple[Document, str]]:
+        """Apply writes of distinct entities in rounds of one claim command each; record
+        their history; each one's stored document and outcome (created, updated, unchanged)."""
+        now = self.clock.now()
+        ids = list(writes)
+        results: dict[str, tuple[Document, str]] = {}
+        for start in range(0, len(ids), WRITE_ROUND):
+            round_ids = ids[start : start + WRITE_ROUND]
+            # Re-decided on the head when unchanged: a lagging snapshot must not swallow a filing.
+            outcomes = await store.apply_many(
+                {i: self._decider(store, writes[i], now=now) for i in round_ids}, verify_noop=True
             )
+            entries: list[Document] = []
+            for i in round_ids:
+                outcome = outcomes[i]
+                if outcome.after is None:  # a training or sanction for a mediator that is not there
+                    raise NotFound("调解员", "mediator")
+                if not outcome.fresh:
+                    results[i] = (outcome.after, "unchanged")
+                    continue
+                # The entry of the version before too: its writer may have crashed before recording it.
+                entries += [s["change"] for s in (outcome.before, outcome.after) if s and s.get("change")]
+                results[i] = (outcome.after, "created" if outcome.before is None else "updated")
+            await self.repo.record_history(entries)
+        return [results[i] for i in ids]
 
-    async def _write_locked(
-        self,
-        *,
-        collection: AsyncCollection[Document],
-        entity: str,
-        entity_id: str,
-        content: Document,
-        by: str,
-        action: str,
-        event_for: Callable[[int, Document], tuple[str, CloudEvent]],
-        changes: Callable[[Document | None], Document],
-        extra: Callable[[Document | None], Document] | None,
-        force: bool,
-    ) -> tuple[Document, str]:
-        for _ in range(8):
-            current = await self.repo.raw(collection, entity_id)
-            if current is not None and not force and all(current.get(k) == v for k, v in content.items()):
-                return current, "unchanged"
-            version = int((current or {}).get("version", 0)) + 1
-            now = self.clock.now()
+    def _decider(self, store: Revisions, write: Write, *, now: datetime) -> Decide:
+        """The engine's decision for one write: the whole next document, its history entry
+        and its event, or None when nothing changes."""
+
+        def decide(current: Document | None) -> Change | None:
+            content = write.content_of(current)
+            if content is None or (
+                current is not None and all(current.get(k) == v for k, v in content.items())
+            ):
+                return None
+            version = store.version_of(current) + 1
             fields = {
                 **content,
-                **(extra(current) if extra else {}),
-                "version": version,
+                **(write.secrets_of(current, content) if write.secrets_of else {}),
                 "updated_at": now,
-                "updated_by": by,
+                "updated_by": write.by,
             }
-            topic, event = event_for(version, {**(current or {}), **fields})
-            await self.repo.record_history(
-                {
-                    "_id": f"{entity}:{entity_id}:v{version}",
-                    "entity": entity,
-                    "entity_id": entity_id,
-                    "version": version,
-                    "at": now,
-                    "by": by,
-                    "action": "create" if current is None else action,
-                    "changes": changes(current),
-                }
-            )
-            if current is None:
-                doc: Document | None = {"_id": entity_id, **fields, **outbox_fields([(topic, event)])}
-                assert doc is not None
-                if not await self.repo.insert_new(collection, doc):
-                    continue
-                rev = 1
-            else:
-                sets, incs = outbox_update([(topic, event)])
-                doc = await self.repo.update_version(
-                    collection, entity_id, int(current["version"]), {"$set": {**fields, **sets}, "$inc": incs}
-                )
-                if doc is None:
-                    continue
-                rev = doc.get(OUTBOX_REV, 0)
-            await self.relay.flush(collection, entity_id, {event.id: outbox_entry(topic, event)}, rev=rev)
-            return doc, "created" if current is None else "updated"
-        raise Conflict("记录正被同时修改，请稍后重试", "the record is being changed concurrently; retry")
+            state = {**_without_outbox(current), **fields}
+            state["change"] = {
+                "_id": f"{write.entity}:{write.entity_id}:v{version}",
+                "entity": write.entity,
+                "entity_id": write.entity_id,
+                "version": version,
+                "at": now,
+                "by": write.by,
+                "action": "create" if current is None else write.action,
+                "changes": _diff(current, content, hidden=write.hidden),
+            }
+            return Change(state, [write.event_for(version, state)])
+
+        return decide
+
+
+@dataclass(frozen=True)
+class Write:
+    """One entity's change as filed: what it sets (from the current document), who and why,
+    and the event announcing the new version."""
+
+    entity: str
+    entity_id: str
+    content_of: Callable[[Document | None], Document | None]
+    by: str
+    action: str
+    event_for: Callable[[int, Document], tuple[str, CloudEvent]]
+    hidden: frozenset[str]
+    secrets_of: Callable[[Document | None, Document], Document] | None = None
+
+
+def _fixed(content: Document) -> Callable[[Document | None], Document | None]:
+    """Content that does not depend on the current document."""
+    return lambda current: content
+
+
+def _appended(field: str, entry: Document) -> Callable[[Document | None], Document | None]:
+    """One record added to a list of the current document (None for a missing one)."""
+
+    def content(current: Document | None) -> Document | None:
+        if current is None:
+            return None
+        return {field: [*(current.get(field) or []), entry]}
+
+    return content
+
+
+def _without_outbox(current: Document | None) -> Document:
+    """The stored document without the outbox fields documents carried before the engine."""
+    return {k: v for k, v in (current or {}).items() if k not in _OLD_OUTBOX}
 
 
 def _diff(current: Document | None, content: Document, *, hidden: frozenset[str] = frozenset()) -> Document:

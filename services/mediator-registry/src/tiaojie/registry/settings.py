@@ -31,4 +31,8 @@ class RegistrySettings(ServiceSettings):
     committee_min_members: int = Field(default=3, ge=1)
     committee_max_members: int = Field(default=9, ge=1)
     gauges_refresh_seconds: float = Field(default=60.0, gt=0)
+    # The audit of the load ledgers (recovery.py): how often, and how old a reservation or a
+    # pending plan must be before it counts as left behind by a writer that is gone.
+    ledger_audit_seconds: float = Field(default=600.0, gt=0)
+    ledger_audit_grace: float = Field(default=60.0, ge=0)
     import_max_rows: int = Field(default=20000, ge=1)
