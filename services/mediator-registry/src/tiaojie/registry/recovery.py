@@ -11,7 +11,8 @@ the storage engine.
   pending for longer than that (its writer gone, e.g. a manual reassignment whose request
   died) is abandoned first. The ledger is read before the case: a reservation is taken
   only after its plan is recorded on the case, so a case whose head refers neither to the
-  plan nor to a holder with that token can never refer to it again.
+  plan nor to a holder with that token can never refer to it again. A reservation the
+  case's snapshot refers to is kept on one read; the others are judged on the head.
 * `migrate`, at start, once per database: events still in the outboxes documents carried
   before the engine are published, mediators' ledgers are built from the holders and
   grants of the old case projections, and those projections continue as version 0.
@@ -111,7 +112,11 @@ class Recovery:
 
     async def _audit_case(self, case_id: str, held: list[tuple[str, str]], *, cutoff: datetime) -> int:
         store = self.repo.case_store
-        state = await store.head(case_id, from_version=store.version_of(await store.get(case_id)) + 1)
+        snapshot = await store.get(case_id)
+        stale = [p for p in (snapshot or {}).get("pending") or [] if p["at"] <= cutoff]
+        if not stale and all(ref in cases.references(snapshot) for ref in held):
+            return 0  # keeping a reservation is always safe: only a release needs the head
+        state = await store.head(case_id, from_version=store.version_of(snapshot) + 1)
         for plan in list((state or {}).get("pending") or []):
             if plan["at"] <= cutoff:
                 outcome = await store.apply(case_id, cases.abandon(case_id=case_id, token=plan["token"]))
