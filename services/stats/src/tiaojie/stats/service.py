@@ -280,35 +280,27 @@ class StatsService:
             id=derived_id(alert_id, "raised"),
             time=at,
         )
-        raised = await self.raise_alert(doc, event)
-        if not raised and related:
-            await self._merge_related(alert_id, related)
+        await self.raise_alert(doc, event)
 
     async def raise_alert(self, doc: Document, event: Any) -> bool:
         """Raise an alert with its event, once: True if this call raised it. Version 1 of
         the alert is claimed by one insert, so of any number of concurrent or redelivered
-        handlers exactly one raises and announces it."""
+        handlers exactly one raises and announces it. An alert raised already gets the
+        related cases it does not list yet (nothing is written when it lists them all, so a
+        redelivery never rewrites it)."""
 
         def decide(state: Document | None) -> Change | None:
-            return Change(doc, self._alert_events(event)) if state is None else None
+            if state is None:
+                return Change(doc, self._alert_events(event))
+            known = state.get("related") or {}
+            missing = {k: v for k, v in (doc.get("related") or {}).items() if k not in known}
+            return Change({**state, "related": {**known, **missing}}) if missing else None
 
         outcome = await self.repo.alert_store.apply(doc["_id"], decide)
-        if outcome.fresh:
+        raised = outcome.fresh and outcome.before is None
+        if raised:
             self.metrics.alerts_raised.labels(doc.get("county") or "", doc["kind"]).inc()
-        return outcome.fresh
-
-    async def _merge_related(self, alert_id: str, related: list[RelatedCase]) -> None:
-        """Add related cases the alert does not list yet (nothing is written when it lists
-        them all, so a redelivery never rewrites the alert)."""
-
-        def decide(state: Document | None) -> Change | None:
-            known = (state or {}).get("related") or {}
-            missing = {r.case_id: r.model_dump(mode="python") for r in related if r.case_id not in known}
-            if state is None or not missing:
-                return None
-            return Change({**state, "related": {**known, **missing}})
-
-        await self.repo.alert_store.apply(alert_id, decide)
+        return raised
 
     def _alert_events(self, event: Any) -> list[tuple[str, Any]]:
         """An alert change's events (none when rebuilding: the live service published them)."""
