@@ -466,7 +466,7 @@ class AssignmentService:
             if case.organisation_id in mediator.organisation_ids
             else mediator.organisation_ids[0]
         )
-        counts = await self.searcher.counts([mediator], needs, today=today)
+        counts = await self.searcher.counts(mediators=[mediator], needs=needs, today=today)
         ranking = rank(organisation_id, [mediator], counts, needs, today=today, policy=self.policy)
         refused = [r for e in ranking.excluded for r in e.reasons]
         if override and refused == ["at_capacity"]:

@@ -25,7 +25,7 @@ class RowChecks:
 
     # organisations ------------------------------------------------------------------------
     async def organisations(
-        self, parsed: list[ParsedRow], counties: Sequence[str] | None
+        self, *, parsed: list[ParsedRow], counties: Sequence[str] | None
     ) -> list[OrganisationIn]:
         """The rows' organisations with their ids; each row's problems go to the row."""
         # Ids first, so that a parent can be named by code or by name (in this file or stored).
@@ -98,7 +98,7 @@ class RowChecks:
 
     # mediators ------------------------------------------------------------------------------
     async def mediators(
-        self, parsed: list[ParsedRow], counties: Sequence[str] | None, report: ImportReport
+        self, *, parsed: list[ParsedRow], counties: Sequence[str] | None, report: ImportReport
     ) -> list[tuple[MediatorIn, Protected]]:
         """The rows' mediators with their ids and protected personal data; each row's
         problems go to the row, the committees' sizes to the report's warnings."""

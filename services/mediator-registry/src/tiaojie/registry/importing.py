@@ -69,9 +69,9 @@ class RosterImporter:
         parsed = parse_rows(rows[1:], mapping, rows[0])
         report.rows = len(parsed)
         if kind == "organisations":
-            organisations = await self.checks.organisations(parsed, counties)
+            organisations = await self.checks.organisations(parsed=parsed, counties=counties)
         else:
-            mediators = await self.checks.mediators(parsed, counties, report)
+            mediators = await self.checks.mediators(parsed=parsed, counties=counties, report=report)
         for item in parsed:
             report.errors.extend(item.issues)
         report.errors.sort(key=lambda i: (i.row, i.column))

@@ -82,7 +82,7 @@ class Searcher:
                 ranking = rank(
                     org.id,
                     mediators,
-                    await self.counts(mediators, needs, today=today),
+                    await self.counts(mediators=mediators, needs=needs, today=today),
                     needs,
                     today=today,
                     policy=self.policy,
@@ -103,7 +103,7 @@ class Searcher:
         return found
 
     async def counts(
-        self, mediators: Sequence[MediatorDoc], needs: CaseNeeds, *, today: date
+        self, *, mediators: Sequence[MediatorDoc], needs: CaseNeeds, today: date
     ) -> dict[str, Counts]:
         """Load (other cases held) and recent assignments of the mediators that pass the
         fixed rules, from their ledgers."""
