@@ -138,3 +138,25 @@ async def test_open_cases_follow_their_latest_event_whatever_the_order(library: 
     assert case.updated_at == accepted_at and case.township == TOWNSHIP and case.amount == 5000
     raw = await service.repo.open_cases.find_one({"_id": case_id})
     assert raw is not None and raw["version"] == 2  # one revision per event that changed something
+
+
+async def test_an_open_case_projected_before_the_engine_is_continued(library: Library) -> None:
+    case_id = new_case_id()
+    service = library.service
+    received = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    # As the library stored open cases before: no version field.
+    await service.repo.open_cases.insert_one(
+        {"_id": case_id, "county": COUNTY, "category": "labour", "status": "received", "updated_at": received}
+    )
+    accepted_at = received + timedelta(hours=1)
+    accepted = CaseAccepted(
+        case_id=case_id,
+        county=COUNTY,
+        status=CaseStatus.ACCEPTED,
+        at=accepted_at,
+        case_number="(2026)临兰人调字第10号",
+        mediation_due=received + timedelta(days=30),
+    )
+    await service.project_case_event(data=accepted, at=accepted_at)
+    case = await service.repo.get_open_case(case_id)
+    assert case is not None and case.status == CaseStatus.ACCEPTED and case.updated_at == accepted_at

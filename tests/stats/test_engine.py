@@ -196,7 +196,6 @@ async def test_an_alert_written_before_the_engine_is_continued(own: Own) -> None
             "case_id": case_id,
         }
     )
-    await repo.version_unversioned()
     at = T0 + timedelta(days=3)
     event = new_event(
         RiskAlertCleared(

@@ -74,9 +74,6 @@ class LibraryRepository:
 
     async def create_indexes(self) -> None:
         await ensure_indexes(self.db, {**INDEXES, **self.entry_store.indexes, **self.open_case_store.indexes})
-        # Open cases projected before the engine have no version, and the engine's snapshot
-        # write (`version < n`) never matches a document without one: they start at 0.
-        await self.open_cases.update_many({"version": {"$exists": False}}, {"$set": {"version": 0}})
 
     async def sweep(self) -> int:
         """Roll forward (and publish) what crashed writers left unsettled."""

@@ -49,15 +49,6 @@ INDEXES = {
     "jobs": [IndexModel([("kind", ASCENDING)])],
     "forecasts": [],
 }
-# Collections written before they went through the engine, the engine's version field of
-# each and which of their documents it manages: documents of that time have no such field,
-# and the engine's snapshot write (`version < n`) never matches a document without it.
-_UNVERSIONED: dict[str, tuple[str, Document]] = {
-    "alerts": ("version", {}),
-    "organisations": ("rev", {}),
-    "mediators": ("rev", {}),
-    "jobs": ("version", {"kind": {"$exists": False}}),  # not the detection records
-}
 
 
 class StatsRepository:
@@ -103,13 +94,6 @@ class StatsRepository:
         for store in self.stores:
             spec.update(store.indexes)
         await ensure_indexes(self.db, spec)
-        await self.version_unversioned()
-
-    async def version_unversioned(self) -> None:
-        """Give documents written before the engine version 0, so the engine continues them
-        (idempotent; a no-op once done)."""
-        for name, (field, which) in _UNVERSIONED.items():
-            await self.db[name].update_many({**which, field: {"$exists": False}}, {"$set": {field: 0}})
 
     async def sweep(self) -> int:
         """Roll forward (and publish) what crashed writers left unsettled, in every store."""
