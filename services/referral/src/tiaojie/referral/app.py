@@ -137,7 +137,10 @@ def build(
         wanted = [now.year] + ([now.year + 1] if now.month >= 11 else [])
         for year in wanted:
             if not calendar.covers(year):
-                log.warning("holiday calendar lacks this year's notice (tiaojie.runtime data/holidays.toml)", year=year)
+                log.warning(
+                    "holiday calendar lacks this year's notice (tiaojie.runtime data/holidays.toml)",
+                    year=year,
+                )
 
     async def sweep_revisions() -> None:
         """Roll forward and publish what crashed writers left, every relay interval."""
