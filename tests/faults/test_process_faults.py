@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 
-from tests.faults.harness import FaultMesh, assert_exactly_once
+from tests.faults.harness import FaultMesh, SteadyLoad, assert_exactly_once
 from tiaojie.infra.stack import SERVICES, Infra
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
@@ -86,4 +88,34 @@ async def test_broker_stops_and_restarts_under_load(fault_mesh: FaultMesh, fault
         await asyncio.sleep(3)
         await outage(fault_infra.kafka, seconds=10)
         await asyncio.sleep(8)
+    assert_exactly_once(await fm.reconciled(timeout=240))
+
+
+async def test_sigkill_intake_in_the_middle_of_a_batch_write(fault_mesh: FaultMesh) -> None:
+    """Intake is killed at the moment the database holds a revision it claimed but had not
+    settled (snapshot, publication or settlement still to come) while batches of Kafka
+    submissions arrive; its successor, or a later writer, rolls the revision forward."""
+    fm = fault_mesh
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(fm.settings.mongo_url, tz_aware=True)
+    revisions = client[fm.settings.database("tiaojie_intake")]["case_revisions"]
+    caught: list[str] = []
+    try:
+        fm.ensure_running()
+        async with SteadyLoad(fm.settings, fm.mesh, ledger=fm.ledger, rate=40):
+            process = fm.mesh.services["intake-0"]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                unsettled = await revisions.find_one({"applied": False}, {"_id": 1})
+                if unsettled is not None:
+                    process.kill()
+                    caught.append(str(unsettled["_id"]))
+                    break
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(2)
+            process.start()
+            await asyncio.to_thread(process.wait_ready)
+            await asyncio.sleep(3)
+    finally:
+        await client.close()
+    assert caught, "intake was never caught between a claim and its settlement"
     assert_exactly_once(await fm.reconciled(timeout=240))
