@@ -9,6 +9,12 @@ Phases, interleaved per round so that machine noise hits all of them alike:
   mesh-kafka    the same disputes on intake.submissions.v1, timed until every one is assigned
                 (intake registers, registry assigns, stats projects), i.e. the sustained maximum
   mesh-http     disputes POSTed to intake (32 concurrent clients), timed until assigned
+  substrate-db  the substrate's own limit for the database: the documents one dispute made the
+                mesh write (per collection, the round's inserts and updates per dispute, as
+                copies of that collection's own documents, same sizes) inserted raw with
+                insert_many in chunks of 100 into scratch collections, as fast as FerretDB takes them
+  substrate-kafka  raw produce and consume (parse, commit) of the events one dispute caused on
+                the mesh's topics in that round (count per dispute and mean size measured)
 Then latency from submission to assignment at 50% and 80% of the measured maximum (throttled,
 never unthrottled), CPU microseconds per dispute per service (and its kernel share), peak RSS
 per service, and database operations per dispute (FerretDB's own request counters), then by
@@ -40,9 +46,10 @@ from typing import Any
 import httpx
 import orjson
 import uvloop
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from pymongo import AsyncMongoClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,6 +72,13 @@ from tiaojie.runtime.kafka import client_kwargs, create_physical_topics  # noqa:
 from tiaojie.runtime.settings import RuntimeSettings  # noqa: E402
 
 SOURCE = "/bench/grid-system"
+DATABASES = {
+    "intake": "tiaojie_intake",
+    "referral": "tiaojie_referral",
+    "registry": "tiaojie_registry",
+    "stats": "tiaojie_stats",
+    "library": "tiaojie_library",
+}
 
 
 def case_id_of(event: CloudEvent) -> str:
@@ -93,6 +107,7 @@ class Resources:
     rss_peak_mb: dict[str, float] = field(default_factory=dict)
     db_ops_per_dispute: float = 0.0
     db_commands: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    substrate: Substrate | None = None
 
 
 def cpu_seconds(pid: int) -> float:
@@ -262,6 +277,126 @@ async def raw_consume(settings: RuntimeSettings, topic: str, expect: int) -> flo
             if batch:
                 await consumer.commit()
         return time.monotonic() - t0
+    finally:
+        await consumer.stop()
+
+
+@dataclass
+class Substrate:
+    """What one dispute made the mesh write and publish, measured over a round."""
+
+    writes: dict[tuple[str, str], float] = field(default_factory=dict)  # (service, collection) -> per dispute
+    samples: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    events_per_dispute: float = 0.0
+    event_bytes: int = 0
+
+
+async def topic_ends(settings: RuntimeSettings) -> dict[str, int]:
+    """The end offset of every partition of the run's contract topics, summed per topic
+    (the project creates every topic with `settings.partitions` partitions)."""
+    consumer = AIOKafkaConsumer(**client_kwargs(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        names = [settings.topic(t) for t in topics.ALL_TOPICS if t != topics.SUBMISSIONS]
+        parts = [TopicPartition(name, p) for name in names for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(parts)
+        totals: Counter[str] = Counter()
+        for tp, end in ends.items():
+            totals[tp.topic] += end
+        return dict(totals)
+    finally:
+        await consumer.stop()
+
+
+async def event_sample(settings: RuntimeSettings, n: int = 200) -> list[bytes]:
+    """Recent events of the case topic (the bulk of what a dispute publishes)."""
+    consumer = AIOKafkaConsumer(
+        settings.topic(topics.CASES), **client_kwargs(settings), auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    try:
+        got: list[bytes] = []
+        while len(got) < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=n)
+            if not batch:
+                break
+            got += [r.value for records in batch.values() for r in records]
+        return got[:n]
+    finally:
+        await consumer.stop()
+
+
+async def measure_substrate(
+    settings: RuntimeSettings, commands: Counter[tuple[str, str, str]], burst: int, published: int
+) -> Substrate:
+    found = Substrate()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    try:
+        for (service, collection, command), count in commands.items():
+            if command not in ("insert", "update") or service not in DATABASES or collection == "-":
+                continue
+            key = (service, collection)
+            found.writes[key] = found.writes.get(key, 0.0) + count / burst
+        for service, collection in found.writes:
+            db = client[settings.database(DATABASES[service])]
+            found.samples[(service, collection)] = await db[collection].find({}).limit(50).to_list()
+    finally:
+        await client.close()
+    found.events_per_dispute = published / burst
+    sample = await event_sample(settings)
+    found.event_bytes = int(statistics.mean(len(v) for v in sample)) if sample else 600
+    return found
+
+
+async def substrate_db(settings: RuntimeSettings, substrate: Substrate, disputes: int) -> float:
+    """Seconds to insert, raw, what `disputes` disputes made the mesh write."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url)
+    db = client[settings.database("bench_substrate")]
+    batches: list[tuple[str, list[dict[str, Any]]]] = []
+    for (service, collection), per_dispute in substrate.writes.items():
+        docs = substrate.samples.get((service, collection)) or [{"x": 0}]
+        total = round(per_dispute * disputes)
+        rows = [{**docs[i % len(docs)], "_id": uuid.uuid4().hex} for i in range(total)]
+        for start in range(0, len(rows), 100):
+            batches.append((f"{service}_{collection}", rows[start : start + 100]))
+    try:
+        for name in {name for name, _ in batches}:
+            await db[name].insert_one({"_id": "warm"})
+        t0 = time.monotonic()
+        await asyncio.gather(*(db[name].insert_many(rows, ordered=False) for name, rows in batches))
+        return time.monotonic() - t0
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+
+
+async def substrate_kafka(
+    settings: RuntimeSettings, topic: str, substrate: Substrate, disputes: int
+) -> float:
+    """Seconds to produce and then consume (parse, commit) the events `disputes` disputes caused."""
+    count = round(substrate.events_per_dispute * disputes)
+    payload = orjson.dumps({"specversion": "1.0", "pad": "x" * max(0, substrate.event_bytes - 40)})
+    produced = await raw_produce(settings, topic, [payload] * count)
+    consumer = AIOKafkaConsumer(
+        topic,
+        **client_kwargs(settings),
+        group_id=f"raw-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        t0 = time.monotonic()
+        got = 0
+        while got < count:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+            for records in batch.values():
+                for record in records:
+                    orjson.loads(record.value)
+                    got += 1
+            if batch:
+                await consumer.commit()
+        return produced + time.monotonic() - t0
     finally:
         await consumer.stop()
 
@@ -487,9 +622,28 @@ async def run(args: argparse.Namespace) -> None:
             before_db = db_requests()
             before_commands = db_commands(mesh)
             before_servers = server_cpu_seconds()
+            before_ends = await topic_ends(settings)
             seconds, _ = await mesh_kafka(settings, watch, disputes.events(args.burst))
             rows.append(Row("mesh-kafka", round_no, args.burst, seconds))
+            await asyncio.sleep(2)  # the round's last events (stats, library) settle
+            published = sum((await topic_ends(settings)).values()) - sum(before_ends.values())
+            substrate = await measure_substrate(
+                settings, db_commands(mesh) - before_commands, args.burst, published
+            )
+            rows.append(
+                Row("substrate-db", round_no, args.burst, await substrate_db(settings, substrate, args.burst))
+            )
+            await create_physical_topics(settings, [f"{scratch}{round_no}.events"])
+            rows.append(
+                Row(
+                    "substrate-kafka",
+                    round_no,
+                    args.burst,
+                    await substrate_kafka(settings, f"{scratch}{round_no}.events", substrate, args.burst),
+                )
+            )
             if round_no == args.rounds:
+                resources.substrate = substrate
                 resources.db_ops_per_dispute = (db_requests() - before_db) / args.burst
                 resources.db_commands = db_commands(mesh) - before_commands
                 for name, (pid, (user_before, system_before)) in before_split.items():
@@ -537,13 +691,25 @@ async def run(args: argparse.Namespace) -> None:
     raw_produce_rate = statistics.median(r.rate for r in rows if r.phase == "raw-produce")
     raw_consume_rate = statistics.median(r.rate for r in rows if r.phase == "raw-consume")
     raw_pipe = min(raw_produce_rate, raw_consume_rate)
+    substrate_rate = min(
+        statistics.median(r.rate for r in rows if r.phase == "substrate-db"),
+        statistics.median(r.rate for r in rows if r.phase == "substrate-kafka"),
+    )
     print(
         f"\nmachine: {platform.node()} {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"uvloop {uvloop.__version__}, namespace {namespace}, replicas {args.replicas or 'one each'}\n"
     )
     print(
         table(
-            ["phase", "round", "disputes", "seconds", "disputes/s", "ratio to raw pipe"],
+            [
+                "phase",
+                "round",
+                "disputes",
+                "seconds",
+                "disputes/s",
+                "ratio to raw pipe",
+                "ratio to substrate",
+            ],
             [
                 [
                     r.phase,
@@ -552,11 +718,19 @@ async def run(args: argparse.Namespace) -> None:
                     f"{r.seconds:.2f}",
                     f"{r.rate:.0f}",
                     f"{r.rate / raw_pipe:.3f}",
+                    f"{r.rate / substrate_rate:.3f}",
                 ]
                 for r in rows
             ],
         )
     )
+    if resources.substrate is not None:
+        sub = resources.substrate
+        print(
+            f"\nsubstrate limit {substrate_rate:.0f} disputes/s: per dispute the mesh wrote "
+            f"{sum(sub.writes.values()):.1f} documents in {len(sub.writes)} collections and published "
+            f"{sub.events_per_dispute:.1f} events of about {sub.event_bytes} bytes"
+        )
     print()
     print(
         table(
