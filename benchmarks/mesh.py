@@ -39,6 +39,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,7 +256,15 @@ async def raw_produce(settings: RuntimeSettings, topic: str, values: list[bytes]
         await producer.stop()
 
 
-async def raw_consume(settings: RuntimeSettings, topic: str, expect: int) -> float:
+def parse_submission(value: bytes) -> None:
+    event = CloudEvent.model_validate(orjson.loads(value))
+    DisputeSubmitted.model_validate(event.data)
+
+
+async def raw_consume(
+    settings: RuntimeSettings, topic: str, expect: int, parse: Callable[[bytes], object] = parse_submission
+) -> float:
+    """Seconds to read `expect` records back, parsing each and committing per batch."""
     consumer = AIOKafkaConsumer(
         topic,
         **client_kwargs(settings),
@@ -271,8 +280,7 @@ async def raw_consume(settings: RuntimeSettings, topic: str, expect: int) -> flo
             batch = await consumer.getmany(timeout_ms=1000, max_records=500)
             for records in batch.values():
                 for record in records:
-                    event = CloudEvent.model_validate(orjson.loads(record.value))
-                    DisputeSubmitted.model_validate(event.data)
+                    parse(record.value)
                     got += 1
             if batch:
                 await consumer.commit()
@@ -377,28 +385,7 @@ async def substrate_kafka(
     count = round(substrate.events_per_dispute * disputes)
     payload = orjson.dumps({"specversion": "1.0", "pad": "x" * max(0, substrate.event_bytes - 40)})
     produced = await raw_produce(settings, topic, [payload] * count)
-    consumer = AIOKafkaConsumer(
-        topic,
-        **client_kwargs(settings),
-        group_id=f"raw-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        t0 = time.monotonic()
-        got = 0
-        while got < count:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
-            for records in batch.values():
-                for record in records:
-                    orjson.loads(record.value)
-                    got += 1
-            if batch:
-                await consumer.commit()
-        return produced + time.monotonic() - t0
-    finally:
-        await consumer.stop()
+    return produced + await raw_consume(settings, topic, count, parse=orjson.loads)
 
 
 async def mesh_kafka(

@@ -11,11 +11,19 @@ from tiaojie.contracts.intake import NominatedContent, NominatedSession
 from tiaojie.intake import actions
 from tiaojie.intake.models import CaseDoc
 from tiaojie.intake.repository import Scope
-from tiaojie.intake.transitions import IntakeCore
+from tiaojie.intake.transitions import Build, IntakeCore
 from tiaojie.runtime.pii import scrub
 
 
 class Mediating(IntakeCore):
+    async def _act(
+        self, case_id: str, action: str, *, action_id: str, by: str, build: Build, scope: Scope | None
+    ) -> CaseDoc:
+        """Apply one action's rule once; the case as it is afterwards."""
+        return (
+            await self._apply(case_id, action=action, action_id=action_id, by=by, build=build, scope=scope)
+        ).case
+
     async def reject(
         self,
         *,
@@ -31,9 +39,7 @@ class Mediating(IntakeCore):
         build = partial(
             actions.reject, by=by, reason_code=reason_code, reason_text=scrub(reason_text.strip())
         )
-        return (
-            await self._apply(case_id, action="reject", action_id=action_id, by=by, build=build, scope=scope)
-        ).case
+        return await self._act(case_id, "reject", action_id=action_id, by=by, build=build, scope=scope)
 
     async def record_session(
         self,
@@ -57,11 +63,9 @@ class Mediating(IntakeCore):
             participants=participants,
             record=record,
         )
-        return (
-            await self._apply(
-                case_id, action="record_session", action_id=action_id, by=by, build=build, scope=scope
-            )
-        ).case
+        return await self._act(
+            case_id, "record_session", action_id=action_id, by=by, build=build, scope=scope
+        )
 
     async def resolve(
         self,
@@ -101,9 +105,7 @@ class Mediating(IntakeCore):
             text=text,
             confirmation_due=due,
         )
-        return (
-            await self._apply(case_id, action="resolve", action_id=action_id, by=by, build=build, scope=scope)
-        ).case
+        return await self._act(case_id, "resolve", action_id=action_id, by=by, build=build, scope=scope)
 
     async def fail(
         self, *, case_id: str, by: str, action_id: str, scope: Scope | None, route: str, reason: str
@@ -111,9 +113,7 @@ class Mediating(IntakeCore):
         """调解不成, with the route the parties are guided to."""
         actions.check_failure(route)
         build = partial(actions.fail, by=by, route=route, reason=scrub(reason.strip()))
-        return (
-            await self._apply(case_id, action="fail", action_id=action_id, by=by, build=build, scope=scope)
-        ).case
+        return await self._act(case_id, "fail", action_id=action_id, by=by, build=build, scope=scope)
 
     async def record_performance(
         self, *, case_id: str, by: str, action_id: str, scope: Scope | None, performed_on: date, note: str
@@ -127,11 +127,9 @@ class Mediating(IntakeCore):
             en="performance cannot be recorded ahead",
         )
         build = partial(actions.record_performance, by=by, performed_on=performed_on, note=note)
-        return (
-            await self._apply(
-                case_id, action="record_performance", action_id=action_id, by=by, build=build, scope=scope
-            )
-        ).case
+        return await self._act(
+            case_id, "record_performance", action_id=action_id, by=by, build=build, scope=scope
+        )
 
     async def follow_up(
         self,
@@ -157,30 +155,20 @@ class Mediating(IntakeCore):
         build = partial(
             actions.follow_up, by=by, visited_on=visited_on, method=method, satisfied=satisfied, record=record
         )
-        return (
-            await self._apply(
-                case_id, action="follow_up", action_id=action_id, by=by, build=build, scope=scope
-            )
-        ).case
+        return await self._act(case_id, "follow_up", action_id=action_id, by=by, build=build, scope=scope)
 
     async def archive(self, *, case_id: str, by: str, action_id: str, scope: Scope | None) -> CaseDoc:
         """归档: only a complete file is closed."""
-        return (
-            await self._apply(
-                case_id, action="archive", action_id=action_id, by=by, build=actions.archive, scope=scope
-            )
-        ).case
+        return await self._act(
+            case_id, "archive", action_id=action_id, by=by, build=actions.archive, scope=scope
+        )
 
     async def withdraw(
         self, *, case_id: str, by: str, action_id: str, scope: Scope | None, reason: str
     ) -> CaseDoc:
         """The applicant withdrew, at any open stage."""
         build = partial(actions.withdraw, reason=scrub(reason.strip()))
-        return (
-            await self._apply(
-                case_id, action="withdraw", action_id=action_id, by=by, build=build, scope=scope
-            )
-        ).case
+        return await self._act(case_id, "withdraw", action_id=action_id, by=by, build=build, scope=scope)
 
     async def add_document(
         self,
@@ -209,22 +197,14 @@ class Mediating(IntakeCore):
             sha256=sha256,
             pages=pages,
         )
-        return (
-            await self._apply(
-                case_id, action="add_document", action_id=action_id, by=by, build=build, scope=scope
-            )
-        ).case
+        return await self._act(case_id, "add_document", action_id=action_id, by=by, build=build, scope=scope)
 
     async def set_category(
         self, *, case_id: str, by: str, action_id: str, scope: Scope | None, category: Category
     ) -> CaseDoc:
         """A desk user overrides the category; later events carry the new one."""
         build = partial(actions.set_category, category=category)
-        return (
-            await self._apply(
-                case_id, action="set_category", action_id=action_id, by=by, build=build, scope=scope
-            )
-        ).case
+        return await self._act(case_id, "set_category", action_id=action_id, by=by, build=build, scope=scope)
 
     async def nominate(
         self, *, case_id: str, by: str, action_id: str, scope: Scope | None, note: str
@@ -236,11 +216,7 @@ class Mediating(IntakeCore):
             return self.protector.encrypt(self._nominated_content(case).model_dump_json())
 
         build = partial(actions.nominate, by=by, note=note, content=sealed)
-        return (
-            await self._apply(
-                case_id, action="nominate", action_id=action_id, by=by, build=build, scope=scope
-            )
-        ).case
+        return await self._act(case_id, "nominate", action_id=action_id, by=by, build=build, scope=scope)
 
     def _nominated_content(self, case: CaseDoc) -> NominatedContent:
         return NominatedContent(
@@ -263,24 +239,13 @@ class Mediating(IntakeCore):
     ) -> CaseDoc:
         """Stop the mediation clock (e.g. awaiting an appraisal), with the reason logged."""
         build = partial(actions.pause_clock, reason=reason)
-        return (
-            await self._apply(
-                case_id, action="pause_clock", action_id=action_id, by=by, build=build, scope=scope
-            )
-        ).case
+        return await self._act(case_id, "pause_clock", action_id=action_id, by=by, build=build, scope=scope)
 
     async def resume_clock(self, *, case_id: str, by: str, action_id: str, scope: Scope | None) -> CaseDoc:
         """Restart a paused clock; the time it stood still is added to the deadline."""
-        return (
-            await self._apply(
-                case_id,
-                action="resume_clock",
-                action_id=action_id,
-                by=by,
-                build=actions.resume_clock,
-                scope=scope,
-            )
-        ).case
+        return await self._act(
+            case_id, "resume_clock", action_id=action_id, by=by, build=actions.resume_clock, scope=scope
+        )
 
     async def extend_clock(
         self,
@@ -303,8 +268,4 @@ class Mediating(IntakeCore):
             consent_record=consent_record,
         )
         build = partial(actions.extend_clock, by=by, days=days, consent_record=consent_record)
-        return (
-            await self._apply(
-                case_id, action="extend_clock", action_id=action_id, by=by, build=build, scope=scope
-            )
-        ).case
+        return await self._act(case_id, "extend_clock", action_id=action_id, by=by, build=build, scope=scope)
