@@ -156,7 +156,6 @@ async def test_a_case_projected_before_the_engine_keeps_following_its_events(
     await parts.repository.cases.docs.insert_one(
         {"_id": case_id, "county": COUNTY, "status": "received", "organisation_id": CENTRE, "at": T0}
     )
-    await parts.repository.version_legacy_snapshots()
     await parts.service.on_case_event(
         data=CaseAccepted(
             case_id=case_id,

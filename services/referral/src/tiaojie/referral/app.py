@@ -147,7 +147,6 @@ def build(
         await sweep_forever(repository.sweep, settings.outbox_relay_interval, what="revision sweep")
 
     host.on_startup(repository.create_indexes)
-    host.on_startup(repository.version_legacy_snapshots)
     host.on_startup(check_calendar)
     host.background(relay.run_forever)
     host.background(sweep_revisions)

@@ -86,12 +86,6 @@ class ReferralRepository:
             spec.update(store.indexes)
         await ensure_indexes(self.db, spec)
 
-    async def version_legacy_snapshots(self) -> None:
-        """Agencies and cases stored before the engine have no version: they get version 0,
-        since the engine replaces a snapshot only where its stored version is older."""
-        for store in (self.agencies, self.cases):
-            await store.docs.update_many({"version": {"$exists": False}}, {"$set": {"version": 0}})
-
     async def sweep(self) -> int:
         """Roll forward and publish the revisions crashed writers left unsettled, in every store."""
         return sum([await store.sweep() for store in self.stores])
