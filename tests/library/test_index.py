@@ -83,6 +83,9 @@ async def test_an_index_rebuilt_from_the_events_alone_answers_as_the_live_one(
     live = library.service.index
     assert rebuilt.size == live.size
     for query in ("过道 杂物 三轮车", "鸡舍", "相邻关系"):
-        mine = [(h.entry_id, h.score) for h in rebuilt.search(query, Filters(), limit=200).hits]
-        theirs = [(h.entry_id, h.score) for h in live.search(query, Filters(), limit=200).hits]
+        # The same hits in the same order. Not the same scores: tantivy's BM25 statistics
+        # count a replaced document until its segment is merged, so they follow the index's
+        # history (the replay applies every revision, the live replica only those it saw).
+        mine = [h.entry_id for h in rebuilt.search(query, Filters(), limit=200).hits]
+        theirs = [h.entry_id for h in live.search(query, Filters(), limit=200).hits]
         assert mine == theirs, query
