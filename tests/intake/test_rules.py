@@ -1,4 +1,4 @@
-"""Intake's rules without servers: validation, classification, risk, routing, the state
+"""Intake's rules without servers: validation, classification, risk, the state
 machine, case numbers and the file index."""
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from devkit.intake_labelled import evaluate, load
 from tiaojie.contracts.common import CaseStatus, Category, Channel, RiskLevel
 from tiaojie.contracts.intake import DisputeSubmission
 from tiaojie.infra import synthetic
-from tiaojie.intake import casefile, lifecycle, routing
+from tiaojie.intake import casefile, lifecycle
 from tiaojie.intake.classifier import Classifier
 from tiaojie.intake.models import (
     Agreement,
     CaseDoc,
     DocumentRef,
     FollowUp,
-    OrganisationView,
     Session,
     StoredParty,
 )
@@ -261,69 +260,6 @@ def test_minors_and_elderly_count_as_vulnerable_from_their_id_birth_dates() -> N
 def test_idioms_are_not_threats() -> None:
     assert risk("邻居放火烧秸秆引燃了我家的柴垛")[1] == []
     assert risk("对方威胁不给钱就一直投诉")[1] == []
-
-
-# -- routing ---------------------------------------------------------------------------------------
-def org(
-    org_id: str,
-    kind: str,
-    level: str,
-    division: str,
-    categories: list[str] | None = None,
-    active: bool = True,
-) -> OrganisationView:
-    return OrganisationView.model_validate(
-        {
-            "_id": org_id,
-            "version": 1,
-            "name": org_id,
-            "short_name": org_id[:2],
-            "kind": kind,
-            "level": level,
-            "county": COUNTY,
-            "division_code": division,
-            "categories": categories or [],
-            "active": active,
-        }
-    )
-
-
-CENTRE = org("centre", "centre", "county", COUNTY)
-COMMITTEE = org("committee", "township_committee", "township", TOWNSHIP)
-MEDICAL = org("medical", "industry_committee", "county", COUNTY, ["medical"])
-
-
-def routed(
-    category: Category = Category.NEIGHBOURHOOD,
-    risk_level: RiskLevel = RiskLevel.ORDINARY,
-    cross: bool = False,
-    township: str | None = TOWNSHIP,
-    orgs: list[OrganisationView] | None = None,
-) -> str | None:
-    orgs = orgs if orgs is not None else [CENTRE, COMMITTEE, MEDICAL]
-    r = routing.route(
-        county=COUNTY,
-        township=township,
-        category=category,
-        risk_level=risk_level,
-        cross_county=cross,
-        in_county=orgs,
-        at_township=[o for o in orgs if o.division_code == TOWNSHIP],
-    )
-    return r.organisation.id if r.organisation else None
-
-
-def test_routing_rule() -> None:
-    assert routed() == "committee"
-    assert routed(Category.MEDICAL) == "medical"  # the industry committee wins
-    assert routed(risk_level=RiskLevel.GRAVE) == "centre"
-    assert routed(cross=True) == "centre"
-    assert routed(township=None) == "centre"
-    assert (
-        routed(orgs=[CENTRE, org("committee", "township_committee", "township", TOWNSHIP, active=False)])
-        == "centre"
-    )
-    assert routed(orgs=[]) is None
 
 
 # -- lifecycle, numbers, tracking codes ----------------------------------------------------------------

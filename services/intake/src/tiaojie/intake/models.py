@@ -244,22 +244,6 @@ class CaseDoc(_Stored):
         return self.clock.due if self.clock else None
 
 
-class OrganisationView(_Stored):
-    """Intake's projection of a registry organisation (for routing, numbering, display)."""
-
-    id: str = Field(alias="_id")
-    version: int
-    name: str
-    short_name: str
-    kind: str
-    level: str
-    county: str
-    division_code: str
-    parent_id: str | None = None
-    categories: list[str] = Field(default_factory=list)
-    active: bool = True
-
-
 def to_mongo(value: Any) -> Any:
     """Python values as BSON can store them: calendar dates become ISO strings."""
     if isinstance(value, dict):

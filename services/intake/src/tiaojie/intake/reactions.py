@@ -30,10 +30,7 @@ class Reacting(Registering, Accepting):
     # -- projections and assignments ------------------------------------------------------------
     async def project_organisation(self, *, event: OrganisationUpdated) -> None:
         """Keep intake's routing table in step with the registry."""
-        fields = event.model_dump(mode="json", exclude={"organisation_id", "version"})
-        await self.repo.upsert_organisation(
-            organisation_id=event.organisation_id, version=event.version, fields=fields
-        )
+        await self.repo.project_organisation(event)
 
     async def record_assignment(self, *, event: MediatorAssigned, event_id: str) -> None:
         """Record the mediator the registry chose (see `_assignment`)."""

@@ -24,21 +24,21 @@ from tiaojie.contracts.intake import (
     PartyIn,
     RiskRaised,
 )
-from tiaojie.intake import routing
 from tiaojie.intake.classifier import Classification
 from tiaojie.intake.lifecycle import OPEN
 from tiaojie.intake.models import (
     CaseDoc,
     DuplicateLink,
     HistoryEntry,
-    OrganisationView,
     RiskSignalDoc,
     StoredParty,
 )
 from tiaojie.intake.risk import RiskInput, rate
 from tiaojie.intake.transitions import SOURCE, SYSTEM, Change, Events, IntakeCore, case_event
 from tiaojie.intake.validation import normalise_name, validate_submission
+from tiaojie.runtime import directory
 from tiaojie.runtime.consumer import DeadLetter
+from tiaojie.runtime.directory import Organisation
 from tiaojie.runtime.errors import Conflict, DomainError, FieldError, Invalid
 from tiaojie.runtime.mongo import Document
 from tiaojie.runtime.pii import id_birth_date, normalise_id_number, normalise_mobile
@@ -142,7 +142,7 @@ class Registering(IntakeCore):
         A submission repeating the parties of an earlier one in the same batch is
         registered after it, one at a time, so that it links to it as a duplicate."""
         refused: dict[int, BaseException] = {}
-        organisations: dict[str, Awaitable[list[OrganisationView]]] = {}
+        organisations: dict[str, Awaitable[list[Organisation]]] = {}
 
         async def prepare(n: int, item: Submitted) -> Prepared | Registration | None:
             try:
@@ -200,7 +200,7 @@ class Registering(IntakeCore):
         referral_id: str | None = None,
         referral_due: datetime | None = None,
         referral_kind: str | None = None,
-        organisations: dict[str, Awaitable[list[OrganisationView]]] | None = None,
+        organisations: dict[str, Awaitable[list[Organisation]]] | None = None,
     ) -> Prepared | Registration:
         """Everything up to the write: a new case with its events, or the registration a
         replay or a duplicate comes to."""
@@ -265,21 +265,19 @@ class Registering(IntakeCore):
         cross_county = any(c != submission.county for c in submission.related_counties)
         if organisation_id is not None:
             chosen = await self.repo.get_organisation(organisation_id)
-            route = routing.Route(chosen, "referral", "移交方指定的受理组织")
+            route = directory.Route(chosen, "referral", "移交方指定的受理组织")
             route_id: str | None = organisation_id
         else:
-            # One read serves both: a township (validated to lie in the county) has its
-            # organisations among the county's; a batch reads each county once.
+            # A township (validated to lie in the county) has its organisations among the
+            # county's; a batch reads each county once.
             in_county = await self._organisations_in(submission.county, organisations)
-            township_code = submission.township[:9] if submission.township else None
-            route = routing.route(
+            route = directory.route(
                 county=submission.county,
                 township=submission.township,
                 category=category,
                 risk_level=rating.level,
                 cross_county=cross_county,
                 in_county=in_county,
-                at_township=[o for o in in_county if township_code and o.division_code == township_code],
             )
             route_id = route.organisation.id if route.organisation else None
         case = CaseDoc(
@@ -381,8 +379,8 @@ class Registering(IntakeCore):
         return Registration(case=case, created=True)
 
     async def _organisations_in(
-        self, county: str, cache: dict[str, Awaitable[list[OrganisationView]]] | None
-    ) -> list[OrganisationView]:
+        self, county: str, cache: dict[str, Awaitable[list[Organisation]]] | None
+    ) -> list[Organisation]:
         if cache is None:
             return await self.repo.organisations_in(county)
         if county not in cache:

@@ -17,20 +17,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from tiaojie.intake.models import CaseDoc, OrganisationView
+from tiaojie.contracts.registry import OrganisationUpdated
+from tiaojie.intake.models import CaseDoc
+from tiaojie.runtime.directory import Directory, Organisation
 from tiaojie.runtime.kafka import EventPublisher
 from tiaojie.runtime.mongo import (
     Document,
     ensure_indexes,
     insert_once,
     upsert_one,
-    upsert_versioned,
 )
 from tiaojie.runtime.revisions import Revisions
 from tiaojie.runtime.settings import RuntimeSettings
@@ -44,7 +44,6 @@ INDEXES = {
         IndexModel([("organisation_id", ASCENDING)]),
         IndexModel([("accept_pending", ASCENDING)]),
     ],
-    "organisations": [IndexModel([("county", ASCENDING)])],
     # One document per issued case number: _id "<organisation>:<year>:<n>"; the unique
     # case_id makes a case get at most one number, the _id at most one case per number.
     "case_numbers": [IndexModel([("case_id", ASCENDING)], unique=True)],
@@ -80,7 +79,7 @@ class IntakeRepository:
             db, "cases", publisher=publisher, settings=settings, log_collection="case_revisions"
         )
         self.cases = self.store.docs
-        self.organisations = db["organisations"]
+        self.directory = Directory(db)
         self.counters = db["case_counters"]
         self.numbers = db["case_numbers"]
         self.fingerprints = db["duplicate_fingerprints"]
@@ -91,7 +90,7 @@ class IntakeRepository:
     async def create_indexes(self) -> None:
         # One index per command: FerretDB 1.24 fails when several that exist are re-created
         # in one createIndexes (seen by the referral service on restart).
-        for collection, indexes in {**INDEXES, **self.store.indexes}.items():
+        for collection, indexes in {**INDEXES, **self.store.indexes, **self.directory.indexes}.items():
             for index in indexes:
                 await ensure_indexes(self.db, {collection: [index]})
 
@@ -231,18 +230,14 @@ class IntakeRepository:
         return await self.audit.find({"case_id": case_id}, {"_id": 0}).to_list()
 
     # -- organisations projection -----------------------------------------------------
-    async def upsert_organisation(
-        self, *, organisation_id: str, version: int, fields: dict[str, Any]
-    ) -> bool:
-        return await upsert_versioned(self.organisations, id=organisation_id, version=version, fields=fields)
+    async def project_organisation(self, event: OrganisationUpdated) -> bool:
+        return await self.directory.project(event)
 
-    async def organisations_in(self, county: str) -> list[OrganisationView]:
-        docs = await self.organisations.find({"county": county}).to_list()
-        return [OrganisationView.model_validate(d) for d in docs]
+    async def organisations_in(self, county: str) -> list[Organisation]:
+        return await self.directory.in_county(county)
 
-    async def get_organisation(self, organisation_id: str) -> OrganisationView | None:
-        doc = await self.organisations.find_one({"_id": organisation_id})
-        return OrganisationView.model_validate(doc) if doc else None
+    async def get_organisation(self, organisation_id: str) -> Organisation | None:
+        return await self.directory.get(organisation_id)
 
 
 __all__ = ["INDEXES", "IntakeRepository", "Scope", "Sequence"]

@@ -23,7 +23,8 @@ from tiaojie.contracts.common import (
     RiskLevel,
 )
 from tiaojie.intake.casefile import PartStatus
-from tiaojie.intake.models import CaseDoc, OrganisationView, StoredParty
+from tiaojie.intake.models import CaseDoc, StoredParty
+from tiaojie.runtime.directory import Organisation
 from tiaojie.runtime.divisions import Divisions
 from tiaojie.runtime.pii import Protector, mask_id_number, mask_name, mask_phone
 
@@ -358,7 +359,7 @@ def case_out(
     *,
     protector: Protector,
     divisions: Divisions,
-    organisation: OrganisationView | None,
+    organisation: Organisation | None,
     reveal: bool = False,
     duplicate: bool = False,
     linked: bool = False,
@@ -451,7 +452,7 @@ def case_summary(case: CaseDoc) -> CaseSummary:
 
 
 def receipt_out(
-    case: CaseDoc, *, organisation: OrganisationView | None, linked: bool, duplicate: bool
+    case: CaseDoc, *, organisation: Organisation | None, linked: bool, duplicate: bool
 ) -> ReceiptOut:
     if linked:
         message = "该纠纷与您已提交、尚在办理中的申请相同，已并入原申请办理，请凭查询码查询进度"
@@ -488,7 +489,7 @@ _PUBLIC_ACTIONS = {
 }
 
 
-def track_out(case: CaseDoc, *, organisation: OrganisationView | None, tz: Any) -> TrackOut:
+def track_out(case: CaseDoc, *, organisation: Organisation | None, tz: Any) -> TrackOut:
     milestones = [
         {"on": h.at.astimezone(tz).date().isoformat(), "label": _PUBLIC_ACTIONS[h.action]}
         for h in case.history
