@@ -98,10 +98,12 @@ async def make_world(
     *,
     database: str | None = None,
     clock: ManualClock | None = None,
+    mongo: Any = None,
     **overrides: Any,
 ) -> World:
     """Registry rules on a database of their own, or on `database` (another replica of a
-    world: its own objects, the same data)."""
+    world: its own objects, the same data); `mongo` is another client to use (e.g. one
+    that counts commands)."""
     from prometheus_client import CollectorRegistry
 
     from tiaojie.registry.metrics import RegistryMetrics
@@ -111,7 +113,7 @@ async def make_world(
     host = registry.app.state.host
     settings = registry.settings.model_copy(update=overrides)
     name = database or settings.database(f"tiaojie_registry_{uuid.uuid4().hex[:8]}")
-    repository = RegistryRepository(host.mongo[name], publisher=host.publisher, settings=settings)
+    repository = RegistryRepository((mongo or host.mongo)[name], publisher=host.publisher, settings=settings)
     await repository.create_indexes()
     clock = clock or ManualClock(START)
     metrics = RegistryMetrics(CollectorRegistry())
