@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
+from devkit.mesh import Mesh
 from tests.browser.registry import load_registry_subset
-from tests.support.mesh import Mesh
 from tiaojie.runtime.settings import RuntimeSettings
 
 CHROMIUM = os.environ.get("TIAOJIE_CHROMIUM", "/usr/bin/chromium")

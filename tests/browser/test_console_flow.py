@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from devkit.mesh import Mesh
 from tests.browser.conftest import OFFICE, PHONE, Shots, open_page, sign_in, unlabelled_fields
 from tests.browser.registry import MEDIATOR, refer_from_a_court
-from tests.support.mesh import Mesh
 from tiaojie.infra import synthetic
 from tiaojie.runtime.settings import RuntimeSettings
 

@@ -9,9 +9,9 @@ import uuid
 import httpx
 import pytest
 
+from devkit.mesh import Mesh
 from tests.support.data import COUNTY, auth, load_registry, submission
 from tests.support.kafka import eventually, produce, read_all
-from tests.support.mesh import Mesh
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import Role
 from tiaojie.contracts.envelope import decode_event, new_event

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from devkit.mesh import Mesh
 from tests.support.data import COUNTY, auth, small_registry, submission
 from tests.support.kafka import eventually, read_all
-from tests.support.mesh import Mesh
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import Role
 from tiaojie.contracts.envelope import decode_event

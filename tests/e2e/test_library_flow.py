@@ -18,9 +18,9 @@ import docx
 import httpx
 import pytest
 
+from devkit.mesh import Mesh
 from tests.support.data import COUNTY, OTHER_COUNTY, TOWNSHIP, auth, load_registry
 from tests.support.kafka import eventually, produce
-from tests.support.mesh import Mesh
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import CaseStatus, Category, Role
 from tiaojie.contracts.envelope import new_event

@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devkit.mesh import Mesh
 from tests.registry.fixtures import COMMITTEE_ID, COUNTY, TOWNSHIP, mediators
 from tests.support.data import auth
 from tests.support.kafka import eventually
-from tests.support.mesh import Mesh
 from tiaojie.contracts.common import Role
 from tiaojie.runtime.settings import RuntimeSettings
 

@@ -10,10 +10,10 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from devkit.mesh import Mesh
 from tests.stats.history import T0
 from tests.support.data import auth
 from tests.support.kafka import eventually
-from tests.support.mesh import Mesh
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import CaseStatus, Category, Channel, Role
 from tiaojie.contracts.envelope import derived_id, new_event

@@ -8,10 +8,10 @@ import uuid
 import httpx
 import pytest
 
+from devkit.mesh import Mesh
 from tests.stats.promql import SYNTHETIC, dashboard_exprs, family, metric_names, rule_exprs
 from tests.support.data import auth, load_registry, submission
 from tests.support.kafka import eventually
-from tests.support.mesh import Mesh
 from tiaojie.contracts.common import Role
 from tiaojie.runtime.settings import RuntimeSettings
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devkit.access import register_admin
 from tests.faults.harness import REPORT, FaultMesh, Ledger, private_mesh
-from tests.support.access import register_admin
 from tiaojie.infra.paths import Layout
 from tiaojie.infra.stack import Infra
 from tiaojie.runtime.settings import RuntimeSettings, default_cache_dir

@@ -23,10 +23,10 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from tests.support.access import deployment
+from devkit.access import deployment
+from devkit.mesh import Mesh
 from tests.support.data import COUNTY, TOWNSHIP, auth, load_registry
 from tests.support.kafka import read_all
-from tests.support.mesh import Mesh
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import Channel, Role
 from tiaojie.contracts.envelope import CloudEvent, new_event

@@ -15,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devkit.access import admin_for
 from tests.faults.consumer_process import FaultProbed
 from tests.faults.harness import FaultMesh, http_case_id, report
-from tests.support.access import admin_for
 from tests.support.data import auth, submission
 from tests.support.kafka import eventually, produce, read_all
 from tiaojie.contracts.common import Role

@@ -15,9 +15,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from tests.support.access import admin_kwargs, as_service
+from devkit.access import admin_kwargs, as_service
+from devkit.namespace import drop_namespace
 from tests.support.data import COUNTY, TOWNSHIP, auth
-from tests.support.namespace import drop_namespace
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import Role
 from tiaojie.contracts.envelope import CloudEvent, decode_event

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.access import as_service
+from devkit.access import as_service
+from devkit.namespace import drop_namespace
 from tests.support.data import COUNTY, TOWNSHIP, auth
 from tests.support.kafka import eventually, produce
-from tests.support.namespace import drop_namespace
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import CaseStatus, Category, Channel, Role
 from tiaojie.contracts.envelope import CloudEvent, new_event

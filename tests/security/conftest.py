@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.access import credentials_of
+from devkit.access import credentials_of
+from devkit.mesh import Mesh
 from tests.support.data import COUNTY, auth
-from tests.support.mesh import Mesh
 from tiaojie.contracts.common import Role
 from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
 

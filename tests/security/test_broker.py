@@ -20,11 +20,11 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
+from devkit.access import credentials_of
+from devkit.mesh import Mesh
 from tests.security.conftest import Kcat, register
-from tests.support.access import credentials_of
 from tests.support.data import COUNTY, auth
 from tests.support.kafka import eventually, produce, read_all
-from tests.support.mesh import Mesh
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import Role
 from tiaojie.contracts.envelope import new_event
