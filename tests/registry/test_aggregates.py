@@ -46,11 +46,11 @@ def test_a_ledger_refuses_beyond_capacity_and_counts_a_case_once() -> None:
 def test_a_release_drops_one_reservation_and_a_revoked_one_its_grant() -> None:
     state = run(acquire("t1", "c1"), None)
     state = run(acquire("t2", "c2"), state)
-    released = run(ledger.release(token="t1", since=SINCE), state)
+    released = run(ledger.release_many(tokens=["t1"], since=SINCE), state)
     assert ledger.cases_held(released) == {"c2"} and ledger.received(released, since=SINCE) == 2
-    revoked = run(ledger.release(token="t2", since=SINCE, revoke_grant=True), state)
+    revoked = run(ledger.release_many(tokens=["t2"], since=SINCE, revoke_grant=True), state)
     assert ledger.cases_held(revoked) == {"c1"} and ledger.received(revoked, since=SINCE) == 1
-    assert run(ledger.release(token="gone", since=SINCE), state) is None
+    assert run(ledger.release_many(tokens=["gone"], since=SINCE), state) is None
 
 
 def test_the_fairness_window_is_pruned_on_write() -> None:

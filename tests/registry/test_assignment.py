@@ -23,7 +23,6 @@ from tiaojie.contracts.intake import (
     CaseWithdrawn,
     RiskRaised,
 )
-from tiaojie.contracts.referral import TransferAccepted
 from tiaojie.infra import synthetic
 from tiaojie.registry.models import DisciplineIn, MediatorIn, OrganisationIn, RelationIn
 from tiaojie.runtime.pii import normalise_id_number
@@ -329,58 +328,78 @@ async def test_redelivered_events_never_double_the_load(world: World) -> None:
     assert len(await world.assignments.repo.decisions_of("c-redelivered")) == 1
 
 
+def transferred(
+    case_id: str, *, to: str, transfer_id: str, status: CaseStatus = CaseStatus.TRANSFERRED
+) -> CloudEvent:
+    """intake's CaseTransferred, once it moved the case after referral's TransferAccepted."""
+    data = CaseTransferred(
+        case_id=case_id,
+        county=COUNTY,
+        status=CaseStatus.TRANSFERRED,
+        at=synthetic_now(),
+        organisation_id=to,
+        from_organisation_id="tc",
+        transfer_id=transfer_id,
+        kind="escalate_up",
+    )
+    return new_event(data, source="/tiaojie/intake", subject=case_id, county=COUNTY)
+
+
 async def test_withdrawn_and_transferred_cases_release_their_mediator(world: World) -> None:
     await organisations(world)
     await mediator(world, "m-a", capacity=50)
     await mediator(world, "m-centre", org="centre", grade="2", capacity=50)
     await assign(world, "c-w")
     await assign(world, "c-t")
-    held = {m: await load(world, m) for m in ("m-a", "m-centre")}
-    assert sum(held.values()) == 2
+    assert await load(world, "m-a") == 2
     await world.assignments.case_event(
         case=closing(CaseWithdrawn, "c-w", CaseStatus.WITHDRAWN, previous_status=CaseStatus.ASSIGNED)
     )
-    before = (await world.assignments.repo.get_case("c-t")).mediator_id  # type: ignore[union-attr]
-    # intake's CaseTransferred arrives before referral's TransferAccepted: the holder is released...
-    moved = CaseTransferred(
-        case_id="c-t",
-        county=COUNTY,
-        status=CaseStatus.TRANSFERRED,
-        at=synthetic_now(),
-        organisation_id="centre",
-        from_organisation_id="tc",
-        transfer_id="t-1",
-        kind="escalate_up",
-    )
-    for _ in range(2):
-        await world.assignments.case_event(case=moved)
-    assert sum([await load(world, "m-a"), await load(world, "m-centre")]) == 0
-    # ...and the transfer gives the case a mediator in the receiving organisation.
-    accepted = new_event(
-        TransferAccepted(
-            transfer_id="t-1",
-            case_id="c-t",
-            county=COUNTY,
-            kind="escalate_up",
-            from_organisation_id="tc",
-            to_organisation_id="centre",
-            accepted_at=synthetic_now(),
-        ),
-        source="/tiaojie/referral",
-        subject="t-1",
-        county=COUNTY,
-    )
-    for _ in range(2):
-        await world.assignments.transfer_accepted(event=accepted, transfer=accepted.payload())  # type: ignore[arg-type]
+    assert await load(world, "m-a") == 1
+    # intake's CaseTransferred alone moves the case: the holder in the old organisation is
+    # released and the case gets a mediator in the new one, in one decision.
+    moved = transferred("c-t", to="centre", transfer_id="t-1")
+    for _ in range(2):  # redelivered
+        await world.assignments.case_transferred(event=moved, moved=moved.payload())  # type: ignore[arg-type]
     decisions = await world.assignments.repo.decisions_of("c-t")
     assert [d.trigger for d in decisions] == ["registered", "transfer"]
-    assert before is not None
-    assert decisions[-1].event["previous_mediator_id"] is None  # already released by CaseTransferred
+    assert decisions[-1].event["previous_mediator_id"] is None  # intake cleared it with the move
     assert decisions[-1].organisation_id == "centre" and decisions[-1].event["transfer_id"] == "t-1"
+    assert decisions[-1].mediator_id == "m-centre"
     assert await load(world, "m-centre") == 1 and await load(world, "m-a") == 0
-    # A late CaseTransferred redelivery does not release the new holder.
-    await world.assignments.case_event(case=moved)
+    case = await world.assignments.repo.get_case("c-t")
+    assert case is not None and case.holder == "m-centre" and case.organisation_id == "centre"
+    # A late redelivery, alone or in a batch, does not release the new holder.
+    await world.assignments.case_events(events=[(moved, moved.payload())])  # type: ignore[list-item]
     assert await load(world, "m-centre") == 1
+    assert len(await world.assignments.repo.decisions_of("c-t")) == 2
+
+
+async def test_a_transfer_accepted_alone_no_longer_reassigns(registry: RegistryHarness) -> None:
+    """The registry acts on intake's CaseTransferred alone: it no longer reads referral's
+    topic, so a TransferAccepted reaches none of its handlers (and cannot race intake's move)."""
+    consumer = registry.app.state.host.consumer
+    assert consumer.topics == [topics.CASES]
+    assert not hasattr(registry.assignments, "transfer_accepted")
+
+
+async def test_a_transfer_in_one_batch_with_the_registration_is_decided_in_order(world: World) -> None:
+    await organisations(world)
+    await mediator(world, "m-a", capacity=50)
+    await mediator(world, "m-centre", org="centre", grade="2", capacity=50)
+    first, moved = registered("c-batch-t"), transferred("c-batch-t", to="centre", transfer_id="t-2")
+    resolved = closing(CaseResolved, "c-other", CaseStatus.RESOLVED, agreement_form="oral")
+    other = registered("c-other")
+    batch = [(first, first.payload()), (other, other.payload()), (moved, moved.payload())]
+    await world.assignments.case_events(events=batch)  # type: ignore[arg-type]
+    closed = new_event(resolved, source="/tiaojie/intake", subject="c-other", county=COUNTY)
+    await world.assignments.case_events(events=[*batch, (closed, resolved)])  # type: ignore[list-item]
+    decisions = await world.assignments.repo.decisions_of("c-batch-t")
+    assert [(d.trigger, d.mediator_id) for d in decisions] == [
+        ("registered", "m-a"),
+        ("transfer", "m-centre"),
+    ]
+    assert await load(world, "m-centre") == 1 and await load(world, "m-a") == 0  # c-other closed
 
 
 # -- manual reassignment over HTTP --------------------------------------------------------------

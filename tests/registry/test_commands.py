@@ -38,6 +38,15 @@ async def test_commands_per_assignment(registry: RegistryHarness) -> None:
             for event in one:
                 await world.assignments.case_registered(event=event, case=event.payload())  # type: ignore[arg-type]
         assert len(await world.assignments.repo.decisions.find({}).to_list()) == CASES
-        _report("one at a time", single, CASES)
+        alone = _report("one at a time", single, CASES)
+        many = [registered(f"c-batch-{n}") for n in range(CASES)]
+        with tally.counting() as batch:
+            await world.assignments.case_events(events=[(e, e.payload()) for e in many])  # type: ignore[misc]
+        assert len(await world.assignments.repo.decisions.find({}).to_list()) == 2 * CASES
+        together = _report(f"one batch of {CASES}", batch, CASES)
+        revisions = sum(n for (name, c), n in batch.items() if name == "insert" and c.endswith("_revisions"))
+        print(f"claim commands for the batch: {revisions}")
+        # Not a timing: the batch reads and claims once what the one-case path does per case.
+        assert together < alone / 2
     finally:
         await client.close()

@@ -115,3 +115,49 @@ async def test_two_replicas_assigning_at_once_never_exceed_a_capacity_or_assign_
     for m in ("m-1", "m-2"):
         assert await second.assignments.repo.load(m) == 2
     assert sum([await repo.recent_assignments(m, since=START.date()) for m in ("m-1", "m-2")]) == 4
+
+
+async def test_one_batch_with_more_cases_than_places_fills_them_exactly(
+    replicas: tuple[World, World],
+) -> None:
+    first, second = replicas
+    await organisations(first)
+    await mediator(first, "m-1", capacity=2)
+    await mediator(first, "m-2", capacity=2)
+    events = [registered(f"c-batch-{n}") for n in range(10)]
+    batch = [(e, e.payload()) for e in events]
+    # One batch planned in memory against one read: its cases must not share the last places.
+    await first.assignments.case_events(events=batch)  # type: ignore[arg-type]
+    repo = first.assignments.repo
+    outcomes = Counter([(await repo.decisions_of(e.subject or ""))[-1].outcome for e in events])
+    assert outcomes == {"assigned": 4, "failed": 6}
+    # The same batch on both replicas at once (a rebalance): nothing decided twice.
+    await asyncio.gather(*(w.assignments.case_events(events=batch) for w in (first, second)))  # type: ignore[arg-type]
+    assert [len(await repo.decisions_of(e.subject or "")) for e in events] == [1] * len(events)
+    stored = [await repo.get_case(e.subject or "") for e in events]
+    assert Counter(c.holder for c in stored if c is not None and c.holder) == {"m-1": 2, "m-2": 2}
+    for m in ("m-1", "m-2"):
+        assert await second.assignments.repo.load(m) == 2
+    assert sum([await repo.recent_assignments(m, since=START.date()) for m in ("m-1", "m-2")]) == 4
+
+
+async def test_two_replicas_with_one_batch_each_never_exceed_a_capacity(
+    replicas: tuple[World, World],
+) -> None:
+    first, second = replicas
+    await organisations(first)
+    await mediator(first, "m-1", capacity=2)
+    await mediator(first, "m-2", capacity=2)
+    events = [registered(f"c-both-{n}") for n in range(10)]
+    batch = [(e, e.payload()) for e in events]
+    # Each replica plans its batch against the same read: their claims collide, and the
+    # losers decide again alone on the ledgers' heads.
+    await asyncio.gather(*(w.assignments.case_events(events=batch) for w in (first, second)))  # type: ignore[arg-type]
+    repo = first.assignments.repo
+    decisions = [await repo.decisions_of(e.subject or "") for e in events]
+    assert [len(d) for d in decisions] == [1] * len(events)
+    assert Counter(d[0].outcome for d in decisions) == {"assigned": 4, "failed": 6}
+    stored = [await repo.get_case(e.subject or "") for e in events]
+    assert Counter(c.holder for c in stored if c is not None and c.holder) == {"m-1": 2, "m-2": 2}
+    for m in ("m-1", "m-2"):
+        assert await repo.load(m) == 2

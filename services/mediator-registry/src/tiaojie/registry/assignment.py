@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,7 +24,6 @@ from tiaojie.contracts import topics
 from tiaojie.contracts.common import CaseStatus, Category, RiskLevel
 from tiaojie.contracts.envelope import CloudEvent, EventData, derived_id, new_event
 from tiaojie.contracts.intake import CaseEvent, CaseRegistered, CaseTransferred, RiskRaised
-from tiaojie.contracts.referral import TransferAccepted
 from tiaojie.contracts.registry import AssignmentFailed, MediatorAssigned
 from tiaojie.registry import cases, ledger
 from tiaojie.registry.eligibility import REASONS
@@ -31,13 +31,13 @@ from tiaojie.registry.matching import CaseNeeds, Counts, grade_number, rank
 from tiaojie.registry.metrics import RegistryMetrics
 from tiaojie.registry.models import CaseView, DecisionDoc, MediatorDoc
 from tiaojie.registry.repository import RegistryRepository
-from tiaojie.registry.search import Search, Searcher
+from tiaojie.registry.search import Reads, Search, Searcher
 from tiaojie.registry.settings import RegistrySettings
 from tiaojie.runtime.clock import Clock
 from tiaojie.runtime.errors import Conflict, FieldError, IllegalTransition, Invalid, NotFound
 from tiaojie.runtime.logging import get_logger
 from tiaojie.runtime.mongo import Document
-from tiaojie.runtime.revisions import Contention, Outcome
+from tiaojie.runtime.revisions import Contention, Decide, Outcome
 
 log = get_logger(__name__)
 
@@ -61,7 +61,83 @@ class Failed:
     organisation_id: str | None
 
 
-Planner = Callable[[], Awaitable["Document | Failed"]]
+@dataclass(frozen=True)
+class Trigger:
+    """An automatic decision to take: its id (derived from the event that asks for it),
+    where to search, and what the case needs (what the event does not say, the case's
+    state does). `facts` are recorded on the case with the plan or the failure."""
+
+    case_id: str
+    decision_id: str
+    county: str
+    organisation_id: str | None
+    trigger: str  # registered | transfer | risk_raised
+    facts: Document
+    category: Category | None = None
+    risk_level: str | None = None
+    party_keys: tuple[str, ...] | None = None
+    transfer_id: str | None = None
+
+    def needs(self, state: Document | None) -> CaseNeeds:
+        known = state or {}
+        category = self.category or known.get("category") or Category.OTHER
+        keys = self.party_keys if self.party_keys is not None else known.get("party_keys") or ()
+        return CaseNeeds(
+            case_id=self.case_id,
+            category=Category(category),
+            risk_level=str(self.risk_level or known.get("risk_level") or RiskLevel.ORDINARY),
+            party_keys=frozenset(keys),
+        )
+
+
+def registered(event: CloudEvent, case: CaseRegistered) -> Trigger:
+    """A registered case is assigned in its routed organisation (or up the hierarchy)."""
+    return Trigger(
+        case_id=case.case_id,
+        decision_id=derived_id(event.id, "assign"),
+        county=case.county,
+        organisation_id=case.organisation_id,
+        trigger="registered",
+        facts={
+            "county": case.county,
+            "category": str(case.category),
+            "risk_level": str(case.risk_level),
+            "party_keys": case.party_keys,
+        },
+        category=case.category,
+        risk_level=str(case.risk_level),
+        party_keys=tuple(case.party_keys),
+    )
+
+
+def transferred(event: CloudEvent, moved: CaseTransferred) -> Trigger:
+    """A case intake moved after an accepted transfer: the move (the holder released) is
+    recorded with the plan in the receiving organisation, in one revision."""
+    assert moved.organisation_id is not None
+    facts: Document = {
+        "county": moved.county,
+        "organisation_id": moved.organisation_id,
+        "transferred_at": moved.at,
+        "holder": None,
+        "token": None,
+        "mediator_id": None,
+    }
+    if moved.category is not None:
+        facts["category"] = str(moved.category)
+    return Trigger(
+        case_id=moved.case_id,
+        decision_id=derived_id(event.id, "transfer"),
+        county=moved.county,
+        organisation_id=moved.organisation_id,
+        trigger="transfer",
+        facts=facts,
+        category=moved.category,
+        transfer_id=moved.transfer_id,
+    )
+
+
+# Plans a decision on the case's state (its known facts), or says why nobody can take it.
+Planner = Callable[[Document | None], Awaitable["Document | Failed"]]
 
 
 class AssignmentService:
@@ -83,59 +159,40 @@ class AssignmentService:
         self.metrics = metrics
 
     # -- triggers ----------------------------------------------------------------------
+    async def case_events(self, *, events: Sequence[tuple[CloudEvent, CaseRegistered | CaseEvent]]) -> None:
+        """A batch of case events (the consumer's, in offset order): each case's events in
+        their order, the cases of one round together (closings, risks, then one
+        `decide_many` for the registrations and transfers). Idempotent, so any
+        sub-sequence that keeps each case's order gives the same state."""
+        by_case: dict[str, list[tuple[CloudEvent, CaseRegistered | CaseEvent]]] = {}
+        for event, data in events:
+            by_case.setdefault(data.case_id, []).append((event, data))
+        for n in range(max((len(v) for v in by_case.values()), default=0)):
+            round_ = [v[n] for v in by_case.values() if len(v) > n]  # one event per case
+            closing = [
+                d
+                for _, d in round_
+                if isinstance(d, CaseEvent) and not isinstance(d, RiskRaised | CaseTransferred)
+            ]
+            risks = [(e, d) for e, d in round_ if isinstance(d, RiskRaised)]
+            triggers = [
+                registered(e, d) if isinstance(d, CaseRegistered) else transferred(e, d)
+                for e, d in round_
+                if isinstance(d, CaseRegistered) or (isinstance(d, CaseTransferred) and d.organisation_id)
+            ]
+            await self.close_many(closing=closing)
+            await asyncio.gather(*(self.risk_raised(event=e, risk=d) for e, d in risks))
+            await self.decide_many(triggers=triggers)
+
     async def case_registered(self, *, event: CloudEvent, case: CaseRegistered) -> None:
         """A new case gets a mediator in its routed organisation, or up the hierarchy."""
-        facts = {
-            "county": case.county,
-            "category": str(case.category),
-            "risk_level": str(case.risk_level),
-            "party_keys": case.party_keys,
-        }
-        needs = CaseNeeds(
-            case_id=case.case_id,
-            category=case.category,
-            risk_level=str(case.risk_level),
-            party_keys=frozenset(case.party_keys),
-        )
-        await self._decide(
-            decision_id=derived_id(event.id, "assign"),
-            needs=needs,
-            county=case.county,
-            organisation_id=case.organisation_id,
-            trigger="registered",
-            facts=facts,
-        )
+        await self._decide(registered(event, case))
 
-    async def transfer_accepted(self, *, event: CloudEvent, transfer: TransferAccepted) -> None:
-        """A case transferred to another organisation gets a mediator there."""
-        known = await self.repo.get_case(transfer.case_id)
-        if known is not None and known.closed:
-            log.info("transfer of a closed case ignored", case_id=transfer.case_id)
-            return
-        category = transfer.category or (known.category if known else None) or Category.OTHER
-        risk = transfer.risk_level or (known.risk_level if known else None) or RiskLevel.ORDINARY
-        party_keys = transfer.party_keys or (known.party_keys if known else [])
-        facts = {
-            "county": transfer.county,
-            "category": str(category),
-            "risk_level": str(risk),
-            "party_keys": party_keys,
-        }
-        needs = CaseNeeds(
-            case_id=transfer.case_id,
-            category=Category(category),
-            risk_level=str(risk),
-            party_keys=frozenset(party_keys),
-        )
-        await self._decide(
-            decision_id=derived_id(event.id, "transfer"),
-            needs=needs,
-            county=transfer.county,
-            organisation_id=transfer.to_organisation_id,
-            trigger="transfer",
-            facts=facts,
-            transfer_id=transfer.transfer_id,
-        )
+    async def case_transferred(self, *, event: CloudEvent, moved: CaseTransferred) -> None:
+        """A case intake moved to another organisation: its holder is released and it gets
+        a mediator there (one decision: the move is recorded with the plan)."""
+        if moved.organisation_id:
+            await self._decide(transferred(event, moved))
 
     async def risk_raised(self, *, event: CloudEvent, risk: RiskRaised) -> None:
         """A case rated graver after assignment: if its mediator's grade no longer suits
@@ -156,73 +213,82 @@ class AssignmentService:
         if needed is None or holder is None or grade_number(holder) <= needed:
             return
         await self._decide(
-            decision_id=derived_id(event.id, "risk_raised"),
-            needs=CaseNeeds(
+            Trigger(
                 case_id=risk.case_id,
+                decision_id=derived_id(event.id, "risk_raised"),
+                county=risk.county,
+                organisation_id=case.organisation_id or risk.organisation_id,
+                trigger="risk_raised",
+                facts={},
                 category=case.category or risk.category or Category.OTHER,
                 risk_level=str(risk.risk_level),
-                party_keys=frozenset(case.party_keys or risk.party_keys),
-            ),
-            county=risk.county,
-            organisation_id=case.organisation_id or risk.organisation_id,
-            trigger="risk_raised",
-            facts={},
+                party_keys=tuple(case.party_keys or risk.party_keys),
+            )
         )
 
     async def case_event(self, *, case: CaseEvent) -> None:
-        """Closing events end the holder's load; a transfer releases it (idempotent)."""
-        if case.status in CLOSING:
-            decide = cases.close(case_id=case.case_id, status=str(case.status), at=case.at)
-        elif isinstance(case, CaseTransferred) and case.organisation_id:
-            decide = cases.move(case_id=case.case_id, organisation_id=case.organisation_id, at=case.at)
-        else:
-            return
-        outcome = await self.repo.case_store.apply(case.case_id, decide, verify_noop=True)
-        await self.settle(outcome=outcome)
+        """A closing event ends the holder's load and every plan (idempotent)."""
+        await self.close_many(closing=[case])
+
+    async def close_many(self, *, closing: Sequence[CaseEvent]) -> None:
+        """Closing events of distinct cases: closed in one round, their reservations released."""
+        decisions = {
+            c.case_id: cases.close(case_id=c.case_id, status=str(c.status), at=c.at)
+            for c in closing
+            if c.status in CLOSING
+        }
+        if decisions:
+            outcomes = await self.repo.case_store.apply_many(decisions, verify_noop=True)
+            await self.settle_many(outcomes=list(outcomes.values()))
 
     # -- automatic decisions ------------------------------------------------------------
-    async def _decide(
-        self,
-        *,
-        decision_id: str,
-        needs: CaseNeeds,
-        county: str,
-        organisation_id: str | None,
-        trigger: str,
-        facts: Document,
-        transfer_id: str | None = None,
-    ) -> None:
+    async def _decide(self, trigger: Trigger) -> None:
+        """One automatic decision, alone: plan, reserve, conclude (see `_carry_out`)."""
         now = self.clock.now()
 
-        async def planner() -> Document | Failed:
-            search = await self.searcher.search(needs, county=county, start=organisation_id, today=now.date())
-            if search.mediator is None or search.organisation is None:
-                log.warning("no eligible mediator", case_id=needs.case_id, tried=len(search.tried))
-                payload = AssignmentFailed(
-                    case_id=needs.case_id,
-                    county=county,
-                    organisation_id=organisation_id,
-                    tried=search.tried,
-                    reason=self.searcher.failure_reason(search),
-                    failed_at=now,
-                    trigger=trigger,
-                    excluded=search.excluded,
-                    transfer_id=transfer_id,
-                )
-                return Failed(payload, organisation_id)
-            return await self._plan_of_search(
-                search,
-                decision_id=decision_id,
-                needs=needs,
-                county=county,
-                organisation_id=organisation_id,
-                trigger=trigger,
-                transfer_id=transfer_id,
-                at=now,
-            )
+        async def planner(state: Document | None) -> Document | Failed:
+            return await self._planned(trigger, state, reads=Reads(self.repo), at=now)
 
         await self._carry_out(
-            case_id=needs.case_id, decision_id=decision_id, facts=facts, planner=planner, at=now
+            case_id=trigger.case_id,
+            decision_id=trigger.decision_id,
+            facts=trigger.facts,
+            planner=planner,
+            at=now,
+        )
+
+    async def _planned(
+        self, trigger: Trigger, state: Document | None, *, reads: Reads, at: datetime
+    ) -> Document | Failed:
+        """The plan of a decision from a search up the hierarchy, or why nobody can take it."""
+        needs = trigger.needs(state)
+        search = await self.searcher.search(
+            needs, county=trigger.county, start=trigger.organisation_id, today=at.date(), reads=reads
+        )
+        if search.mediator is None or search.organisation is None:
+            log.warning("no eligible mediator", case_id=needs.case_id, tried=len(search.tried))
+            payload = AssignmentFailed(
+                case_id=needs.case_id,
+                county=trigger.county,
+                organisation_id=trigger.organisation_id,
+                tried=search.tried,
+                reason=self.searcher.failure_reason(search),
+                failed_at=at,
+                trigger=trigger.trigger,
+                excluded=search.excluded,
+                transfer_id=trigger.transfer_id,
+            )
+            return Failed(payload, trigger.organisation_id)
+        return await self._plan_of_search(
+            search,
+            decision_id=trigger.decision_id,
+            needs=needs,
+            county=trigger.county,
+            organisation_id=trigger.organisation_id,
+            trigger=trigger.trigger,
+            transfer_id=trigger.transfer_id,
+            at=at,
+            reads=reads,
         )
 
     async def _plan_of_search(
@@ -236,6 +302,7 @@ class AssignmentService:
         trigger: str,
         transfer_id: str | None,
         at: datetime,
+        reads: Reads,
     ) -> Document:
         """The plan of the search's best candidate (the event, but for the previous mediator)."""
         assert search.mediator is not None and search.organisation is not None
@@ -251,7 +318,7 @@ class AssignmentService:
             breakdown=chosen.breakdown,
             runners_up=search.ranked[1 : 1 + self.settings.runners_up],
             escalated_from=escalated_from,
-            reason=await self.searcher.reason(search, needs, escalated_from),
+            reason=await self.searcher.reason(search, needs, escalated_from, reads=reads),
             assigned_at=at,
             trigger=trigger,
             tried=search.tried,
@@ -267,6 +334,127 @@ class AssignmentService:
             capacity=self.policy.capacity(search.mediator),
             load=chosen.breakdown.get("load", 0),
             at=at,
+        )
+
+    async def decide_many(self, *, triggers: Sequence[Trigger]) -> None:
+        """Automatic decisions for distinct cases together: the cases read once, every
+        search planned in memory against one read of the organisations and ledgers
+        (counting the places the batch plans, so two of its cases never both take a last
+        place), the plans recorded with one `apply_many`, each mediator's reservations in
+        one revision of their ledger, the decisions concluded with one `apply_many` (their
+        events published together). Whatever does not go through (a plan a crashed writer
+        left, a claim lost to another replica, a mediator full on their ledger's head)
+        is completed by the one-case path, which decides it again."""
+        if not triggers:
+            return
+        if len(triggers) == 1:
+            await self._decide(triggers[0])
+            return
+        now = self.clock.now()
+        states = await self.repo.case_store.get_many([t.case_id for t in triggers])
+        alone: list[Trigger] = []
+        fresh: list[Trigger] = []
+        done: list[Document] = []
+        for t in triggers:
+            state = states.get(t.case_id)
+            if cases.applied(state, t.decision_id):
+                done.append(state or {})  # a redelivery: finish what its writer may have left
+            elif (state or {}).get("closed"):
+                continue
+            elif cases.plan_of(state, t.decision_id) is not None:
+                alone.append(t)  # a plan left by a writer that died: completed as it was planned
+            else:
+                fresh.append(t)
+        await self.finish_many(states=done)
+        reads = Reads(self.repo)
+        await reads.prefetch(t.organisation_id for t in fresh if t.organisation_id)
+        planned: dict[str, Document | Failed] = {}
+        for t in fresh:  # in order: each search sees the places planned before it
+            plan = await self._planned(t, states.get(t.case_id), reads=reads, at=now)
+            if not isinstance(plan, Failed):
+                reads.plan(plan["mediator_id"], t.case_id)
+            planned[t.case_id] = plan
+        by_case = {t.case_id: t for t in fresh}
+        recorded = await self.repo.case_store.apply_many(
+            {
+                case_id: (
+                    self._failure(by_case[case_id], plan)
+                    if isinstance(plan, Failed)
+                    else cases.intend(case_id=case_id, plan=plan, facts=by_case[case_id].facts)
+                )
+                for case_id, plan in planned.items()
+            },
+            verify_noop=True,
+        )
+        await self.settle_many(outcomes=list(recorded.values()))
+        reserving: dict[str, Document] = {}
+        for case_id, outcome in recorded.items():
+            t, plan = by_case[case_id], planned[case_id]
+            pending = cases.plan_of(outcome.after, t.decision_id)
+            if isinstance(plan, Failed) and outcome.fresh:
+                self.metrics.assignments.labels(plan.payload.county, "failed").inc()
+            elif pending is None:
+                alone.append(t)  # overtaken (applied elsewhere, or closed): finished alone
+            else:
+                reserving[case_id] = pending  # ours, or a concurrent writer's of the same decision
+        held = await self._reserve_many(reserving, at=now)
+        concluding = {c: p for c, p in reserving.items() if c in held}
+        alone.extend(by_case[c] for c in reserving if c not in held)  # full on the ledger's head
+        concluded = await self.repo.case_store.apply_many(
+            {
+                case_id: cases.conclude(
+                    case_id=case_id, decision_id=plan["decision_id"], token=plan["token"], record=_record
+                )
+                for case_id, plan in concluding.items()
+            }
+        )
+        await self.settle_many(outcomes=list(concluded.values()))
+        lost: list[tuple[str, str]] = []
+        for case_id, outcome in concluded.items():
+            plan = concluding[case_id]
+            if outcome.fresh:
+                self.metrics.assignments.labels(plan["county"], plan["outcome"]).inc()
+                self.metrics.load.labels(plan["county"]).observe(plan["load"] + 1)
+                continue
+            mine = (plan["mediator_id"], plan["token"])
+            if mine not in cases.references(outcome.after):  # another writer got there first
+                lost.append(mine)
+            alone.append(by_case[case_id])
+        await self.release(refs=lost, revoke_grant=True)
+        await asyncio.gather(*(self._decide(t) for t in alone))
+
+    async def _reserve_many(self, plans: Mapping[str, Document], *, at: datetime) -> set[str]:
+        """Take the plans' places, each mediator's in one revision of their ledger; the
+        cases whose place is held."""
+        by_mediator: dict[str, list[Document]] = defaultdict(list)
+        for case_id, plan in plans.items():
+            by_mediator[plan["mediator_id"]].append(
+                {"token": plan["token"], "case_id": case_id, "capacity": plan.get("capacity")}
+            )
+        if not by_mediator:
+            return set()
+        today = at.date()
+        since = self.searcher.window_start(today)
+        outcomes = await self.repo.load_store.apply_many(
+            {
+                m: ledger.acquire_many(places=places, today=today, since=since, at=at)
+                for m, places in by_mediator.items()
+            },
+            verify_noop=True,  # a refusal on a lagging ledger is confirmed on its head
+        )
+        return {
+            case_id
+            for case_id, plan in plans.items()
+            if ledger.holds(outcomes[plan["mediator_id"]].after, plan["token"])
+        }
+
+    def _failure(self, trigger: Trigger, failed: Failed) -> Decide:
+        return cases.conclude_failed(
+            case_id=trigger.case_id,
+            decision_id=trigger.decision_id,
+            organisation_id=failed.organisation_id,
+            facts=trigger.facts,
+            record=_failure_record(trigger.decision_id, failed.payload),
         )
 
     # -- the protocol ---------------------------------------------------------------------
@@ -292,7 +480,7 @@ class AssignmentService:
                 return None
             plan = cases.plan_of(state, decision_id)
             if plan is None:
-                planned = await planner()
+                planned = await planner(state)
                 if isinstance(planned, Failed):
                     failed = await self.repo.case_store.apply(
                         case_id,
@@ -367,29 +555,50 @@ class AssignmentService:
     async def settle(self, *, outcome: Outcome) -> None:
         """After a change of a case: release the reservations it ended (and those the change
         before it ended, whose writer may have crashed), record a new decision."""
-        if not outcome.fresh:
-            await self.release(refs=cases.prior_of(outcome.after))
-            return
-        before, after = outcome.before or {}, outcome.after or {}
-        await self.release(refs=[*cases.prior_of(before), *cases.prior_of(after)])
-        if after.get("decision") and after.get("decision_id") != before.get("decision_id"):
-            await self.repo.record_decisions([d for d in (before.get("decision"), after["decision"]) if d])
+        await self.settle_many(outcomes=[outcome])
+
+    async def settle_many(self, *, outcomes: Sequence[Outcome]) -> None:
+        """`settle` for changes of many cases: one round of releases, one insert of records."""
+        refs: list[tuple[str, str]] = []
+        records: list[Document] = []
+        for outcome in outcomes:
+            if not outcome.fresh:
+                refs.extend(cases.prior_of(outcome.after))
+                continue
+            before, after = outcome.before or {}, outcome.after or {}
+            refs.extend([*cases.prior_of(before), *cases.prior_of(after)])
+            if after.get("decision") and after.get("decision_id") != before.get("decision_id"):
+                records.extend(d for d in (before.get("decision"), after["decision"]) if d)
+        await self.release(refs=refs)
+        if records:
+            await self.repo.record_decisions(records)
 
     async def finish(self, *, state: Document | None) -> None:
         """Finish what the writer of a case's last change may have left undone (it crashed,
         or this is a redelivery): release what the change ended, record its decision."""
-        await self.release(refs=cases.prior_of(state))
-        if state and state.get("decision"):
-            await self.repo.record_decisions([state["decision"]])
+        await self.finish_many(states=[state] if state else [])
+
+    async def finish_many(self, *, states: Sequence[Document]) -> None:
+        """`finish` for many cases: one round of releases, one insert of records."""
+        await self.release(refs=[ref for state in states for ref in cases.prior_of(state)])
+        records = [state["decision"] for state in states if state.get("decision")]
+        if records:
+            await self.repo.record_decisions(records)
 
     async def release(self, *, refs: Iterable[tuple[str, str]], revoke_grant: bool = False) -> None:
-        """Drop reservations from their mediators' ledgers (those not there are skipped)."""
+        """Drop reservations from their mediators' ledgers, each mediator's in one revision
+        (those not there are skipped)."""
+        by_mediator: dict[str, set[str]] = defaultdict(set)
+        for mediator_id, token in refs:
+            by_mediator[mediator_id].add(token)
+        if not by_mediator:
+            return
         since = self.searcher.window_start(self.clock.now().date())
-        await asyncio.gather(
-            *(
-                self.repo.load_store.apply(m, ledger.release(token=t, since=since, revoke_grant=revoke_grant))
-                for m, t in sorted(set(refs))
-            )
+        await self.repo.load_store.apply_many(
+            {
+                m: ledger.release_many(tokens=tokens, since=since, revoke_grant=revoke_grant)
+                for m, tokens in sorted(by_mediator.items())
+            }
         )
 
     # -- manual reassignment -------------------------------------------------------------
@@ -426,7 +635,7 @@ class AssignmentService:
             case, mediator, decision_id=decision_id, reason=reason, by=by, override=override_capacity, at=now
         )
 
-        async def planner() -> Document:
+        async def planner(state: Document | None) -> Document:
             # A fresh token each time: a token whose plan was dropped must never come back.
             return {**plan, "token": uuid.uuid4().hex}
 

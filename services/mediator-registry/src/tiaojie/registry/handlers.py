@@ -1,12 +1,16 @@
-"""Registry's Kafka subscribers: thin adapters from events to the rules."""
+"""Registry's Kafka subscribers: thin adapters from events to the rules.
+
+The registry reads one topic, intake's case events, with one batch handler: a case's
+registration, its transfers (intake's `CaseTransferred`, after it moved the case: the
+registry acts on that event alone, in order with the case's other events), its risk and
+its closing all meet in the case's partition, in order.
+"""
 
 from __future__ import annotations
 
 from tiaojie.contracts import topics
-from tiaojie.contracts.envelope import CloudEvent
 from tiaojie.contracts.intake import (
     CaseArchived,
-    CaseEvent,
     CaseFailed,
     CaseRegistered,
     CaseRejected,
@@ -15,30 +19,23 @@ from tiaojie.contracts.intake import (
     CaseWithdrawn,
     RiskRaised,
 )
-from tiaojie.contracts.referral import TransferAccepted
 from tiaojie.registry.assignment import AssignmentService
-from tiaojie.runtime.consumer import ReliableConsumer
+from tiaojie.runtime.consumer import Delivery, ReliableConsumer
 
 
 def register_handlers(consumer: ReliableConsumer, assignments: AssignmentService) -> None:
-    @consumer.on(topics.CASES, CaseRegistered)
-    async def on_case_registered(event: CloudEvent, data: CaseRegistered) -> None:
-        """Every registered case gets a mediator, an escalation, or an AssignmentFailed."""
-        await assignments.case_registered(event=event, case=data)
-
-    @consumer.on(
-        topics.CASES, CaseResolved, CaseFailed, CaseWithdrawn, CaseArchived, CaseRejected, CaseTransferred
+    @consumer.on_batch(
+        topics.CASES,
+        CaseRegistered,
+        CaseTransferred,
+        RiskRaised,
+        CaseResolved,
+        CaseFailed,
+        CaseWithdrawn,
+        CaseArchived,
+        CaseRejected,
     )
-    async def on_case_event(event: CloudEvent, data: CaseEvent) -> None:
-        """Load follows the case: closing events and transfers release the mediator."""
-        await assignments.case_event(case=data)
-
-    @consumer.on(topics.CASES, RiskRaised)
-    async def on_risk_raised(event: CloudEvent, data: RiskRaised) -> None:
-        """A graver risk may need a higher-graded mediator than the one holding the case."""
-        await assignments.risk_raised(event=event, risk=data)
-
-    @consumer.on(topics.REFERRALS, TransferAccepted)
-    async def on_transfer_accepted(event: CloudEvent, data: TransferAccepted) -> None:
-        """A case accepted by another organisation gets a mediator there."""
-        await assignments.transfer_accepted(event=event, transfer=data)
+    async def on_case_events(batch: list[Delivery]) -> None:
+        """Registered and transferred cases get a mediator (or an AssignmentFailed), a
+        graver risk may need another, closing events release the holder: a batch at a time."""
+        await assignments.case_events(events=[(d.event, d.data) for d in batch])

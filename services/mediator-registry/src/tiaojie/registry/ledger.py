@@ -20,7 +20,7 @@ their input, nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
 from tiaojie.runtime.mongo import Document
@@ -63,39 +63,85 @@ def acquire(
 ) -> Decide:
     """Reserve a place for a case (None: already reserved, or the mediator is full;
     `capacity` None overrides the limit)."""
+    return lambda ledger: _acquire(
+        ledger, token=token, case_id=case_id, capacity=capacity, today=today, since=since, at=at
+    )
+
+
+def _acquire(
+    ledger: Document | None,
+    *,
+    token: str,
+    case_id: str,
+    capacity: int | None,
+    today: date,
+    since: date,
+    at: datetime,
+) -> Change | None:
+    state: Document = ledger or {"held": [], "received": {}}
+    if holds(state, token):
+        return None
+    cases = cases_held(state)
+    if case_id not in cases and capacity is not None and len(cases) >= capacity:
+        return None
+    received = _window(state, since=since)
+    day = None if case_id in cases else today.isoformat()
+    if day is not None:
+        received[day] = received.get(day, 0) + 1
+    held = [*entries(state), {"token": token, "case_id": case_id, "at": at, "day": day}]
+    return Change({**state, "held": held, "received": received})
+
+
+def acquire_many(*, places: Sequence[Document], today: date, since: date, at: datetime) -> Decide:
+    """Reserve places for several cases in turn (`token`, `case_id`, `capacity` each), as
+    `acquire` would one after the other: a batch's reservations of one mediator in one
+    revision. None if none was taken (all reserved already, or the mediator is full)."""
 
     def decide(ledger: Document | None) -> Change | None:
-        state: Document = ledger or {"held": [], "received": {}}
-        if holds(state, token):
-            return None
-        cases = cases_held(state)
-        if case_id not in cases and capacity is not None and len(cases) >= capacity:
-            return None
-        received = _window(state, since=since)
-        day = None if case_id in cases else today.isoformat()
-        if day is not None:
-            received[day] = received.get(day, 0) + 1
-        held = [*entries(state), {"token": token, "case_id": case_id, "at": at, "day": day}]
-        return Change({**state, "held": held, "received": received})
+        state, taken = ledger, None
+        for place in places:
+            change = _acquire(
+                state,
+                token=place["token"],
+                case_id=place["case_id"],
+                capacity=place.get("capacity"),
+                today=today,
+                since=since,
+                at=at,
+            )
+            if change is not None:
+                state, taken = change.state, change
+        return taken
 
     return decide
 
 
-def release(*, token: str, since: date, revoke_grant: bool = False) -> Decide:
-    """Drop a reservation the case no longer refers to; with `revoke_grant`, also the
-    case it counted as received (the reservation never became the case's holder)."""
+def release_many(*, tokens: Iterable[str], since: date, revoke_grant: bool = False) -> Decide:
+    """Drop reservations the cases no longer refer to, a mediator's in one revision (None
+    if none is held); with `revoke_grant`, also the cases they counted as received (the
+    reservations never became their cases' holders)."""
+    wanted = sorted(set(tokens))
 
     def decide(ledger: Document | None) -> Change | None:
-        if ledger is None or not holds(ledger, token):
-            return None
-        (entry,) = [e for e in entries(ledger) if e["token"] == token]
-        received = _window(ledger, since=since)
-        if revoke_grant and entry.get("day") in received:
-            received[entry["day"]] -= 1
-        held = [e for e in entries(ledger) if e["token"] != token]
-        return Change({**ledger, "held": held, "received": {d: n for d, n in received.items() if n > 0}})
+        state, freed = ledger, None
+        for token in wanted:
+            change = _release(state, token=token, since=since, revoke_grant=revoke_grant)
+            if change is not None:
+                state, freed = change.state, change
+        return freed
 
     return decide
+
+
+def _release(ledger: Document | None, *, token: str, since: date, revoke_grant: bool) -> Change | None:
+    if ledger is None or not holds(ledger, token):
+        return None
+    (entry,) = [e for e in entries(ledger) if e["token"] == token]
+    received = _window(ledger, since=since)
+    if revoke_grant and entry.get("day") in received:
+        received[entry["day"]] -= 1
+    held = [e for e in entries(ledger) if e["token"] != token]
+    return Change({**ledger, "held": held, "received": {d: n for d, n in received.items() if n > 0}})
 
 
 def merge_legacy(*, held: Iterable[str], granted: Iterable[tuple[str, str]], at: datetime) -> Decide:
