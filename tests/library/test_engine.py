@@ -16,7 +16,7 @@ from tests.support.data import COUNTY, TOWNSHIP
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import CaseStatus, Category, Channel, Role
 from tiaojie.contracts.envelope import derived_id, new_event
-from tiaojie.contracts.intake import CaseAccepted, CaseRegistered
+from tiaojie.contracts.intake import CaseAccepted, CaseEvent, CaseRegistered
 from tiaojie.contracts.library import EntryDeclined, EntryStatus
 from tiaojie.runtime.mongo import outbox_fields
 
@@ -129,9 +129,10 @@ async def test_open_cases_follow_their_latest_event_whatever_the_order(library: 
         mediation_due=received + timedelta(days=30),
         category=Category.LABOUR,
     )
-    # The acceptance arrives first, then the registration, each delivered several times at once.
-    await asyncio.gather(*(service.project_case_event(data=accepted, at=accepted_at) for _ in range(3)))
-    await asyncio.gather(*(service.project_registered(data=registration, at=received) for _ in range(3)))
+    # The acceptance arrives first, then the registration, each delivered several times at
+    # once (three replicas, each handling its batch).
+    await asyncio.gather(*(service.project_cases(events=[(accepted, accepted_at)]) for _ in range(3)))
+    await asyncio.gather(*(service.project_cases(events=[(registration, received)]) for _ in range(3)))
     case = await service.repo.get_open_case(case_id)
     assert case is not None and case.status == CaseStatus.ACCEPTED and case.category == Category.LABOUR
     # The earlier registration only filled what the acceptance did not say.
@@ -157,6 +158,53 @@ async def test_an_open_case_projected_before_the_engine_is_continued(library: Li
         case_number="(2026)临兰人调字第10号",
         mediation_due=received + timedelta(days=30),
     )
-    await service.project_case_event(data=accepted, at=accepted_at)
+    await service.project_cases(events=[(accepted, accepted_at)])
     case = await service.repo.get_open_case(case_id)
     assert case is not None and case.status == CaseStatus.ACCEPTED and case.updated_at == accepted_at
+
+
+async def test_one_batch_of_several_cases_is_folded_per_case_in_one_round(library: Library) -> None:
+    service = library.service
+    received = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    first, second, never = new_case_id(), new_case_id(), new_case_id()
+
+    def registered(case_id: str) -> CaseRegistered:
+        return CaseRegistered(
+            case_id=case_id,
+            channel=Channel.DESK,
+            county=COUNTY,
+            township=TOWNSHIP,
+            category=Category.NEIGHBOURHOOD,
+            received_at=received,
+        )
+
+    def accepted(case_id: str, at: datetime, category: Category | None) -> CaseAccepted:
+        return CaseAccepted(
+            case_id=case_id,
+            county=COUNTY,
+            status=CaseStatus.ACCEPTED,
+            at=at,
+            case_number="(2026)临兰人调字第11号",
+            mediation_due=received + timedelta(days=30),
+            category=category,
+        )
+
+    later = received + timedelta(hours=3)
+    batch: list[tuple[CaseRegistered | CaseEvent, datetime]] = [
+        (registered(first), received),
+        (accepted(second, later, Category.LABOUR), later),
+        (accepted(first, later, None), later),
+        (registered(second), received),  # arrives after its acceptance: fills gaps only
+        (registered(first), received),  # a redelivery inside the batch
+        (accepted(never, later, None), later),  # no category, no registration: nothing to rank by
+    ]
+    await service.project_cases(events=batch)
+    await service.project_cases(events=batch)  # the whole batch again: nothing changes
+    one, two = await service.repo.get_open_case(first), await service.repo.get_open_case(second)
+    assert one is not None and one.status == CaseStatus.ACCEPTED and one.category == Category.NEIGHBOURHOOD
+    assert two is not None and two.status == CaseStatus.ACCEPTED and two.category == Category.LABOUR
+    assert two.township == TOWNSHIP and two.updated_at == later
+    assert await service.repo.get_open_case(never) is None
+    for case_id in (first, second):
+        raw = await service.repo.open_cases.find_one({"_id": case_id})
+        assert raw is not None and raw["version"] == 1  # one revision for the batch's events

@@ -9,7 +9,6 @@ from tiaojie.contracts.intake import (
     CaseAccepted,
     CaseArchived,
     CaseAssignmentRecorded,
-    CaseEvent,
     CaseFailed,
     CaseNominated,
     CaseRegistered,
@@ -21,7 +20,7 @@ from tiaojie.contracts.intake import (
     SessionRecorded,
 )
 from tiaojie.library.service import LibraryService
-from tiaojie.runtime.consumer import ReliableConsumer
+from tiaojie.runtime.consumer import Delivery, ReliableConsumer
 
 # Lifecycle events that may change what the library knows of an open case.
 CASE_EVENTS = (
@@ -45,10 +44,7 @@ def register_handlers(consumer: ReliableConsumer, service: LibraryService) -> No
         """An archived case offered to the library: anonymise and store it for the bureau."""
         await service.nominate(event=event, data=data)
 
-    @consumer.on(topics.CASES, CaseRegistered)
-    async def on_case_registered(event: CloudEvent, data: CaseRegistered) -> None:
-        await service.project_registered(data=data, at=event.time)
-
-    @consumer.on(topics.CASES, *CASE_EVENTS)
-    async def on_case_event(event: CloudEvent, data: CaseEvent) -> None:
-        await service.project_case_event(data=data, at=event.time)
+    @consumer.on_batch(topics.CASES, CaseRegistered, *CASE_EVENTS)
+    async def on_case_events(batch: list[Delivery]) -> None:
+        """What the library knows of open cases, a batch of intake's events at a time."""
+        await service.project_cases(events=[(d.data, d.event.time) for d in batch])

@@ -577,47 +577,60 @@ class LibraryService:
         ]
 
     # -- open cases (from intake's events) ----------------------------------------------------
-    async def project_registered(self, *, data: CaseRegistered, at: datetime) -> None:
-        fields = {
+    async def project_cases(self, *, events: Sequence[tuple[CaseRegistered | CaseEvent, datetime]]) -> None:
+        """What the library knows of open cases, from a batch of intake's events: each
+        case's events folded in order, all cases written in one round."""
+        by_case: dict[str, list[tuple[CaseRegistered | CaseEvent, datetime]]] = {}
+        for data, at in events:
+            by_case.setdefault(data.case_id, []).append((data, at))
+        decisions = {case_id: _open_case_decision(steps) for case_id, steps in by_case.items()}
+        await self.repo.open_case_store.apply_many(decisions, verify_noop=True)
+
+
+def _open_case_fields(data: CaseRegistered | CaseEvent) -> tuple[Document, bool]:
+    """What one event says of an open case, and whether it may create the record."""
+    if isinstance(data, CaseRegistered):
+        return {
             "county": data.county,
             "township": data.township,
             "category": str(data.category),
             "amount": data.amount,
             "status": str(CaseStatus.RECEIVED),
-        }
-        await self._project_open_case(data.case_id, fields, at=at, creates=True)
+        }, True
+    fields: dict[str, Any] = {"county": data.county, "status": str(data.status)}
+    if data.category is not None:
+        fields["category"] = str(data.category)
+    if data.township is not None:
+        fields["township"] = data.township
+    # Without a category there is nothing to rank by: wait for an event that says what the case is.
+    return fields, data.category is not None
 
-    async def project_case_event(self, *, data: CaseEvent, at: datetime) -> None:
-        fields: dict[str, Any] = {"county": data.county, "status": str(data.status)}
-        if data.category is not None:
-            fields["category"] = str(data.category)
-        if data.township is not None:
-            fields["township"] = data.township
-        # Without a category there is nothing to rank by: wait for an event that says what the case is.
-        await self._project_open_case(data.case_id, fields, at=at, creates=data.category is not None)
 
-    async def _project_open_case(
-        self, case_id: str, fields: Document, *, at: datetime, creates: bool
-    ) -> None:
-        """What the library knows of an open case, whatever the order of its events: the
-        latest event (by its time) says where the case is, an earlier one only fills gaps;
-        a redelivery changes nothing and writes nothing."""
+def _open_case_decision(
+    steps: Sequence[tuple[CaseRegistered | CaseEvent, datetime]],
+) -> Callable[[Document | None], Change | None]:
+    """Fold a case's events into its record whatever their order: the latest event (by its
+    time) says where the case is, an earlier one only fills gaps; a redelivery changes
+    nothing and writes nothing."""
 
-        def decide(state: Document | None) -> Change | None:
-            if state is None and not creates:
-                return None
-            current = state or {}
-            latest = current.get("updated_at") is None or at >= current["updated_at"]
-            given = {k: v for k, v in fields.items() if v is not None or k not in current}
+    def decide(state: Document | None) -> Change | None:
+        current = state
+        for data, at in steps:
+            fields, creates = _open_case_fields(data)
+            if current is None and not creates:
+                continue
+            was = current or {}
+            latest = was.get("updated_at") is None or at >= was["updated_at"]
+            given = {k: v for k, v in fields.items() if v is not None or k not in was}
             if latest:
-                after = {**current, **given, "updated_at": at}
+                current = {**was, **given, "updated_at": at}
             else:
-                after = {**current, **{k: v for k, v in given.items() if current.get(k) is None}}
-            if state is not None and after == state:
-                return None
-            return Change(after)
+                current = {**was, **{k: v for k, v in given.items() if was.get(k) is None}}
+        if current is None or current == state:
+            return None
+        return Change(current)
 
-        await self.repo.open_case_store.apply(case_id, decide, verify_noop=True)
+    return decide
 
 
 async def load_published(index: SearchIndex, entries: AsyncIterator[EntryDoc], *, batch: int = 2000) -> int:
