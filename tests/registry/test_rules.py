@@ -355,6 +355,37 @@ def test_compliance_report_against_the_norms(divisions: Divisions) -> None:
     assert text.startswith("\ufeff") and "配备标准 (norm)" in text and "证书90天内到期" in text
 
 
+def test_the_compliance_report_checks_the_centre_the_directory_names(divisions: Divisions) -> None:
+    def centre(oid: str, **extra: Any) -> OrganisationDoc:
+        return OrganisationDoc.model_validate(
+            {
+                "_id": oid,
+                "name": oid,
+                "short_name": oid,
+                "kind": "centre",
+                "level": "county",
+                "county": "371302",
+                "division_code": "371302",
+                **extra,
+            }
+        )
+
+    # An inactive centre and a second active one: the norm is checked for the centre the
+    # county's cases escalate to (tiaojie.runtime.directory.county_centre), once.
+    orgs = [centre("a-closed", active=False), centre("b-centre"), centre("c-centre")]
+    report = build_report(
+        county="371302",
+        organisations=orgs,
+        mediators=[med("c1", organisation_ids=["b-centre"])],
+        divisions=divisions,
+        today=TODAY,
+        settings=ReportSettings(),
+    )
+    assert [(c["norm"], c["organisation_id"], c["gap"]) for c in report["norm_checks"]] == [
+        ("county_centre", "b-centre", 4)
+    ]
+
+
 # -- spreadsheet cells --------------------------------------------------------------------------------
 
 

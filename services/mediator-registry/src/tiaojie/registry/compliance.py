@@ -4,7 +4,9 @@ Per township and for the county: full-time mediators against the staffing norms 
 village committee, ≥2 per township, ≥3 per industry committee, ≥5 per county centre),
 certificate coverage, training hours per mediator this year, the grade distribution,
 committee sizes (3–9 members) and certificates expiring soon. Full-time mediators count
-toward a norm only while their effective status is active (a suspended one does not).
+toward a norm only while their effective status is active (a suspended one does not). The
+county centre is the one the directory's rule names (`tiaojie.runtime.directory`), the
+centre the county's cases escalate to.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tiaojie.registry.models import (
     MediatorDoc,
     OrganisationDoc,
 )
+from tiaojie.runtime.directory import county_centre
 from tiaojie.runtime.divisions import Divisions
 
 NORMS: dict[str, int] = {"village": 1, "township": 2, "industry": 3, "county_centre": 5}
@@ -124,6 +127,8 @@ def build_report(
             }
         )
 
+    # The centre the county's cases escalate to, by the directory's rule (the one routing uses).
+    centre = county_centre(organisations, county=county)
     by_township: dict[str, list[OrganisationDoc]] = {}
     county_level: list[OrganisationDoc] = []
     for org in organisations:
@@ -138,9 +143,7 @@ def build_report(
             check("village", org.division_code, org.name, members[org.id], org.id)
         elif org.kind == OrganisationKind.INDUSTRY_COMMITTEE:
             check("industry", org.division_code, org.name, members[org.id], org.id)
-        elif (
-            org.kind == OrganisationKind.CENTRE and org.level == DivisionLevel.COUNTY and org.county == county
-        ):
+        elif centre is not None and org.id == centre.id:
             check("county_centre", org.division_code, org.name, members[org.id], org.id)
     for township, orgs in sorted(by_township.items()):
         township_orgs = [
