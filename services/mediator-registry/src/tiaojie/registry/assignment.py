@@ -9,6 +9,10 @@ concluded on the case, whose revision publishes the event. A redelivered trigger
 its decision applied and changes nothing, or finds its plan pending and completes it; a
 change that ends a reservation releases it afterwards. Decision records (`decisions`)
 are audit facts inserted once, from the case's state.
+
+The consumer hands over a batch of case events at a time (`case_events`): the decisions
+of a batch are planned in memory against one read and written with one `apply_many` per
+step (`decide_many`); whatever does not go through there is decided again alone.
 """
 
 from __future__ import annotations

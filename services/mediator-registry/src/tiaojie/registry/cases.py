@@ -10,8 +10,10 @@ the latest decision as recorded for the audit (`decision`), and the reservations
 latest change ended (`prior`), which its writer releases from the ledgers.
 
 A decision therefore takes three steps, each a claimed revision of one aggregate: the plan
-(`intend`), the reservation in the chosen mediator's ledger, and the decision itself
-(`conclude`, which publishes the event). The plan is the commit point that makes a
+(`intend`, which also records what the trigger says about the case: its facts, or for a
+transfer its move to the receiving organisation, the holder released), the reservation in
+the chosen mediator's ledger (a batch's reservations of one mediator in one revision), and
+the decision itself (`conclude`, which publishes the event). The plan is the commit point that makes a
 reservation releasable: a token that is neither the holder's nor a pending plan's can
 never become the holder's again. These are pure decisions (the state plus their input).
 """
@@ -167,18 +169,6 @@ def close(*, case_id: str, status: str, at: Any) -> Decide:
             return None
         fields = {"closed": True, "closed_status": status, "closed_at": at}
         return _changed(case_id, state, {**fields, "holder": None, "token": None, "pending": []})
-
-    return decide
-
-
-def move(*, case_id: str, organisation_id: str, at: Any) -> Decide:
-    """The case moved to another organisation before it was reassigned there."""
-
-    def decide(state: Document | None) -> Change | None:
-        if state is None or state.get("organisation_id") == organisation_id:
-            return None
-        fields = {"organisation_id": organisation_id, "transferred_at": at}
-        return _changed(case_id, state, {**fields, "holder": None, "token": None, "mediator_id": None})
 
     return decide
 
