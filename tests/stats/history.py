@@ -80,7 +80,8 @@ def history(prefix: str = "", county: str = COUNTY) -> list[tuple[str, str, Even
             )
         )
 
-    def assign(n: int, at: datetime) -> None:
+    def propose(n: int, at: datetime) -> None:
+        # The registry's proposal at registration, before acceptance: not an assignment.
         out.append(
             (
                 topics.ASSIGNMENTS,
@@ -97,6 +98,10 @@ def history(prefix: str = "", county: str = COUNTY) -> list[tuple[str, str, Even
             )
         )
 
+    def assign(n: int, at: datetime) -> None:
+        # The case becomes assigned when intake records it, after acceptance.
+        life(n, CaseAssignmentRecorded, CaseStatus.ASSIGNED, at, mediator_id="med-1")
+
     def accept(n: int, at: datetime) -> None:
         life(
             n,
@@ -107,17 +112,12 @@ def history(prefix: str = "", county: str = COUNTY) -> list[tuple[str, str, Even
             mediation_due=at + 30 * D,
         )
 
-    # c1: accepted after 1 d, assigned 26 h, first session 3 d, resolved 10 d, performed 20 d.
+    # c1: proposed a mediator at once; accepted after 1 d, assigned 26 h, first session 3 d,
+    # resolved 10 d, performed 20 d.
     reg(1, T0)
+    propose(1, T0 + timedelta(minutes=1))
     accept(1, T0 + D)
     assign(1, T0 + D + 2 * H)
-    life(
-        1,
-        CaseAssignmentRecorded,
-        CaseStatus.ASSIGNED,
-        T0 + D + 2 * H + timedelta(minutes=1),
-        mediator_id="med-1",
-    )
     life(1, SessionRecorded, CaseStatus.IN_MEDIATION, T0 + 3 * D, session_number=1, held_at=T0 + 3 * D)
     life(1, CaseResolved, CaseStatus.RESOLVED, T0 + 10 * D, agreement_form="written")
     life(1, AgreementPerformed, CaseStatus.RESOLVED, T0 + 20 * D)
@@ -142,8 +142,9 @@ def history(prefix: str = "", county: str = COUNTY) -> list[tuple[str, str, Even
     life(5, CaseWithdrawn, CaseStatus.WITHDRAWN, T0 + 8 * D, previous_status=CaseStatus.ACCEPTED)
     # c6: never accepted: overdue for acceptance at NOW.
     reg(6, T0 + 5 * H)
-    # c7: accepted 1 d - 6 h, mediation due T0 + 31 d: overdue at NOW.
+    # c7: accepted 1 d - 6 h, mediation due T0 + 31 d: overdue at NOW; proposed, never assigned.
     reg(7, T0 + 6 * H)
+    propose(7, T0 + 6 * H + timedelta(minutes=1))
     accept(7, T0 + D)
     # c8: accepted 1 d - 7 h, clock paused: open, not overdue.
     reg(8, T0 + 7 * H)

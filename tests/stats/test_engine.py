@@ -130,10 +130,7 @@ async def test_repeat_cases_handled_at_once_give_one_alert_listing_all(own: Own,
     ids = [f"rc-{tag}-{n}" for n in range(6)]
     service = own.service
     await asyncio.gather(
-        *(
-            service.case_event(data=registered(c, county, f"org-{n}", keys, n), case_id=c)
-            for n, c in enumerate(ids)
-        )
+        *(service.case_events(events=[registered(c, county, f"org-{n}", keys, n)]) for n, c in enumerate(ids))
     )
     latest = ids[-1]
     alert = await service.repo.get_alert(f"{AlertKind.REPEAT_DISPUTE}:{latest}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from tiaojie.contracts.common import CaseStatus
+from tiaojie.contracts.common import CaseStatus, RiskLevel
 from tiaojie.contracts.envelope import EventData
 from tiaojie.contracts.intake import (
     AgreementPerformed,
@@ -43,7 +43,7 @@ from tiaojie.contracts.referral import (
     TransferDeclined,
     TransferRequested,
 )
-from tiaojie.contracts.registry import AssignmentFailed, MediatorAssigned
+from tiaojie.contracts.registry import AssignmentFailed
 from tiaojie.stats.calendar import local_day, month_of
 
 Doc = dict[str, Any]
@@ -98,10 +98,11 @@ IN_HANDLING = frozenset(
 )
 CONCLUDED = frozenset({CaseStatus.RESOLVED, CaseStatus.FAILED})
 
+_RISK_RANK = {RiskLevel.ORDINARY: 0, RiskLevel.SERIOUS: 1, RiskLevel.GRAVE: 2}
+
 _MILESTONE_OF: dict[type[EventData], str] = {
     CaseAccepted: "accepted_at",
     CaseRejected: "rejected_at",
-    CaseAssignmentRecorded: "assigned_at",
     CaseResolved: "resolved_at",
     CaseFailed: "failed_at",
     AgreementPerformed: "performed_at",
@@ -160,12 +161,12 @@ def apply_case_event(before: Doc | None, data: EventData) -> Doc:
             channel=data.channel,
             category=data.category,
             organisation_id=doc.get("organisation_id") or data.organisation_id,
-            risk_level=data.risk_level,
             parties_count=data.parties_count,
             referral_id=data.referral_id,
             duplicate_of=data.duplicate_of,
             amount=data.amount,
         )
+        _riskiest(doc, data.risk_level)
         doc["party_keys"] = sorted(set(doc.get("party_keys", [])) | set(data.party_keys))
         _earliest(doc, "received_at", data.received_at)
         if data.acceptance_due is not None:
@@ -173,10 +174,6 @@ def apply_case_event(before: Doc | None, data: EventData) -> Doc:
         _status(doc, CaseStatus.RECEIVED, data.received_at)
     elif isinstance(data, CaseEvent):
         _apply_lifecycle(doc, data)
-    elif isinstance(data, MediatorAssigned):
-        _fill(doc, county=data.county, mediator_id=data.mediator_id)
-        _earliest(doc, "assigned_at", data.assigned_at)
-        doc["assignment_failed"] = False
     elif isinstance(data, AssignmentFailed):
         _fill(doc, county=data.county)
         if doc.get("assigned_at") is None:
@@ -209,7 +206,7 @@ def _apply_lifecycle(doc: Doc, data: CaseEvent) -> None:
         _clock(doc, "mediation", data.mediation_due, "set", data.at)
         doc["case_number"] = data.case_number
     elif isinstance(data, CaseAssignmentRecorded):
-        doc["mediator_id"] = doc.get("mediator_id") or data.mediator_id
+        _assignment(doc, data)
     elif isinstance(data, SessionRecorded):
         _earliest(doc, "first_session_at", data.held_at)
         doc["sessions"] = max(doc.get("sessions", 0), data.session_number)
@@ -226,8 +223,34 @@ def _apply_lifecycle(doc: Doc, data: CaseEvent) -> None:
     elif isinstance(data, DeadlineChanged):
         _clock(doc, data.clock, data.due, data.change, data.at)
     elif isinstance(data, RiskRaised):
-        doc["risk_level"] = str(data.risk_level)
+        _riskiest(doc, data.risk_level)
         doc["party_keys"] = sorted(set(doc.get("party_keys", [])) | set(data.party_keys))
+
+
+def _assignment(doc: Doc, data: CaseAssignmentRecorded) -> None:
+    """The case became assigned: its time and mediator come from intake's record alone.
+
+    The registry's MediatorAssigned is a proposal made at registration, before acceptance
+    (docs/architecture.md), so its time would make acceptance-to-assignment negative. The
+    earliest record wins (a reassignment later keeps the first time and its mediator).
+    A projection stored before this rule (no `assignment_recorded`) may hold the registry's
+    proposal: the first record of intake replaces it."""
+    recorded = doc.get("assignment_recorded") is True and doc.get("assigned_at") is not None
+    if not recorded or data.at < doc["assigned_at"]:
+        doc["assigned_at"] = data.at
+        doc["mediator_id"] = data.mediator_id
+    doc["assignment_recorded"] = True
+    doc["assignment_failed"] = False
+
+
+def _riskiest(doc: Doc, level: RiskLevel | str | None) -> None:
+    """The most severe risk level known: a replayed registration never lowers a raised risk."""
+    if level is None:
+        return
+    level = RiskLevel(level)
+    current = doc.get("risk_level")
+    if current is None or _RISK_RANK[level] > _RISK_RANK.get(RiskLevel(current), -1):
+        doc["risk_level"] = str(level)
 
 
 def derive_case(doc: Doc) -> Doc:

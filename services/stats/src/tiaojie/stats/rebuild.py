@@ -21,19 +21,21 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from tiaojie.contracts.envelope import decode_event
+from tiaojie.contracts.envelope import EventData, decode_event
 from tiaojie.runtime.clock import Clock, ManualClock
 from tiaojie.runtime.kafka import client_kwargs
 from tiaojie.runtime.logging import get_logger
 from tiaojie.runtime.mongo import Document, make_client
 from tiaojie.stats.analytics import STATE, Analytics, digest
-from tiaojie.stats.handlers import dispatch, subscriptions
+from tiaojie.stats.handlers import dispatch_many, is_case_event, subscriptions
 from tiaojie.stats.metrics import StatsMetrics
 from tiaojie.stats.repository import StatsRepository
 from tiaojie.stats.service import StatsService
 from tiaojie.stats.settings import StatsSettings
 
 log = get_logger(__name__)
+# Case events projected in one engine round (chunks in order: each case's order is kept).
+CASE_CHUNK = 500
 ALERT_FIELDS = ("kind", "status", "county", "township", "category", "case_id", "detected_on", "cleared_on")
 
 
@@ -105,43 +107,51 @@ async def replay(settings: StatsSettings, service: StatsService, *, concurrency:
         limit = asyncio.Semaphore(concurrency)
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=2000)
-            by_key: dict[bytes, list[ConsumerRecord[Any, Any]]] = defaultdict(list)
+            # As the live service: each batch's case events projected together (per case in
+            # partition order), the other events per key in order, keys concurrently.
+            cases: list[EventData] = []
+            by_key: dict[bytes, list[EventData]] = defaultdict(list)
             for tp, records in batch.items():
                 for record in records:
-                    if record.offset < ends[tp]:
-                        by_key[record.key or f"{tp}:{record.offset}".encode()].append(record)
+                    if record.offset >= ends[tp]:
+                        continue
+                    data = _decoded(record, wanted[physical[record.topic]])
+                    if data is None:
+                        skipped += 1  # the live consumer dead-lettered or ignored it too
+                    elif is_case_event(data):
+                        cases.append(data)
+                    else:
+                        by_key[record.key or f"{tp}:{record.offset}".encode()].append(data)
             for tp in list(remaining):
                 if await consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
+            for start in range(0, len(cases), CASE_CHUNK):
+                await service.case_events(events=cases[start : start + CASE_CHUNK])
 
-            async def run(group: list[ConsumerRecord[Any, Any]]) -> tuple[int, int]:
-                done = bad = 0
+            async def run(group: list[EventData]) -> None:
                 async with limit:
-                    for record in group:
-                        topic = physical[record.topic]
-                        try:
-                            event = decode_event(record.value or b"")
-                        except (ValueError, ValidationError):
-                            bad += 1  # the live consumer dead-lettered it too
-                            continue
-                        model = next((m for m in wanted[topic] if m.event_type == event.type), None)
-                        if model is None:
-                            bad += 1
-                            continue
-                        try:
-                            data = model.model_validate(event.data)
-                        except ValidationError:
-                            bad += 1
-                            continue
-                        await dispatch(service, data)
-                        done += 1
-                return done, bad
+                    await dispatch_many(service, group)
 
-            for done, bad in await asyncio.gather(*(run(g) for g in by_key.values())):
-                applied, skipped = applied + done, skipped + bad
+            await asyncio.gather(*(run(g) for g in by_key.values()))
+            applied += len(cases) + sum(len(g) for g in by_key.values())
     finally:
         await consumer.stop()
     return applied, skipped
+
+
+def _decoded(record: ConsumerRecord[Any, Any], models: tuple[type[EventData], ...]) -> EventData | None:
+    """The record's payload if stats projects it, else None."""
+    try:
+        event = decode_event(record.value or b"")
+    except (ValueError, ValidationError):
+        return None
+    model = next((m for m in models if m.event_type == event.type), None)
+    if model is None:
+        return None
+    try:
+        return model.model_validate(event.data)
+    except ValidationError:
+        return None
 
 
 def _in(day: str | None, ranges: list[tuple[str, str]]) -> bool:

@@ -15,16 +15,36 @@ from the database (daily counts, forecasts).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 
 from pymongo import ASCENDING, IndexModel, ReplaceOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from tiaojie.runtime.kafka import EventPublisher
 from tiaojie.runtime.mongo import Document, bulk_write_chunked, ensure_indexes, insert_once
 from tiaojie.runtime.revisions import Revisions
 from tiaojie.runtime.settings import RuntimeSettings
+
+# One insert command carries at most this many new documents (FerretDB inserts them in
+# one transaction per command: far cheaper per document than single inserts).
+_INSERT_CHUNK = 100
+_DUPLICATE = 11000
+
+
+@dataclass(frozen=True)
+class PartyRecord:
+    """A case under its party keys (keyed hashes) at one of its revisions."""
+
+    keys: Sequence[str]
+    case_id: str
+    rev: int
+    info: Document
+
 
 INDEXES = {
     "cases": [
@@ -102,11 +122,15 @@ class StatsRepository:
             settled += await store.sweep()
         return settled
 
-    async def mark_recount(self, case_id: str, rev: int, days: Iterable[str | None]) -> None:
-        """The daily counts of these days must be redone (idempotent)."""
-        wanted = sorted({d for d in days if d})
-        if wanted:
-            await insert_once(self.db["recounts"], {"_id": f"{case_id}#{rev}", "days": wanted})
+    async def mark_recounts(self, marks: Sequence[tuple[str, int, Iterable[str | None]]]) -> None:
+        """The daily counts of these days must be redone: one mark per (case, revision),
+        all of a batch in one insert (idempotent: a mark already there stays)."""
+        docs = []
+        for case_id, rev, days in marks:
+            wanted = sorted({d for d in days if d})
+            if wanted:
+                docs.append({"_id": f"{case_id}#{rev}", "days": wanted})
+        await _insert_new(self.db["recounts"], docs)
 
     # -- cases -----------------------------------------------------------------------------
     async def cases_for(
@@ -225,34 +249,37 @@ class StatsRepository:
         return orgs, mediators
 
     # -- parties (keyed hashes only) ---------------------------------------------------------------
-    async def add_party_case(
-        self, keys: Sequence[str], case_id: str, rev: int, info: Document
-    ) -> list[Document]:
-        """Record a case (at revision `rev`) under each party key; returns, per key,
-        {"cases": {case id: info}} of every case recorded under it (this one included), each
-        as its latest recorded revision tells it. Each record is an insert of its own
-        document (`<key>#<case>#<rev>`): concurrent cases never write one document, and a
-        redelivery or a slower handler of an older revision never overwrites a newer one."""
-        for key in keys:
-            doc = {
-                "_id": f"{key}#{case_id}#{rev:09d}",
+    async def add_party_cases(self, records: Sequence[PartyRecord]) -> dict[str, dict[str, Document]]:
+        """Record cases under their party keys and read back, for every key of `records`,
+        {case id: info} of each case recorded under it (these included), as the case's latest
+        recorded revision tells it. Each record is an insert of its own document
+        (`<key>#<case>#<rev>`; all of a batch in one insert): concurrent cases never write
+        one document, and a redelivery or a slower handler of an older revision never
+        overwrites a newer one. Every key is then read once, however many cases share it."""
+        docs = [
+            {
+                "_id": f"{key}#{r.case_id}#{r.rev:09d}",
                 "key": key,
-                "case_id": case_id,
-                "rev": rev,
-                "info": info,
+                "case_id": r.case_id,
+                "rev": r.rev,
+                "info": r.info,
             }
-            await insert_once(self.party_cases, doc)
-        found: list[Document] = []
-        for key in keys:
+            for r in records
+            for key in r.keys
+        ]
+        await _insert_new(self.party_cases, docs)
+        keys = sorted({key for r in records for key in r.keys})
+        found = await asyncio.gather(*(self.party_cases.find({"key": key}).to_list() for key in keys))
+        index: dict[str, dict[str, Document]] = {}
+        for key, entries in zip(keys, found, strict=True):
             latest: dict[str, Document] = {}
-            async for d in self.party_cases.find({"key": key}):
+            for d in entries:
                 # Records written before revisions were part of the id count as revision 0.
                 known = latest.get(d["case_id"])
                 if known is None or int(d.get("rev", 0)) > int(known.get("rev", 0)):
                     latest[d["case_id"]] = d
-            if latest:
-                found.append({"_id": key, "cases": {c: d.get("info") or {} for c, d in latest.items()}})
-        return found
+            index[key] = {c: d.get("info") or {} for c, d in latest.items()}
+        return index
 
     # -- alerts ------------------------------------------------------------------------------
     async def get_alert(self, alert_id: str) -> Document | None:
@@ -290,6 +317,20 @@ class StatsRepository:
         return await self.forecasts.find_one({"_id": county})
 
 
+async def _insert_new(collection: AsyncCollection[Document], docs: Sequence[Document]) -> None:
+    """Insert documents with deterministic ids, in few commands; those already there stay."""
+    for start in range(0, len(docs), _INSERT_CHUNK):
+        chunk = list(docs[start : start + _INSERT_CHUNK])
+        try:
+            if len(chunk) == 1:
+                await insert_once(collection, chunk[0])
+            else:
+                await collection.insert_many(chunk, ordered=False)
+        except BulkWriteError as exc:
+            if any(e.get("code") != _DUPLICATE for e in exc.details.get("writeErrors", [])):
+                raise
+
+
 def _months(first: date, last: date) -> list[tuple[int, int]]:
     out = []
     year, month = first.year, first.month
@@ -303,4 +344,4 @@ def months_between(first: date, last: date) -> list[str]:
     return [f"{y:04d}-{m:02d}" for y, m in _months(first, last)]
 
 
-__all__ = ["StatsRepository", "months_between"]
+__all__ = ["PartyRecord", "StatsRepository", "months_between"]

@@ -5,7 +5,8 @@ publishes an alert change's events with it (`tiaojie.runtime.revisions`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from tiaojie.runtime.clock import Clock
 from tiaojie.runtime.errors import NotFound
 from tiaojie.runtime.logging import get_logger
 from tiaojie.runtime.mongo import Document
-from tiaojie.runtime.revisions import Change, Outcome
+from tiaojie.runtime.revisions import Change, Decide
 from tiaojie.stats import figures
 from tiaojie.stats.calendar import local_day
 from tiaojie.stats.metrics import StatsMetrics
@@ -30,7 +31,7 @@ from tiaojie.stats.projection import (
     response_seconds,
     stage_seconds,
 )
-from tiaojie.stats.repository import StatsRepository, months_between
+from tiaojie.stats.repository import PartyRecord, StatsRepository, months_between
 from tiaojie.stats.settings import StatsSettings
 
 SOURCE = topics.service_source("stats")
@@ -75,6 +76,109 @@ def projection_change(
     return decide
 
 
+def _folding(events: Sequence[EventData]) -> Callable[[Document | None], Document]:
+    """The rule of a case's events of one batch: each applied in its order."""
+
+    def rule(doc: Document | None) -> Document:
+        for data in events:
+            doc = apply_case_event(doc, data)
+        assert doc is not None
+        return doc
+
+    return rule
+
+
+def party_info(case: Document) -> Document:
+    """What the party index keeps of a case (no personal data: keys are keyed hashes)."""
+    return {
+        "county": case.get("county"),
+        "township": case.get("township"),
+        "category": case.get("category"),
+        "organisation_id": case.get("organisation_id"),
+        "received_at": case["received_at"],
+    }
+
+
+def repeat_of(
+    record: PartyRecord, index: Mapping[str, Mapping[str, Document]], *, min_shared: int, window: timedelta
+) -> tuple[Document, list[RelatedCase]] | None:
+    """The repeat dispute a case recorded under its party keys belongs to: the later case
+    of the group (with its place) and the others, when it shares at least `min_shared` keys
+    with cases registered within `window` of it and they are held by different organisations."""
+    shared: dict[str, int] = {}
+    known: dict[str, Document] = {record.case_id: record.info}
+    for key in record.keys:
+        for other_id, other in (index.get(key) or {}).items():
+            if other_id != record.case_id:
+                shared[other_id] = shared.get(other_id, 0) + 1
+                known[other_id] = other
+    received = record.info["received_at"]
+    matches = [
+        other_id
+        for other_id, n in shared.items()
+        if n >= min_shared
+        and known[other_id].get("received_at") is not None
+        and abs(known[other_id]["received_at"] - received) <= window
+    ]
+    organisations = {known[i].get("organisation_id") for i in [record.case_id, *matches]} - {None}
+    if not matches or len(organisations) < 2:
+        return None  # the same body already holds every one of them: not across agencies
+    group = sorted([record.case_id, *matches], key=lambda i: (known[i]["received_at"], i))
+    related = [
+        RelatedCase(
+            case_id=i,
+            county=known[i].get("county") or "",
+            organisation_id=known[i].get("organisation_id"),
+            received_at=known[i]["received_at"],
+        )
+        for i in group[:-1]
+    ]
+    return {**known[group[-1]], "_id": group[-1]}, related
+
+
+_RAISE, _CLEAR = 0, 1
+
+
+@dataclass
+class AlertPlan:
+    """The alert changes a batch of case events causes, per alert."""
+
+    steps: dict[str, list[tuple[int, Document, Any]]] = field(default_factory=dict)
+    clearing: set[str] = field(default_factory=set)
+
+    def add(self, doc: Document, event: Any) -> None:
+        """Raise `doc` with `event` (or add the related cases it lists to the raised alert)."""
+        self.steps.setdefault(doc["_id"], []).append((_RAISE, doc, event))
+
+    def clear(self, alert_id: str, fields: Document, event: Any) -> None:
+        """Move the alert, if active, to `fields`, announcing `event`."""
+        self.steps.setdefault(alert_id, []).append((_CLEAR, fields, event))
+        self.clearing.add(alert_id)
+
+    def decision(self, alert_id: str, events_of: Callable[[Any], list[tuple[str, Any]]]) -> Decide:
+        """The alert's next state: every raise (once, then only related cases not listed
+        yet), then every clear of an active alert, as handling the events one by one would."""
+        steps = sorted(self.steps[alert_id], key=lambda step: step[0])
+
+        def decide(state: Document | None) -> Change | None:
+            current, events, changed = state, [], False
+            for kind, doc, event in steps:
+                if kind == _RAISE and current is None:
+                    current, changed = doc, True
+                    events += events_of(event)
+                elif kind == _RAISE and current is not None:
+                    known = current.get("related") or {}
+                    missing = {k: v for k, v in (doc.get("related") or {}).items() if k not in known}
+                    if missing:
+                        current, changed = {**current, "related": {**known, **missing}}, True
+                elif kind == _CLEAR and current is not None and current.get("status") == "active":
+                    current, changed = {**current, **doc}, True
+                    events += events_of(event)
+            return Change(current, events) if changed and current is not None else None
+
+        return decide
+
+
 class StatsService:
     def __init__(
         self,
@@ -93,43 +197,59 @@ class StatsService:
         self.publish_alerts = publish_alerts
 
     # -- projections ---------------------------------------------------------------------------
-    async def _project_case(self, case_id: str, rule: Callable[[Document | None], Document]) -> Outcome:
-        """Apply a pure rule to a case projection; nothing is written when it changes nothing.
+    async def case_events(self, *, events: Sequence[EventData]) -> None:
+        """Project a batch of case events (intake's lifecycle, the registry's assignment
+        failures), each case's in their order: one engine round for all of its cases, then
+        the batch's recount marks, party records and alert changes together.
 
-        A no-op decided on the snapshot is confirmed on the head of the revision log (a
-        snapshot a crash left behind may need rolling forward). The recount mark is
-        written after the snapshot (a recount must see the case where it now is), and again
-        whenever the head says its day(s) were moved: a crash between the two is repaired
-        by the redelivery of the event."""
-        outcome = await self.repo.case_store.apply(
-            case_id, projection_change(rule, counts=True), verify_noop=True
+        A no-op decided on a snapshot is confirmed on the head of the revision log (a
+        snapshot a crash left behind may need rolling forward). Recount marks are written
+        after the snapshots (a recount must see a case where it now is), and again whenever
+        the head says its day(s) were moved; alerts are raised and cleared from the states
+        the events led to, also on a no-op: a crash between the projection and its derived
+        writes is repaired by the redelivery of the events."""
+        by_case: dict[str, list[EventData]] = {}
+        for data in events:
+            by_case.setdefault(str(data.case_id), []).append(data)  # type: ignore[attr-defined]
+        outcomes = await self.repo.case_store.apply_many(
+            {case_id: projection_change(_folding(batch), counts=True) for case_id, batch in by_case.items()},
+            verify_noop=True,
         )
-        after = outcome.after
-        assert after is not None  # a case rule always yields a document
-        if after.get("counted") is False:
-            moved_from = (outcome.before or {}).get("received_day") if outcome.fresh else None
-            await self.repo.mark_recount(after["_id"], after["rev"], [after.get("received_day"), moved_from])
-        return outcome
-
-    async def case_event(self, *, data: EventData, case_id: str) -> None:
-        """Project any case event (intake's lifecycle or the registry's assignment)."""
-        outcome = await self._project_case(case_id, lambda doc: apply_case_event(doc, data))
-        after = outcome.after
-        assert after is not None
-        if outcome.fresh:
-            self._observe_case(outcome.before or {}, after)
-        if (
-            isinstance(data, CaseRegistered | RiskRaised)
-            and data.party_keys
-            and not after.get("duplicate_of")
-        ):
-            await self._check_repeat(after)
-        if isinstance(data, RiskRaised) and data.risk_level == RiskLevel.GRAVE:
-            await self._raise_case_alert(
-                kind=AlertKind.GRAVE_RISK, case=after, at=data.at, signals=list(data.signals), related=[]
-            )
-        if after.get("status") in _CLOSED:
-            await self._clear_case_alerts(after)
+        marks: list[tuple[str, int, list[str | None]]] = []
+        repeats: list[tuple[Document, int]] = []
+        plan = AlertPlan()
+        for case_id, batch in by_case.items():
+            outcome = outcomes[case_id]
+            after = outcome.after
+            assert after is not None  # a case rule always yields a document
+            if outcome.fresh:
+                self._observe_case(outcome.before or {}, after)
+            if after.get("counted") is False:
+                moved_from = (outcome.before or {}).get("received_day") if outcome.fresh else None
+                marks.append((case_id, int(after["rev"]), [after.get("received_day"), moved_from]))
+            # The case as each event left it (folded again from the state the revision was
+            # decided on), so an alert says what the case was when its cause arrived.
+            state = outcome.before
+            party_state: Document | None = None
+            for data in batch:
+                state = apply_case_event(state, data)
+                if isinstance(data, CaseRegistered | RiskRaised) and data.party_keys:
+                    party_state = None if state.get("duplicate_of") else state
+                if isinstance(data, RiskRaised) and data.risk_level == RiskLevel.GRAVE:
+                    plan.add(
+                        *self._case_alert(
+                            AlertKind.GRAVE_RISK, {**state, "_id": case_id}, data.at, list(data.signals), []
+                        )
+                    )
+            if party_state is not None:
+                repeats.append(({**party_state, "_id": case_id}, int(after.get("rev", 0))))
+            if after.get("status") in _CLOSED:
+                for alert_id, fields, event in self._case_alert_clears(after):
+                    plan.clear(alert_id, fields, event)
+        await self.repo.mark_recounts(marks)
+        for doc, event in await self._repeats(repeats):
+            plan.add(doc, event)
+        await self._apply_alerts(plan)
 
     async def handover_event(self, *, data: EventData, handover_id: str) -> None:
         """Project a referral or transfer event."""
@@ -188,61 +308,40 @@ class StatsService:
             self.metrics.deadlines.labels(county, "acceptance", "late" if late else "on_time").inc()
 
     # -- individual alerts -----------------------------------------------------------------------
-    async def _check_repeat(self, case: Document) -> None:
-        """Same parties (by keyed hash) in another case at another organisation: alert once,
-        on the later of the cases, listing the others."""
-        keys = list(case.get("party_keys") or [])
-        if len(keys) < self.settings.repeat_min_shared_parties or case.get("received_at") is None:
-            return
-        info = {
-            "county": case.get("county"),
-            "township": case.get("township"),
-            "category": case.get("category"),
-            "organisation_id": case.get("organisation_id"),
-            "received_at": case["received_at"],
-        }
-        parties = await self.repo.add_party_case(keys, case["_id"], int(case.get("rev", 0)), info)
-        shared: dict[str, int] = {}
-        known: dict[str, Document] = {case["_id"]: info}
-        for party in parties:
-            for other_id, other in (party.get("cases") or {}).items():
-                if other_id != case["_id"]:
-                    shared[other_id] = shared.get(other_id, 0) + 1
-                    known[other_id] = other
-        window = timedelta(days=self.settings.repeat_window_days)
-        matches = [
-            other_id
-            for other_id, n in shared.items()
-            if n >= self.settings.repeat_min_shared_parties
-            and known[other_id].get("received_at") is not None
-            and abs(known[other_id]["received_at"] - case["received_at"]) <= window
+    async def _repeats(self, cases: Sequence[tuple[Document, int]]) -> list[tuple[Document, Any]]:
+        """Same parties (by keyed hash) in another case at another organisation: the alert
+        of each such group (on the later of its cases, listing the others). The batch's
+        cases are recorded under their keys together and every key is read once."""
+        records = [
+            PartyRecord(keys=list(case["party_keys"]), case_id=case["_id"], rev=rev, info=party_info(case))
+            for case, rev in cases
+            if len(case.get("party_keys") or []) >= self.settings.repeat_min_shared_parties
+            and case.get("received_at") is not None
         ]
-        organisations = {known[i].get("organisation_id") for i in [case["_id"], *matches]} - {None}
-        if not matches or len(organisations) < 2:
-            return  # the same body already holds every one of them: not across agencies
-        group = sorted([case["_id"], *matches], key=lambda i: (known[i]["received_at"], i))
-        latest = group[-1]
-        related = [
-            RelatedCase(
-                case_id=i,
-                county=known[i].get("county") or "",
-                organisation_id=known[i].get("organisation_id"),
-                received_at=known[i]["received_at"],
+        if not records:
+            return []
+        index = await self.repo.add_party_cases(records)
+        found = []
+        for record in records:
+            match = repeat_of(
+                record,
+                index,
+                min_shared=self.settings.repeat_min_shared_parties,
+                window=timedelta(days=self.settings.repeat_window_days),
             )
-            for i in group[:-1]
-        ]
-        target = {**known[latest], "_id": latest}
-        await self._raise_case_alert(
-            kind=AlertKind.REPEAT_DISPUTE,
-            case=target,
-            at=known[latest]["received_at"],
-            signals=["same_parties"],
-            related=related,
-        )
+            if match is not None:
+                target, related = match
+                found.append(
+                    self._case_alert(
+                        AlertKind.REPEAT_DISPUTE, target, target["received_at"], ["same_parties"], related
+                    )
+                )
+        return found
 
-    async def _raise_case_alert(
-        self, *, kind: str, case: Document, at: datetime, signals: list[str], related: list[RelatedCase]
-    ) -> None:
+    def _case_alert(
+        self, kind: str, case: Document, at: datetime, signals: list[str], related: list[RelatedCase]
+    ) -> tuple[Document, Any]:
+        """An alert on a case, as raised: its document and its event."""
         alert_id = f"{kind}:{case['_id']}"
         county = case.get("county") or ""
         payload = RiskAlertRaised(
@@ -280,7 +379,50 @@ class StatsService:
             id=derived_id(alert_id, "raised"),
             time=at,
         )
-        await self.raise_alert(doc, event)
+        return doc, event
+
+    def _case_alert_clears(self, case: Document) -> list[tuple[str, Document, Any]]:
+        """The changes that clear the alerts of a case no longer open to them."""
+        at = case.get("status_at") or self.clock.now()
+        out = []
+        for kind in (AlertKind.GRAVE_RISK, AlertKind.REPEAT_DISPUTE):
+            alert_id = f"{kind}:{case['_id']}"
+            event = new_event(
+                RiskAlertCleared(
+                    alert_id=alert_id,
+                    kind=kind,
+                    case_id=case["_id"],
+                    county=case.get("county") or "",
+                    outcome=case.get("status") or "",
+                    cleared_at=at,
+                ),
+                source=SOURCE,
+                subject=alert_id,
+                county=case.get("county"),
+                id=derived_id(alert_id, "cleared"),
+                time=at,
+            )
+            out.append(
+                (alert_id, {"status": "cleared", "cleared_at": at, "outcome": case.get("status")}, event)
+            )
+        return out
+
+    async def _apply_alerts(self, plan: AlertPlan) -> None:
+        """Every alert change of a batch in one engine round per kind of decision: raises
+        and merges decided on the snapshot, anything that clears confirmed on the head (a
+        snapshot a crash left behind might not show the alert active yet)."""
+        rounds = [
+            ({i: plan.decision(i, self._alert_events) for i in plan.steps if i not in plan.clearing}, False),
+            ({i: plan.decision(i, self._alert_events) for i in plan.clearing}, True),
+        ]
+        for decisions, verify in rounds:
+            if not decisions:
+                continue
+            outcomes = await self.repo.alert_store.apply_many(decisions, verify_noop=verify)
+            for outcome in outcomes.values():
+                if outcome.fresh and outcome.before is None and outcome.after is not None:
+                    after = outcome.after
+                    self.metrics.alerts_raised.labels(after.get("county") or "", after["kind"]).inc()
 
     async def raise_alert(self, doc: Document, event: Any) -> bool:
         """Raise an alert with its event, once: True if this call raised it. Version 1 of
@@ -305,31 +447,6 @@ class StatsService:
     def _alert_events(self, event: Any) -> list[tuple[str, Any]]:
         """An alert change's events (none when rebuilding: the live service published them)."""
         return [(topics.ALERTS, event)] if self.publish_alerts else []
-
-    async def _clear_case_alerts(self, case: Document) -> None:
-        at = case.get("status_at") or self.clock.now()
-        for kind in (AlertKind.GRAVE_RISK, AlertKind.REPEAT_DISPUTE):
-            alert_id = f"{kind}:{case['_id']}"
-            event = new_event(
-                RiskAlertCleared(
-                    alert_id=alert_id,
-                    kind=kind,
-                    case_id=case["_id"],
-                    county=case.get("county") or "",
-                    outcome=case.get("status") or "",
-                    cleared_at=at,
-                ),
-                source=SOURCE,
-                subject=alert_id,
-                county=case.get("county"),
-                id=derived_id(alert_id, "cleared"),
-                time=at,
-            )
-            await self.change_alert(
-                alert_id,
-                {"status": "cleared", "cleared_at": at, "outcome": case.get("status")},
-                event,
-            )
 
     async def change_alert(self, alert_id: str, fields: Document, event: Any) -> bool:
         """Move an active alert to `fields` and announce `event`, once: True if this call
