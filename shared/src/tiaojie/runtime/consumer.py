@@ -281,6 +281,7 @@ class ReliableConsumer:
             batch_timeout_ms=self._settings.batch_timeout_ms,
             auto_offset_reset="earliest",
             max_poll_interval_ms=600_000,
+            heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
             decoder=_raw_decoder,
             title=f"{self._service}:{physical}",
             description=f"{self._service} consumes {types}",

@@ -134,6 +134,10 @@ class RuntimeSettings(BaseSettings):
     retry_max_delay: float = Field(default=5.0, gt=0)
     batch_max_records: int = Field(default=200, ge=1)
     batch_timeout_ms: int = Field(default=50, ge=1)
+    # Every topic a service reads has its own consumer in the service's one group, so each
+    # member that joins (a start, a replica, a new agency topic) rebalances the others,
+    # who learn of it at their next heartbeat: aiokafka's 3 s made each join cost seconds.
+    kafka_heartbeat_interval_ms: int = Field(default=500, ge=100)
     handler_concurrency: int = Field(default=32, ge=1)
     mongo_pool_size: int = Field(default=10, ge=1, le=100)
     outbox_relay_interval: float = Field(default=5.0, gt=0)
