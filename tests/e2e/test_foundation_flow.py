@@ -1,5 +1,6 @@
 """The foundation's flow across all four services running as separate processes:
-HTTP submission -> CaseRegistered -> registry assigns -> intake records -> stats counts;
+HTTP submission -> CaseRegistered -> registry proposes -> intake shows it -> stats counts
+-> the desk accepts -> the case is assigned -> stats times the assignment;
 and a malformed event from a plain Kafka client lands in the DLQ while the next is handled."""
 
 from __future__ import annotations
@@ -63,12 +64,21 @@ async def test_http_submission_is_registered_assigned_and_counted(
         assert shown["assignment"]["mediator_id"].startswith("med-org-371302001-tc-")
         assert shown["assignment"]["mediator_name"]
         await eventually(lambda: _counted(client, mesh, before))
-        assert (
-            await metric(
-                client, mesh.url("stats"), "tiaojie_case_stage_seconds_count", stage="assign", county=COUNTY
-            )
-            >= 1
+        # The registry proposed a mediator at registration; the case is assigned when it is
+        # accepted (登记 → 受理 → 指派), and that is when stats times the assignment.
+        stage = {"stage": "assign", "county": COUNTY}
+        timed = await metric(client, mesh.url("stats"), "tiaojie_case_stage_seconds_count", **stage)
+        accepted = await client.post(
+            f"{mesh.url('intake')}/api/v1/disputes/{case['id']}/accept", headers=desk
         )
+        assert accepted.status_code == 200, accepted.text
+        assert accepted.json()["status"] == "assigned"
+
+        async def assignment_timed() -> bool:
+            now = await metric(client, mesh.url("stats"), "tiaojie_case_stage_seconds_count", **stage)
+            return now >= timed + 1
+
+        await eventually(assignment_timed)
 
 
 async def _counted(client: httpx.AsyncClient, mesh: Mesh, before: float) -> bool:
