@@ -12,11 +12,11 @@ from tests.support.access import as_service
 from tests.support.data import COUNTY, TOWNSHIP
 from tests.support.namespace import drop_namespace
 from tiaojie.contracts import topics
-from tiaojie.contracts.common import AgencyKind, Category, Channel
+from tiaojie.contracts.common import AgencyKind, CaseStatus, Category, Channel
 from tiaojie.contracts.envelope import CloudEvent, decode_event
-from tiaojie.contracts.intake import CaseRegistered, DisputeSubmission
+from tiaojie.contracts.intake import CaseAssignmentRecorded, CaseRegistered, DisputeSubmission
 from tiaojie.contracts.referral import AgencyReferralSubmitted
-from tiaojie.contracts.registry import MediatorAssigned, OrganisationUpdated
+from tiaojie.contracts.registry import OrganisationUpdated
 from tiaojie.referral.app import Referral, build
 from tiaojie.referral.models import AgencyDoc
 from tiaojie.referral.settings import ReferralSettings
@@ -193,13 +193,15 @@ def registered(case_id: str, referral_id: str | None = None, **extra: object) ->
     return CaseRegistered.model_validate({**fields, **extra})
 
 
-def assigned(case_id: str) -> MediatorAssigned:
-    return MediatorAssigned(
+def assignment_recorded(case_id: str, referral_id: str | None = None) -> CaseAssignmentRecorded:
+    """Intake recorded the case's mediator (after 受理): the case is assigned."""
+    return CaseAssignmentRecorded(
         case_id=case_id,
         county=COUNTY,
+        township=TOWNSHIP,
         organisation_id=COMMITTEE,
+        status=CaseStatus.ASSIGNED,
+        at=T0,
+        referral_id=referral_id,
         mediator_id="med-1",
-        mediator_name="张调解",
-        score=1.0,
-        assigned_at=T0,
     )

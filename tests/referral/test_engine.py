@@ -16,7 +16,7 @@ from tests.referral.conftest import (
     COMMITTEE,
     T0,
     Factory,
-    assigned,
+    assignment_recorded,
     court,
     events_about,
     referral_data,
@@ -29,6 +29,7 @@ from tiaojie.contracts.common import AgencyKind, CaseStatus
 from tiaojie.contracts.intake import CaseAccepted
 from tiaojie.contracts.registry import OrganisationUpdated
 from tiaojie.referral.models import AgencyDoc
+from tiaojie.referral.projections import CaseInput
 from tiaojie.runtime.clock import ManualClock
 from tiaojie.runtime.settings import RuntimeSettings
 
@@ -65,32 +66,41 @@ async def test_two_replicas_projecting_versions_in_any_order_keep_the_latest(
                 for n, v in enumerate(versions)
             )
         )
-        stored = await replicas[0].repository.get_organisation(organisation_id)
+        stored = await replicas[0].repository.directory.get(organisation_id)
         assert stored is not None and stored.name == "调解委员会 v8"
 
 
-async def test_a_registration_and_an_assignment_racing_on_two_replicas_start_mediation(
-    make_referral: Factory, unique: str
+async def test_a_batch_of_case_events_handled_on_two_replicas_at_once_starts_mediation_once(
+    make_referral: Factory, settings: RuntimeSettings, unique: str
 ) -> None:
+    """A rebalance can hand one partition's batch to two replicas at once: both fold the same
+    events, one claim wins each revision, the loser finds the change applied."""
     clock = ManualClock(T0)
     first, second = await make_referral(clock), await make_referral(clock)
     agency = await court(first, f"court-{unique}")
+    started: list[str] = []
     for n in range(4):
         doc, _ = await first.service.receive(
             agency=agency, data=referral_data(f"RA{n}-{unique}"), event_id=None
         )
         await first.service.accept_referral(referral_id=doc.id, by="desk-1", counties=[COUNTY])
         case_id = f"case-{unique}-{n}"
+        batch: list[CaseInput] = [registered(case_id, doc.id), assignment_recorded(case_id, doc.id)]
         await asyncio.gather(
-            first.service.on_case_registered(data=registered(case_id, doc.id)),
-            second.service.on_mediator_assigned(data=assigned(case_id)),
+            first.service.on_case_events(events=batch), second.service.on_case_events(events=batch)
         )
         after = await second.service.get_referral(doc.id)
         assert after is not None and (after.status, after.case_id) == ("in_mediation", case_id)
         assert after.organisation_id == COMMITTEE
         projected = await first.repository.get_case(case_id)
-        assert projected is not None and projected.assigned_organisation_id == COMMITTEE
-        assert projected.referral_id == doc.id
+        assert projected is not None and projected.organisation_id == COMMITTEE and not projected.ended
+        started.append(doc.id)
+    records = await read_all(
+        settings.kafka_bootstrap, settings.topic(topics.REFERRALS), expect=5000, timeout=5
+    )
+    for referral_id in started:
+        kinds = [e.type for e in events_about(records, referral_id)]
+        assert kinds.count("tiaojie.referral.ReferralInMediation") == 1
 
 
 async def test_a_change_whose_writer_died_before_publishing_is_published_by_the_sweep(
@@ -151,24 +161,44 @@ async def test_a_case_projected_before_the_engine_keeps_following_its_events(
     make_referral: Factory, unique: str
 ) -> None:
     parts = await make_referral(ManualClock(T0))
-    case_id = f"case-{unique}"
-    # As stored before: fields set by each event, no version.
-    await parts.repository.cases.docs.insert_one(
-        {"_id": case_id, "county": COUNTY, "status": "received", "organisation_id": CENTRE, "at": T0}
+    case_id, assigned_only, assigned_too = f"case-{unique}", f"case-a{unique}", f"case-b{unique}"
+    # As stored before: fields set by each event, no version; the projection also held the
+    # registry's assignment, alone when it overtook intake's registration.
+    await parts.repository.cases.docs.insert_many(
+        [
+            {"_id": case_id, "county": COUNTY, "status": "received", "organisation_id": CENTRE, "at": T0},
+            {"_id": assigned_only, "assigned_organisation_id": COMMITTEE, "version": 1},
+            {
+                "_id": assigned_too,
+                "county": COUNTY,
+                "status": "resolved",
+                "organisation_id": COMMITTEE,
+                "assigned_organisation_id": COMMITTEE,
+                "referral_id": "r-old",
+                "at": T0,
+                "version": 3,
+            },
+        ]
     )
-    await parts.service.on_case_event(
-        data=CaseAccepted(
-            case_id=case_id,
-            county=COUNTY,
-            status=CaseStatus.ACCEPTED,
-            at=T0 + timedelta(hours=1),
-            organisation_id=COMMITTEE,
-            case_number="(2026)临兰人调字第1号",
-            mediation_due=T0 + timedelta(days=30),
-        )
+    assert await parts.repository.get_case(assigned_only) is None  # no case known yet
+    ended = await parts.repository.get_case(assigned_too)
+    assert ended is not None and ended.ended and ended.organisation_id == COMMITTEE
+    accepted = {
+        "county": COUNTY,
+        "status": CaseStatus.ACCEPTED,
+        "at": T0 + timedelta(hours=1),
+        "organisation_id": COMMITTEE,
+        "case_number": "(2026)临兰人调字第1号",
+        "mediation_due": T0 + timedelta(days=30),
+    }
+    await parts.service.on_case_events(
+        events=[CaseAccepted(case_id=case_id, **accepted), CaseAccepted(case_id=assigned_only, **accepted)]
     )
-    projected = await parts.repository.get_case(case_id)
-    assert projected is not None and (projected.status, projected.organisation_id) == ("accepted", COMMITTEE)
+    for one in (case_id, assigned_only):
+        projected = await parts.repository.get_case(one)
+        assert projected is not None and (projected.ended, projected.organisation_id) == (False, COMMITTEE)
+    continued = await parts.repository.cases.get(assigned_only)
+    assert continued is not None and continued["version"] == 2
 
 
 async def test_a_registration_that_stopped_before_its_announcement_is_completed_by_registering_again(

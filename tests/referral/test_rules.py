@@ -10,25 +10,29 @@ import pytest
 
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import AgencyKind, CaseStatus, Category, Channel
-from tiaojie.contracts.intake import CaseFailed, CaseRegistered, CaseRejected, CaseResolved, CaseWithdrawn
+from tiaojie.contracts.intake import (
+    CaseAccepted,
+    CaseFailed,
+    CaseRegistered,
+    CaseRejected,
+    CaseResolved,
+    CaseWithdrawn,
+    FollowUpRecorded,
+    SessionRecorded,
+)
 from tiaojie.contracts.referral import AgencyReferralSubmitted
 from tiaojie.contracts.registry import OrganisationUpdated
 from tiaojie.referral import lifecycle
 from tiaojie.referral.agencies import announced, deactivated, principal_recorded
 from tiaojie.referral.deadlines import DeadlineRules
-from tiaojie.referral.models import AgencyDoc, CaseView, OrganisationView, ReferralDoc, TransferDoc
-from tiaojie.referral.projections import (
-    assignment_recorded,
-    case_changed,
-    case_registered,
-    organisation_projected,
-    outcome_of,
-)
-from tiaojie.referral.routing import county_centre, escalation_targets, receiving_body, transfer_errors
+from tiaojie.referral.models import AgencyDoc, CaseView, ReferralDoc, TransferDoc
+from tiaojie.referral.projections import case_projected, in_order, outcome_of
+from tiaojie.referral.routing import escalation_targets, receiving_body, transfer_errors
 from tiaojie.referral.settings import ReferralSettings
 from tiaojie.referral.subjects import change_of, decision, timer_day
 from tiaojie.referral.timers import due_keys, fire_due, fired_between, reindexed
 from tiaojie.runtime.calendar import default_calendar
+from tiaojie.runtime.directory import Organisation, county_centre
 from tiaojie.runtime.errors import NotFound
 
 pytestmark = pytest.mark.unit
@@ -61,8 +65,8 @@ def referral(**fields: object) -> ReferralDoc:
     return doc
 
 
-def org(id: str, kind: str = "township_committee", **fields: object) -> OrganisationView:
-    return OrganisationView.model_validate(
+def org(id: str, kind: str = "township_committee", **fields: object) -> Organisation:
+    return Organisation.model_validate(
         {
             "_id": id,
             "name": id,
@@ -159,6 +163,28 @@ def test_a_referral_goes_to_its_township_committee_else_to_the_county_centre() -
     assert [e.code for e in refused] == ["unknown_organisation"]
 
 
+def test_an_industry_committee_covering_the_category_receives_before_the_township() -> None:
+    """The directory's routing rule: what referral's own copy of it lacked."""
+    centre, committee = org("org-centre", "centre"), org("org-tc")
+    industry = org(
+        "org-ic", "industry_committee", level="county", division_code=COUNTY, categories=["contract"]
+    )
+    bodies = [centre, committee, industry]
+    body, errors = receiving_body(submitted(), named=None, in_county=bodies)
+    assert (body, errors) == (industry, [])
+    other = submitted().model_copy(
+        update={"submission": submitted().submission.model_copy(update={"category": "neighbourhood"})}
+    )
+    assert receiving_body(other, named=None, in_county=bodies) == (committee, [])
+    uncategorised = submitted().model_copy(
+        update={"submission": submitted().submission.model_copy(update={"category": None})}
+    )
+    assert receiving_body(uncategorised, named=None, in_county=[centre, committee, industry]) == (
+        committee,
+        [],
+    )
+
+
 def case(**fields: object) -> CaseView:
     return CaseView.model_validate(
         {
@@ -177,7 +203,7 @@ def test_transfers_follow_the_hierarchy() -> None:
 
     def errors(
         kind: str,
-        target: OrganisationView,
+        target: Organisation,
         *,
         on: CaseView | None = None,
         reason_code: str = "",
@@ -299,17 +325,6 @@ def updated(version: int, name: str) -> OrganisationUpdated:
     )
 
 
-def test_the_organisation_projection_keeps_the_registrys_latest_version() -> None:
-    v2 = organisation_projected(None, updated(2, "兰山街道人民调解委员会"))
-    assert v2 is not None and v2.state["source_version"] == 2
-    assert organisation_projected(v2.state, updated(1, "old")) is None
-    assert organisation_projected(v2.state, updated(2, "again")) is None
-    v3 = organisation_projected(v2.state, updated(3, "新名称"))
-    assert v3 is not None and v3.state["name"] == "新名称"
-    # A snapshot stored before the engine kept the registry's version as `version`.
-    assert organisation_projected({"_id": "org-tc", "version": 5, "name": "x"}, updated(4, "older")) is None
-
-
 def registration(**fields: object) -> CaseRegistered:
     return CaseRegistered.model_validate(
         {
@@ -325,29 +340,52 @@ def registration(**fields: object) -> CaseRegistered:
     )
 
 
-def test_the_case_projection_holds_the_assignment_whichever_arrives_first() -> None:
-    assigned = assignment_recorded(None, organisation_id="org-tc")
-    assert assigned is not None and "status" not in assigned.state  # not a case here yet
-    registered = case_registered(assigned.state, registration())
-    assert registered is not None
-    assert (
-        registered.state["assigned_organisation_id"] == "org-tc" and registered.state["status"] == "received"
+def test_the_case_projection_keeps_only_what_transfers_read() -> None:
+    base = {"case_id": "c1", "county": COUNTY, "organisation_id": "org-tc", "at": T0}
+    accepted = CaseAccepted(
+        **base, status=CaseStatus.ACCEPTED, case_number="(2026)1号", mediation_due=T0 + timedelta(days=30)
     )
-    assert case_registered(registered.state, registration()) is None  # redelivered
-    resolved = CaseResolved(
-        case_id="c1",
-        county=COUNTY,
-        status=CaseStatus.RESOLVED,
-        at=T0 + timedelta(days=3),
-        organisation_id="org-tc",
-        agreement_form="written",
-        agreement_summary="付清货款",
-    )
-    closed = case_changed(registered.state, resolved)
-    assert closed is not None and closed.state["status"] == "resolved"
-    assert case_registered(closed.state, registration()).state["status"] == "resolved"  # type: ignore[union-attr]
-    # A repeat that differs only in its time (rounded by the database) is no change.
-    assert case_changed({**closed.state, "at": T0}, resolved) is None
+    session = SessionRecorded(**base, status=CaseStatus.IN_MEDIATION, session_number=1, held_at=T0)
+    resolved = CaseResolved(**base, status=CaseStatus.RESOLVED, agreement_form="written")
+    first = case_projected(None, [registration(), accepted, session])
+    assert first is not None and first.state == {
+        "county": COUNTY,
+        "category": "contract",
+        "organisation_id": "org-tc",
+        "risk_level": "ordinary",
+        "party_keys": [],
+        "ended": False,
+    }
+    assert case_projected(first.state, [registration(), accepted]) is None  # redelivered
+    # Events that change nothing a transfer reads write nothing, whatever their time.
+    later = session.model_copy(update={"session_number": 2, "at": T0 + timedelta(days=2)})
+    assert case_projected(first.state, [later]) is None
+    closed = case_projected(first.state, [resolved])
+    assert closed is not None and closed.state["ended"] is True
+    again = case_projected(closed.state, [registration()])  # a late registration keeps the end
+    assert again is not None and again.state["ended"] is True
+    followed = FollowUpRecorded(**base, status=CaseStatus.FOLLOWED_UP)
+    assert case_projected(closed.state, [followed]) is None
+
+
+def test_a_case_projection_stored_before_loads_and_continues() -> None:
+    # It kept the status, the time, the registry's assignment (alone, when it came first).
+    old = {"_id": "c1", "county": COUNTY, "status": "resolved", "organisation_id": "org-tc", "at": T0}
+    view = CaseView.model_validate({**old, "assigned_organisation_id": "org-tc", "referral_id": "r1"})
+    assert view.ended and view.organisation_id == "org-tc"
+    assert CaseView.model_validate({**old, "status": "accepted"}).ended is False
+    assigned_only = {"_id": "c2", "assigned_organisation_id": "org-tc", "version": 1}
+    registered = case_projected(assigned_only, [registration(case_id="c2")])
+    assert registered is not None and "assigned_organisation_id" not in registered.state
+    assert CaseView.model_validate({"_id": "c2", **registered.state}).county == COUNTY
+
+
+def test_steps_of_one_batch_fold_into_one_change() -> None:
+    doc = referral()
+    untouched = in_order([lambda d: None, lambda d: None])
+    assert untouched(doc) is None
+    opened = in_order([lambda d: None, lambda d: [], lambda d: None])
+    assert opened(doc) == []  # changed, without events
 
 
 def test_how_a_case_ends_reads_for_the_sender() -> None:

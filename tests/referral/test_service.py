@@ -17,7 +17,7 @@ from tests.referral.conftest import (
     OTHER_COMMITTEE,
     T0,
     Factory,
-    assigned,
+    assignment_recorded,
     court,
     events_about,
     referral_data,
@@ -105,8 +105,8 @@ async def test_the_closed_loop_through_the_projections(
     accepted = await service.accept_referral(referral_id=doc.id, by="desk-1", counties=[COUNTY])
     assert accepted.status == "accepted" and accepted.due is not None
     case_id = f"case-{unique}"
-    await service.on_case_registered(data=registered(case_id, doc.id))
-    await service.on_mediator_assigned(data=assigned(case_id))
+    # In one batch; the assignment names no referral: it is found as the case's.
+    await service.on_case_events(events=[registered(case_id, doc.id), assignment_recorded(case_id)])
     resolved = CaseResolved(
         case_id=case_id,
         county=COUNTY,
@@ -117,12 +117,12 @@ async def test_the_closed_loop_through_the_projections(
         agreement_form="written",
         agreement_summary="被申请人于2026年4月30日前付清货款",
     )
-    await service.on_case_event(data=resolved)
+    await service.on_case_events(events=[resolved])
     closed = await service.get_referral(doc.id)
     assert closed is not None
     assert (closed.status, closed.case_id, closed.judicial_confirmation_ready) == ("resolved", case_id, True)
     version = closed.version
-    await service.on_case_event(data=resolved)  # redelivered: no second effect
+    await service.on_case_events(events=[resolved])  # redelivered: no second effect
     assert (await service.get_referral(doc.id)).version == version  # type: ignore[union-attr]
 
     # What the court hears, in order, every notice under its own reference.
@@ -161,18 +161,34 @@ async def test_the_closed_loop_through_the_projections(
     assert orjson.loads(protector.decrypt(sealed))["applicants"][0]["name"] == "王某"
 
 
-async def test_an_assignment_that_overtakes_the_registration_still_starts_mediation(
-    make_referral: Factory, unique: str
+async def test_the_registrys_assignment_is_not_read_mediation_starts_with_the_case_event(
+    make_referral: Factory, settings: RuntimeSettings, unique: str
 ) -> None:
+    """The registry's MediatorAssigned is a proposal; the case is assigned when intake records
+    it (after 受理) on the case's own topic, and only then is the sender told."""
     parts = await make_referral(ManualClock(T0))
+    consumed = parts.host.consumer.topics
+    assert topics.CASES in consumed and topics.ASSIGNMENTS not in consumed
     agency = await court(parts, f"court-{unique}")
     doc, _ = await parts.service.receive(agency=agency, data=referral_data(f"R-{unique}"), event_id=None)
     await parts.service.accept_referral(referral_id=doc.id, by="desk-1", counties=[COUNTY])
     case_id = f"case-{unique}"
-    await parts.service.on_mediator_assigned(data=assigned(case_id))  # registry's topic first
-    await parts.service.on_case_registered(data=registered(case_id, doc.id))
-    after = await parts.service.get_referral(doc.id)
-    assert after is not None and after.status == "in_mediation" and after.case_id == case_id
+    # Whatever the registry proposed on its assignments topic, nobody here reads it.
+    await parts.service.on_case_events(events=[registered(case_id, doc.id)])
+    opened = await parts.service.get_referral(doc.id)
+    assert opened is not None and (opened.status, opened.case_id) == ("accepted", case_id)
+    assert not opened.mediator_assigned
+    await parts.service.on_case_events(events=[assignment_recorded(case_id, doc.id)])
+    mediating = await parts.service.get_referral(doc.id)
+    assert mediating is not None and mediating.status == "in_mediation" and mediating.mediator_assigned
+    notices = await read_all(
+        settings.kafka_bootstrap, settings.topic(topics.agency_outcomes(agency.id)), expect=3, timeout=30
+    )
+    assert [orjson.loads(n.value)["type"] for n in notices] == [
+        "tiaojie.agency.AgencyReferralReceived",
+        "tiaojie.agency.AgencyReferralAccepted",
+        "tiaojie.agency.AgencyReferralInMediation",
+    ]
 
 
 async def test_staff_of_another_county_and_other_agencies_see_nothing(
@@ -331,7 +347,7 @@ async def test_transfers_follow_the_hierarchy_and_every_hop_is_kept(
     parts = await make_referral(clock)
     service = parts.service
     case_id = f"case-{unique}"
-    await service.on_case_registered(data=registered(case_id))  # at the county centre
+    await service.on_case_events(events=[registered(case_id)])  # at the county centre
 
     async def ask(
         kind: str, to: str, *, due_days: int | None = None, reason_code: str = "", county: str = COUNTY
@@ -388,23 +404,25 @@ async def test_transfers_follow_the_hierarchy_and_every_hop_is_kept(
     assert declined_events[-1].type == "tiaojie.referral.TransferDeclined"
 
     # Intake moved the case; then 上报 for a grave case goes up to the centre.
-    await service.on_case_event(
-        data=CaseTransferred(
-            case_id=case_id,
-            county=COUNTY,
-            status=CaseStatus.ACCEPTED,
-            at=clock.now(),
-            organisation_id=COMMITTEE,
-            from_organisation_id=CENTRE,
-            transfer_id=second.id,
-            kind="assign_down",
-        )
+    await service.on_case_events(
+        events=[
+            CaseTransferred(
+                case_id=case_id,
+                county=COUNTY,
+                status=CaseStatus.ACCEPTED,
+                at=clock.now(),
+                organisation_id=COMMITTEE,
+                from_organisation_id=CENTRE,
+                transfer_id=second.id,
+                kind="assign_down",
+            )
+        ]
     )
     with pytest.raises(Invalid) as not_grave:
         await ask("escalate_up", CENTRE, reason_code="grave")
     assert not_grave.value.errors[0].code == "not_grave"
-    await service.on_case_registered(
-        data=registered(case_id, risk_level=RiskLevel.GRAVE, organisation_id=COMMITTEE)
+    await service.on_case_events(
+        events=[registered(case_id, risk_level=RiskLevel.GRAVE, organisation_id=COMMITTEE)]
     )
     up = await ask("escalate_up", CENTRE, reason_code="grave")
     assert up.kind == "escalate_up" and up.from_organisation_id == COMMITTEE

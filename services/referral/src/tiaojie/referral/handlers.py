@@ -25,10 +25,10 @@ from tiaojie.contracts.intake import (
     SessionRecorded,
 )
 from tiaojie.contracts.referral import AgencyReferralSubmitted
-from tiaojie.contracts.registry import MediatorAssigned, OrganisationUpdated
+from tiaojie.contracts.registry import OrganisationUpdated
 from tiaojie.referral.inbound import AgencyInbound, inbound_pattern
 from tiaojie.referral.service import ReferralService
-from tiaojie.runtime.consumer import ReliableConsumer
+from tiaojie.runtime.consumer import Delivery, ReliableConsumer
 from tiaojie.runtime.settings import RuntimeSettings
 
 CASE_EVENTS: tuple[type[CaseEvent], ...] = (
@@ -67,14 +67,9 @@ def register_handlers(
     async def on_organisation_updated(event: CloudEvent, data: OrganisationUpdated) -> None:
         await service.project_organisation(event=data)
 
-    @consumer.on(topics.CASES, CaseRegistered)
-    async def on_case_registered(event: CloudEvent, data: CaseRegistered) -> None:
-        await service.on_case_registered(data=data)
-
-    @consumer.on(topics.CASES, *CASE_EVENTS)
-    async def on_case_event(event: CloudEvent, data: CaseEvent) -> None:
-        await service.on_case_event(data=data)
-
-    @consumer.on(topics.ASSIGNMENTS, MediatorAssigned)
-    async def on_mediator_assigned(event: CloudEvent, data: MediatorAssigned) -> None:
-        await service.on_mediator_assigned(data=data)
+    # The case topic alone says what happens to a case (the registry's MediatorAssigned is a
+    # proposal intake records as CaseAssignmentRecorded, in order with the case's events).
+    @consumer.on_batch(topics.CASES, CaseRegistered, *CASE_EVENTS)
+    async def on_case_events(batch: list[Delivery]) -> None:
+        """Intake's case events, a batch at a time: the projection and the closed loop."""
+        await service.on_case_events(events=[d.data for d in batch])

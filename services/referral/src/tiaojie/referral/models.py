@@ -1,12 +1,13 @@
 """Documents the referral service stores: agencies, referrals, transfers, their timers,
-and projections of cases and organisations learnt from other services' events."""
+and the projection of cases learnt from intake's events (organisations are the
+runtime's directory)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tiaojie.contracts.common import AgencyKind, Category
 
@@ -144,36 +145,28 @@ class AgencyDoc(BaseModel):
         return self.model_dump(by_alias=True, mode="python")
 
 
+# Case statuses after which nothing is handed over any more.
+CASE_CLOSED = frozenset({"resolved", "failed", "withdrawn", "archived", "rejected", "followed_up"})
+
+
 class CaseView(BaseModel):
-    """What the referral service knows of a case (from intake.cases.v1)."""
+    """What transfers need of a case (from intake.cases.v1): where it is, who holds it,
+    whether it ended, and what a receiving body is told of it."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     id: str = Field(alias="_id")
     county: str
-    township: str | None = None
     category: Category | None = None
     organisation_id: str | None = None
-    status: str
     risk_level: str = "ordinary"
     party_keys: list[str] = Field(default_factory=list)
-    referral_id: str | None = None
-    at: datetime
-    # The body of the mediator the registry assigned (its event may overtake intake's).
-    assigned_organisation_id: str | None = None
+    ended: bool = False
 
-
-class OrganisationView(BaseModel):
-    """What the referral service knows of an organisation (from registry.organisations.v1)."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    id: str = Field(alias="_id")
-    name: str
-    short_name: str = ""
-    kind: str
-    level: str
-    county: str
-    division_code: str
-    parent_id: str | None = None
-    active: bool = True
+    @model_validator(mode="before")
+    @classmethod
+    def _from_status(cls, data: Any) -> Any:
+        # Projections written before `ended` kept the case's status instead.
+        if isinstance(data, dict) and "ended" not in data and "status" in data:
+            return {**data, "ended": str(data["status"]) in CASE_CLOSED}
+        return data

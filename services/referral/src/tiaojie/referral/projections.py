@@ -1,16 +1,27 @@
-"""What the other services tell us, and the loop it closes: the registry's organisations,
-intake's cases and the registry's assignments are projected here; a referred case's
-registration, mediator and end are each told to the sender (through its referral), and
+"""What the other services tell us, and the loop it closes: the registry's organisations
+(the runtime's directory) and intake's cases are projected here; a referred case's
+registration, mediation and end are each told to the sender (through its referral), and
 the end of a case ends the supervision of its 交办.
 
-Both projections are aggregates of the storage engine, their changes pure decisions on
-the projected state. A registration and an assignment of one case arrive on different
-topics, in either order and possibly on two replicas at once; both are facts of the same
-case projection, whose changes are claimed one at a time, so whichever is applied second
-sees the other and starts the mediation of the referral.
+Intake's case topic is the one source of what happens to a case: its events arrive on
+the case's own partition, in order, so "mediation is under way" is intake's
+`CaseAssignmentRecorded` (or a session), never the registry's proposal of a mediator
+(which intake records, after 受理, as that very event).
+
+The case topic is read a batch at a time: the batch's events are grouped by case (each
+case's in order), folded into each case's projection in memory and written with one
+`apply_many`; the referrals and transfers they affect are looked up once for the batch
+and changed with one `apply_many` each, every subject's steps of the batch folded into
+one change. The projection keeps only what transfers read (where the case is, who holds
+it, whether it ended, its risk, category and parties' keys), so most events of a case
+change nothing and write nothing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TypeVar
 
 from tiaojie.contracts.intake import (
     CaseAssignmentRecorded,
@@ -24,75 +35,81 @@ from tiaojie.contracts.intake import (
     RiskRaised,
     SessionRecorded,
 )
-from tiaojie.contracts.registry import MediatorAssigned, OrganisationUpdated
+from tiaojie.contracts.registry import OrganisationUpdated
 from tiaojie.referral import lifecycle
 from tiaojie.referral.core import ReferralCore, kind_label
 from tiaojie.referral.lifecycle import Effect
-from tiaojie.referral.models import ReferralDoc, Subject, TransferDoc
+from tiaojie.referral.models import CASE_CLOSED, ReferralDoc, Subject, TransferDoc
+from tiaojie.referral.subjects import Transition
 from tiaojie.runtime.mongo import Document
 from tiaojie.runtime.revisions import Change
 
-# The registry's version of an organisation (the engine's own `version` counts our revisions).
-SOURCE_VERSION = "source_version"
+# One event of intake's case topic, as referral reads it.
+CaseInput = CaseRegistered | CaseEvent
+MEDIATING = (CaseAssignmentRecorded, SessionRecorded)
+ENDING = (CaseResolved, CaseFailed, CaseWithdrawn, CaseRejected)
+# What a case does that its referrals hear of, besides its registration.
+REFERRAL_FACTS = (*MEDIATING, CaseTransferred, *ENDING)
+S = TypeVar("S", bound=Subject)
 
 
-def organisation_projected(state: Document | None, event: OrganisationUpdated) -> Change | None:
-    """The registry's newer version of an organisation; an older or repeated one changes nothing."""
-    # Snapshots written before the engine kept the registry's version as `version`.
+# -- the case projection (pure) -------------------------------------------------------------
+
+
+def case_view(state: Document | None) -> Document:
+    """The fields the projection keeps, of a stored projection (older ones included: they
+    kept the case's status instead of `ended`, and more fields than are read)."""
     current = state or {}
-    if event.version <= int(current.get(SOURCE_VERSION) or current.get("version") or 0):
-        return None
-    fields = event.model_dump(mode="json", exclude={"organisation_id", "version"})
-    return Change({**current, **fields, SOURCE_VERSION: event.version})
+    ended = current.get("ended")
+    if ended is None:
+        ended = str(current.get("status")) in CASE_CLOSED
+    return {
+        "county": current.get("county"),
+        "category": current.get("category"),
+        "organisation_id": current.get("organisation_id"),
+        "risk_level": current.get("risk_level") or "ordinary",
+        "party_keys": list(current.get("party_keys") or []),
+        "ended": bool(ended),
+    }
 
 
-def _merged(state: Document | None, fields: Document) -> Change | None:
-    """The projection with these fields, or None if it has them already. `at` alone is no
-    change: a redelivered event's time comes back from the database rounded to milliseconds."""
-    current = state or {}
-    if all(current.get(k) == v for k, v in fields.items() if k != "at"):
-        return None
-    return Change({**current, **fields})
-
-
-def case_registered(state: Document | None, data: CaseRegistered) -> Change | None:
-    """A case as intake registered it (a status a later event set stays)."""
-    return _merged(
-        state,
-        {
+def case_folded(view: Document, data: CaseInput) -> Document:
+    """The projection's fields after one event of the case."""
+    if isinstance(data, CaseRegistered):
+        # A status a later event set stays (a registration can be redelivered late).
+        return {
+            **view,
             "county": data.county,
-            "township": data.township,
             "category": str(data.category),
             "organisation_id": data.organisation_id,
             "risk_level": str(data.risk_level),
-            "party_keys": data.party_keys,
-            "referral_id": data.referral_id,
-            "status": (state or {}).get("status") or "received",
-            "at": data.received_at,
-        },
-    )
-
-
-def case_changed(state: Document | None, data: CaseEvent) -> Change | None:
-    """Where a case is, who holds it and its status, from any of its lifecycle events."""
+            "party_keys": list(data.party_keys),
+        }
     fields: Document = {
         "county": data.county,
-        "status": str(data.status),
         "organisation_id": data.organisation_id,
-        "at": data.at,
+        "ended": str(data.status) in CASE_CLOSED,
     }
     if data.category:
         fields["category"] = str(data.category)
-    if data.referral_id:
-        fields["referral_id"] = data.referral_id
     if isinstance(data, RiskRaised):
         fields["risk_level"] = str(data.risk_level)
-    return _merged(state, fields)
+    return {**view, **fields}
 
 
-def assignment_recorded(state: Document | None, *, organisation_id: str) -> Change | None:
-    """The body of the mediator the registry assigned (intake's registration may follow)."""
-    return _merged(state, {"assigned_organisation_id": organisation_id})
+def case_projected(state: Document | None, events: Sequence[CaseInput]) -> Change | None:
+    """A case's projection after its events of a batch, in order; None if they change
+    nothing of what it keeps (a redelivery, or an event transfers do not care about)."""
+    before = case_view(state)
+    after = before
+    for data in events:
+        after = case_folded(after, data)
+    if state is not None and after == before:
+        return None
+    return Change(after)
+
+
+# -- what a case's events do to its referrals and transfers (pure) ---------------------------
 
 
 def outcome_of(data: CaseEvent) -> tuple[str, dict[str, str]]:
@@ -107,91 +124,126 @@ def outcome_of(data: CaseEvent) -> tuple[str, dict[str, str]]:
     return lifecycle.WITHDRAWN, {}
 
 
+def referral_step(data: CaseInput, *, now: datetime) -> Transition[ReferralDoc] | None:
+    """What one event of a case does to a referral of that case (None: nothing)."""
+    if isinstance(data, CaseRegistered):
+        if not data.referral_id:
+            return None
+        registered = data
+        return lambda doc: lifecycle.case_opened(
+            doc, case_id=registered.case_id, organisation_id=registered.organisation_id, now=now
+        )
+    if isinstance(data, MEDIATING):
+        mediating = data
+        return lambda doc: lifecycle.mediation_started(
+            doc, case_id=mediating.case_id, organisation_id=mediating.organisation_id, now=now
+        )
+    if isinstance(data, CaseTransferred):
+        moved_by = data
+        return lambda doc: lifecycle.moved(
+            doc,
+            organisation_id=moved_by.organisation_id,
+            transfer_id=moved_by.transfer_id,
+            kind=moved_by.kind,
+            now=now,
+        )
+    if isinstance(data, ENDING):
+        outcome, extra = outcome_of(data)
+        ended = data
+        return lambda doc: lifecycle.closed(doc, outcome=outcome, case_id=ended.case_id, now=now, **extra)
+    return None
+
+
+def transfer_step(data: CaseInput, *, now: datetime) -> Transition[TransferDoc] | None:
+    """What one event of a case does to its transfers: its end ends a 交办's supervision."""
+    if not isinstance(data, ENDING):
+        return None
+    outcome, _ = outcome_of(data)
+    return lambda doc: lifecycle.transfer_case_closed(doc, outcome=outcome, now=now)
+
+
+def in_order(steps: Sequence[Transition[S]]) -> Transition[S]:
+    """One rule of several applied in order: their events together, None if none did anything."""
+
+    def run(doc: S) -> list[Effect] | None:
+        effects: list[Effect] = []
+        changed = False
+        for step in steps:
+            done = step(doc)
+            if done is not None:
+                changed = True
+                effects += done
+        return effects if changed else None
+
+    return run
+
+
+def needs_lookup(data: CaseInput) -> bool:
+    """An event that affects the case's referrals without naming one: they are looked up.
+    (A registration affects only the referral it names.)"""
+    return isinstance(data, REFERRAL_FACTS) and not data.referral_id
+
+
 class Projections(ReferralCore):
     """The projections of organisations and cases, and the closed loop they drive."""
 
     async def project_organisation(self, *, event: OrganisationUpdated) -> None:
         """Keep the registry's latest version of an organisation."""
-        await self.repo.organisations.apply(event.organisation_id, lambda s: organisation_projected(s, event))
+        await self.repo.directory.project(event)
 
-    async def on_case_registered(self, *, data: CaseRegistered) -> None:
-        """Project the case; a case opened for a referral closes the first half of the loop."""
-        outcome = await self.repo.cases.apply(data.case_id, lambda s: case_registered(s, data))
-        if not data.referral_id:
+    async def on_case_events(self, *, events: Sequence[CaseInput]) -> None:
+        """Intake's case events of a batch (in offset order): project the cases, and close
+        the loop for the referrals and transfers they affect."""
+        by_case: dict[str, list[CaseInput]] = {}
+        for data in events:
+            by_case.setdefault(data.case_id, []).append(data)
+        await self.repo.cases.apply_many({case_id: _projection_of(evs) for case_id, evs in by_case.items()})
+        now = self.clock.now()
+        unnamed = [case_id for case_id, evs in by_case.items() if any(needs_lookup(e) for e in evs)]
+        found = await self.repo.referral_ids_for_cases(unnamed)
+        referral_steps: dict[str, list[Transition[ReferralDoc]]] = {}
+        for case_id, evs in by_case.items():
+            # A referral whose case an earlier event of the batch opened is the case's too
+            # (the lookup read the referrals before that event was applied).
+            of_case = list(found.get(case_id, []))
+            for data in evs:
+                step = referral_step(data, now=now)
+                if step is None:
+                    continue
+                if data.referral_id:
+                    targets = [data.referral_id]
+                    if isinstance(data, CaseRegistered) and data.referral_id not in of_case:
+                        of_case.append(data.referral_id)
+                else:
+                    targets = [] if isinstance(data, CaseRegistered) else of_case
+                for referral_id in targets:
+                    referral_steps.setdefault(referral_id, []).append(step)
+        changed = {rid: in_order(steps) for rid, steps in referral_steps.items()}
+        for one in await self.referrals.apply_many(changed, now=now, verify_noop=True):
+            if one.fresh and one.doc.outcome and not (one.before and one.before.outcome):
+                self.metrics.referrals.labels(
+                    kind_label(one.doc.agency_kind), one.doc.county, one.doc.outcome
+                ).inc()
+        await self._cases_ended(by_case, now=now)
+
+    async def _cases_ended(self, by_case: dict[str, list[CaseInput]], *, now: datetime) -> None:
+        """The supervision of the ended cases' 交办 ends with them."""
+        ended = {
+            case_id: steps
+            for case_id, evs in by_case.items()
+            if (steps := [s for e in evs if (s := transfer_step(e, now=now)) is not None])
+        }
+        if not ended:
             return
-        now = self.clock.now()
-
-        def opened(doc: ReferralDoc) -> list[Effect] | None:
-            return lifecycle.case_opened(
-                doc, case_id=data.case_id, organisation_id=data.organisation_id, now=now
-            )
-
-        await self.referrals.apply_existing(data.referral_id, opened, now=now, verify_noop=True)
-        assigned = (outcome.after or {}).get("assigned_organisation_id")
-        if assigned:  # the registry's assignment came first
-            await self._mediation_started(data.case_id, assigned, [data.referral_id])
-
-    async def on_mediator_assigned(self, *, data: MediatorAssigned) -> None:
-        """A mediator for a referred case: mediation is under way (told to the sender)."""
-        outcome = await self.repo.cases.apply(
-            data.case_id, lambda s: assignment_recorded(s, organisation_id=data.organisation_id)
-        )
-        referral_ids = await self.repo.referral_ids_for_case(data.case_id)
-        registered_for = (outcome.after or {}).get("referral_id")
-        if registered_for:  # intake's registration came first
-            referral_ids = list(dict.fromkeys([registered_for, *referral_ids]))
-        await self._mediation_started(data.case_id, data.organisation_id, referral_ids)
-
-    async def on_case_event(self, *, data: CaseEvent) -> None:
-        """Keep the case projection; close the loop when a referred case ends."""
-        await self.repo.cases.apply(data.case_id, lambda s: case_changed(s, data))
-        referral_ids = (
-            [data.referral_id] if data.referral_id else await self.repo.referral_ids_for_case(data.case_id)
-        )
-        now = self.clock.now()
-        if isinstance(data, CaseAssignmentRecorded | SessionRecorded):
-            await self._mediation_started(data.case_id, data.organisation_id, referral_ids)
-        elif isinstance(data, CaseTransferred):
-            moved_by = data
-
-            def moved(doc: Subject) -> list[Effect] | None:
-                return lifecycle.moved(
-                    doc,
-                    organisation_id=moved_by.organisation_id,
-                    transfer_id=moved_by.transfer_id,
-                    kind=moved_by.kind,
-                    now=now,
-                )
-
-            await self.referrals.apply_many(dict.fromkeys(referral_ids, moved), now=now, verify_noop=True)
-        elif isinstance(data, CaseResolved | CaseFailed | CaseWithdrawn | CaseRejected):
-            await self._case_ended(data, referral_ids)
-
-    async def _case_ended(self, data: CaseEvent, referral_ids: list[str]) -> None:
-        outcome, extra = outcome_of(data)
-        now = self.clock.now()
-
-        def closed(doc: ReferralDoc) -> list[Effect] | None:
-            return lifecycle.closed(doc, outcome=outcome, case_id=data.case_id, now=now, **extra)
-
-        def completed(doc: TransferDoc) -> list[Effect] | None:
-            return lifecycle.transfer_case_closed(doc, outcome=outcome, now=now)
-
-        referrals = dict.fromkeys(referral_ids, closed)
-        for one in await self.referrals.apply_many(referrals, now=now, verify_noop=True):
-            if one.fresh:
-                self.metrics.referrals.labels(kind_label(one.doc.agency_kind), one.doc.county, outcome).inc()
-        transfers = dict.fromkeys(await self.repo.transfer_ids_for_case(data.case_id), completed)
-        for done in await self.transfers.apply_many(transfers, now=now, verify_noop=True):
-            if done.fresh:
+        transfer_steps: dict[str, list[Transition[TransferDoc]]] = {}
+        for case_id, transfer_ids in (await self.repo.transfer_ids_for_cases(list(ended))).items():
+            for transfer_id in transfer_ids:
+                transfer_steps.setdefault(transfer_id, []).extend(ended[case_id])
+        changed = {tid: in_order(steps) for tid, steps in transfer_steps.items()}
+        for done in await self.transfers.apply_many(changed, now=now, verify_noop=True):
+            if done.fresh and done.doc.status == lifecycle.COMPLETED:
                 self.metrics.transfers.labels(done.doc.county, done.doc.kind, "completed").inc()
 
-    async def _mediation_started(
-        self, case_id: str, organisation_id: str | None, referral_ids: list[str]
-    ) -> None:
-        now = self.clock.now()
 
-        def started(doc: ReferralDoc) -> list[Effect] | None:
-            return lifecycle.mediation_started(doc, case_id=case_id, organisation_id=organisation_id, now=now)
-
-        await self.referrals.apply_many(dict.fromkeys(referral_ids, started), now=now, verify_noop=True)
+def _projection_of(events: list[CaseInput]) -> Callable[[Document | None], Change | None]:
+    return lambda state: case_projected(state, events)

@@ -11,8 +11,9 @@ import orjson
 from tiaojie.contracts.referral import AgencyReferralSubmitted
 from tiaojie.referral import lifecycle
 from tiaojie.referral.core import ReferralCore, kind_label
-from tiaojie.referral.models import AgencyDoc, OrganisationView, ReferralDoc
+from tiaojie.referral.models import AgencyDoc, ReferralDoc
 from tiaojie.referral.routing import receiving_body, submission_errors
+from tiaojie.runtime.directory import Organisation
 from tiaojie.runtime.errors import FieldError, Invalid, NotFound
 from tiaojie.runtime.pii import Protector
 
@@ -28,7 +29,7 @@ def new_referral(
     *,
     agency: AgencyDoc,
     data: AgencyReferralSubmitted,
-    organisation: OrganisationView,
+    organisation: Organisation,
     protector: Protector,
     event_id: str | None,
     now: datetime,

@@ -4,11 +4,11 @@ FerretDB 1.24 does not make a conditional update atomic: measured, 12 concurrent
 `update_one({"_id": x, "state": "pending"}, ...)` let several writers win in 28 of 30
 rounds (and their whole-document writes overwrote each other), while a unique insert let
 exactly one win in 60 of 60. So every aggregate the service changes (referrals,
-transfers, agencies, and the projections of cases and organisations) is a store of the
-runtime's storage engine (`tiaojie.runtime.revisions`): each change is claimed by the
-unique insert of its revision, which carries the new state and its events. The other
-writes are inserts of facts with deterministic ids (credential changes, rejection
-notices) and the timer sweep's cursor.
+transfers, agencies, the projection of cases, and the runtime's organisation directory)
+is a store of the runtime's storage engine (`tiaojie.runtime.revisions`): each change is
+claimed by the unique insert of its revision, which carries the new state and its
+events. The other writes are inserts of facts with deterministic ids (credential
+changes, rejection notices) and the timer sweep's cursor.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tiaojie.referral.models import AgencyDoc, CaseView, OrganisationView
+from tiaojie.referral.models import AgencyDoc, CaseView
+from tiaojie.runtime.directory import Directory
 from tiaojie.runtime.kafka import EventPublisher
 from tiaojie.runtime.mongo import OUTBOX_PENDING, Document, ensure_indexes, insert_once, upsert_one
 from tiaojie.runtime.revisions import Revisions
@@ -46,7 +47,6 @@ INDEXES = {
         IndexModel([("timer_day", ASCENDING)]),
     ],
     "rejections": [IndexModel([(OUTBOX_PENDING, ASCENDING)])],
-    "organisations": [IndexModel([("county", ASCENDING)]), IndexModel([("parent_id", ASCENDING)])],
 }
 _CURSOR = "timers"
 
@@ -68,7 +68,8 @@ class ReferralRepository:
         self.transfers = store("transfers", "transfer_revisions")
         self.agencies = store("agencies", "agency_revisions")
         self.cases = store("cases", "case_revisions")
-        self.organisations = store("organisations", "organisation_revisions")
+        # The registry's organisations, in the collections referral's own projection used.
+        self.directory = Directory(db, collection="organisations", log_collection="organisation_revisions")
         self.agency_credentials = db["agency_credentials"]
         self.rejections = db["rejections"]
         self.sweeps = db["sweeps"]
@@ -78,12 +79,13 @@ class ReferralRepository:
 
     @property
     def stores(self) -> list[Revisions]:
-        return [self.referrals, self.transfers, self.agencies, self.cases, self.organisations]
+        return [self.referrals, self.transfers, self.agencies, self.cases, self.directory.store]
 
     async def create_indexes(self) -> None:
         spec: dict[str, list[IndexModel]] = {k: list(v) for k, v in INDEXES.items()}
         for store in self.stores:
             spec.update(store.indexes)
+        spec.update(self.directory.indexes)
         await ensure_indexes(self.db, spec)
 
     async def sweep(self) -> int:
@@ -138,18 +140,36 @@ class ReferralRepository:
     async def referrals_of_agency(self, agency_id: str, *, limit: int = 200) -> list[Document]:
         return await self.referrals.docs.find({"agency_id": agency_id}).limit(limit).to_list()
 
-    async def referral_ids_for_case(self, case_id: str) -> list[str]:
-        """Referrals whose case this is (linked at registration, or named by the agency)."""
-        ids = [d["_id"] for d in await self.referrals.docs.find({"case_id": case_id}, {"_id": 1}).to_list()]
-        ids += [
-            d["_id"]
-            for d in await self.referrals.docs.find({"linked_case_id": case_id}, {"_id": 1}).to_list()
-        ]
-        return list(dict.fromkeys(ids))
+    async def referral_ids_for_cases(self, case_ids: list[str]) -> dict[str, list[str]]:
+        """Referrals by case (linked at registration, or named by the agency). One case: two
+        equality lookups (indexed); a batch's cases: one `$in` query (FerretDB scans the
+        referrals for it) instead of two lookups per case."""
+        if not case_ids:
+            return {}
+        fields = {"case_id": 1, "linked_case_id": 1}
+        if len(case_ids) == 1:
+            docs = await self.referrals.docs.find({"case_id": case_ids[0]}, fields).to_list()
+            docs += await self.referrals.docs.find({"linked_case_id": case_ids[0]}, fields).to_list()
+        else:
+            wanted = {"$in": case_ids}
+            query = {"$or": [{"case_id": wanted}, {"linked_case_id": wanted}]}
+            docs = await self.referrals.docs.find(query, fields).to_list()
+        found: dict[str, list[str]] = {}
+        for doc in docs:
+            for case_id in [c for c in case_ids if c in (doc.get("case_id"), doc.get("linked_case_id"))]:
+                if doc["_id"] not in found.get(case_id, []):
+                    found.setdefault(case_id, []).append(doc["_id"])
+        return {case_id: sorted(ids) for case_id, ids in found.items()}
 
-    async def transfer_ids_for_case(self, case_id: str) -> list[str]:
-        docs = await self.transfers.docs.find({"case_id": case_id}, {"_id": 1}).to_list()
-        return [d["_id"] for d in docs]
+    async def transfer_ids_for_cases(self, case_ids: list[str]) -> dict[str, list[str]]:
+        """Transfers by case, in one read (an equality lookup for one case)."""
+        if not case_ids:
+            return {}
+        wanted = case_ids[0] if len(case_ids) == 1 else {"$in": case_ids}
+        found: dict[str, list[str]] = {}
+        for doc in await self.transfers.docs.find({"case_id": wanted}, {"case_id": 1}).to_list():
+            found.setdefault(doc["case_id"], []).append(doc["_id"])
+        return found
 
     async def overdue_counts(self) -> list[Document]:
         """Open overdue referrals and transfers by county and agency kind."""
@@ -188,19 +208,10 @@ class ReferralRepository:
     async def drop_legacy_timers(self, *, kind: str, subject_id: str) -> None:
         await self.legacy_timers.delete_many({"subject_kind": kind, "subject_id": subject_id})
 
-    # -- projections --------------------------------------------------------------------
-    async def get_organisation(self, organisation_id: str) -> OrganisationView | None:
-        doc = await self.organisations.get(organisation_id)
-        return OrganisationView.model_validate(doc) if doc else None
-
-    async def organisations_in(self, county: str) -> list[OrganisationView]:
-        return [
-            OrganisationView.model_validate(d)
-            for d in await self.organisations.docs.find({"county": county}).to_list()
-        ]
-
+    # -- the case projection ------------------------------------------------------------
     async def get_case(self, case_id: str) -> CaseView | None:
-        """The case as intake described it; None until intake's registration arrived (the
-        projection may hold only the registry's assignment, which can overtake it)."""
+        """The case as intake described it; None for a case we know nothing of (or only a
+        mediator's assignment of: projections written before referral stopped reading the
+        registry's assignments could hold that alone)."""
         doc = await self.cases.get(case_id)
-        return CaseView.model_validate(doc) if doc and doc.get("status") else None
+        return CaseView.model_validate(doc) if doc and doc.get("county") else None

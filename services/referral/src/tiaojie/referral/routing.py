@@ -1,14 +1,18 @@
 """Where a hand-over may go, from what the registry told us of its organisations: the body
 that receives a referral, the transfers the hierarchy allows (转办 sideways, 交办 down,
-上报 up), and who hears of an overdue one. The rules are pure; `Hierarchy` reads the
-organisation projection for them."""
+上报 up), and who hears of an overdue one. The rules are pure; the organisations, the
+routing rule and the county centre are the runtime's directory
+(`tiaojie.runtime.directory`), which `Hierarchy` reads for them."""
 
 from __future__ import annotations
 
-from tiaojie.contracts.common import OrganisationKind
+from collections.abc import Sequence
+
+from tiaojie.contracts.common import Category, RiskLevel
 from tiaojie.contracts.referral import AgencyReferralSubmitted
-from tiaojie.referral.models import CaseView, OrganisationView, Subject, TransferDoc
+from tiaojie.referral.models import CaseView, Subject, TransferDoc
 from tiaojie.referral.repository import ReferralRepository
+from tiaojie.runtime.directory import Organisation, county_centre, route
 from tiaojie.runtime.divisions import Divisions
 from tiaojie.runtime.errors import FieldError
 
@@ -35,28 +39,22 @@ def submission_errors(data: AgencyReferralSubmitted, divisions: Divisions) -> li
     return []
 
 
-def county_centre(organisations: list[OrganisationView]) -> OrganisationView | None:
-    """The county's 矛盾纠纷多元化解中心 (the lowest id if there are several)."""
-    centres = [
-        o for o in organisations if o.kind == OrganisationKind.CENTRE and o.level == "county" and o.active
-    ]
-    return min(centres, key=lambda o: o.id) if centres else None
-
-
 def receiving_body(
     data: AgencyReferralSubmitted,
     *,
-    named: OrganisationView | None,
-    in_county: list[OrganisationView],
+    named: Organisation | None,
+    in_county: Sequence[Organisation],
     report_missing: bool = True,
-) -> tuple[OrganisationView | None, list[FieldError]]:
-    """The named body if valid, else the township committee, else the county centre.
+) -> tuple[Organisation | None, list[FieldError]]:
+    """The named body if valid, else where the directory's routing rule sends the dispute.
 
-    `report_missing=False` leaves out "no receiving body" (the submission is refused for
-    another reason already)."""
-    county, township = data.submission.county, data.submission.township
+    The submission carries no risk rating (intake rates the case when it registers it)
+    and a referral is received in one county, so the rule sees an ordinary, not
+    cross-county dispute. `report_missing=False` leaves out "no receiving body" (the
+    submission is refused for another reason already)."""
+    submission = data.submission
     if data.organisation_id:
-        if named is None or not named.active or named.county != county:
+        if named is None or not named.active or named.county != submission.county:
             return named, [
                 FieldError(
                     "organisation_id",
@@ -66,17 +64,15 @@ def receiving_body(
                 )
             ]
         return named, []
-    active = [o for o in in_county if o.active and o.county == county]
-    if township:
-        local = [
-            o
-            for o in active
-            if o.division_code == township[:9] and o.kind == OrganisationKind.TOWNSHIP_COMMITTEE
-        ]
-        if local:
-            return min(local, key=lambda o: o.id), []
-    centre = county_centre(active)
-    if centre is None and report_missing:
+    routed = route(
+        county=submission.county,
+        township=submission.township,
+        category=submission.category or Category.OTHER,
+        risk_level=RiskLevel.ORDINARY,
+        cross_county=False,
+        in_county=in_county,
+    )
+    if routed.organisation is None and report_missing:
         return None, [
             FieldError(
                 "submission.county",
@@ -85,13 +81,13 @@ def receiving_body(
                 "no mediation body in this county can receive referrals yet",
             )
         ]
-    return centre, []
+    return routed.organisation, []
 
 
 def transfer_errors(
     case: CaseView,
     kind: str,
-    target: OrganisationView | None,
+    target: Organisation | None,
     *,
     reason_code: str,
     due_days: int | None,
@@ -177,9 +173,7 @@ def holder_of(doc: Subject) -> str | None:
     return doc.to_organisation_id if isinstance(doc, TransferDoc) else doc.organisation_id
 
 
-def escalation_targets(
-    doc: Subject, *, holder_parent: str | None, centre: OrganisationView | None
-) -> list[str]:
+def escalation_targets(doc: Subject, *, holder_parent: str | None, centre: Organisation | None) -> list[str]:
     """Who hears of an overdue hand-over: the holder's parent body and the county centre,
     and for a transfer the body that sent it (交办 is supervised by the body that assigned it)."""
     targets: list[str] = []
@@ -194,21 +188,21 @@ def escalation_targets(
 
 
 class Hierarchy:
-    """Reads the organisation projection for the rules above."""
+    """Reads the organisation directory for the rules above."""
 
     def __init__(self, *, repository: ReferralRepository) -> None:
-        self.repo = repository
+        self.directory = repository.directory
 
-    async def get(self, organisation_id: str) -> OrganisationView | None:
-        return await self.repo.get_organisation(organisation_id)
+    async def get(self, organisation_id: str) -> Organisation | None:
+        return await self.directory.get(organisation_id)
 
-    async def in_county(self, county: str) -> list[OrganisationView]:
-        return await self.repo.organisations_in(county)
+    async def in_county(self, county: str) -> list[Organisation]:
+        return await self.directory.in_county(county)
 
     async def ancestors(self, organisation_id: str) -> list[str]:
         """Parents of an organisation up the hierarchy (nearest first)."""
         found: list[str] = []
-        current = await self.repo.get_organisation(organisation_id)
+        current = await self.directory.get(organisation_id)
         while (
             current is not None
             and current.parent_id
@@ -216,21 +210,21 @@ class Hierarchy:
             and len(found) < _MAX_DEPTH
         ):
             found.append(current.parent_id)
-            current = await self.repo.get_organisation(current.parent_id)
+            current = await self.directory.get(current.parent_id)
         return found
 
     async def escalations(self, docs: list[Subject]) -> dict[str, list[str]]:
         """`escalation_targets` by subject id, each holder's parent and county's centre read once."""
         parents: dict[str, str | None] = {}
-        centres: dict[str, OrganisationView | None] = {}
+        centres: dict[str, Organisation | None] = {}
         targets: dict[str, list[str]] = {}
         for doc in docs:
             holder = holder_of(doc)
             if holder and holder not in parents:
-                held_by = await self.repo.get_organisation(holder)
+                held_by = await self.directory.get(holder)
                 parents[holder] = held_by.parent_id if held_by else None
             if doc.county not in centres:
-                centres[doc.county] = county_centre(await self.in_county(doc.county))
+                centres[doc.county] = county_centre(await self.in_county(doc.county), county=doc.county)
             targets[doc.id] = escalation_targets(
                 doc, holder_parent=parents.get(holder) if holder else None, centre=centres[doc.county]
             )

@@ -9,13 +9,12 @@ from datetime import datetime
 
 from tiaojie.referral import lifecycle
 from tiaojie.referral.core import ReferralCore
-from tiaojie.referral.models import CaseView, OrganisationView, ReferralDoc, TransferDoc
+from tiaojie.referral.models import CaseView, ReferralDoc, TransferDoc
 from tiaojie.referral.routing import transfer_errors
+from tiaojie.runtime.directory import Organisation
 from tiaojie.runtime.errors import Conflict, Invalid, NotFound
 
 _TRANSFER_NS = uuid.UUID("8a1d4e6f-2c3b-4f7a-9e5d-1b0c6a7f3e24")
-# Case statuses after which nothing is handed over any more.
-CASE_CLOSED = frozenset({"resolved", "failed", "withdrawn", "archived", "rejected", "followed_up"})
 
 
 def transfer_id_for(scope: str, key: str) -> str:
@@ -28,7 +27,7 @@ def new_transfer(
     transfer_id: str,
     case: CaseView,
     kind: str,
-    target: OrganisationView,
+    target: Organisation,
     reason: str,
     reason_code: str,
     due_days: int | None,
@@ -76,7 +75,7 @@ class TransferRules(ReferralCore):
         case = await self.repo.get_case(case_id)
         if case is None or case.county not in counties:
             raise NotFound("案件", "case")
-        if case.status in CASE_CLOSED:
+        if case.ended:
             raise Conflict("案件已结束，不能再转交", "the case has ended and cannot be handed over")
         target = await self.hierarchy.get(to_organisation_id)
         holder = case.organisation_id
@@ -99,7 +98,8 @@ class TransferRules(ReferralCore):
         existing = await self.transfers.get(transfer_id)
         if existing is not None:
             return existing, False
-        others = await self.transfers.get_many(await self.repo.transfer_ids_for_case(case_id))
+        held = await self.repo.transfer_ids_for_cases([case_id])
+        others = await self.transfers.get_many(held.get(case_id, []))
         if any(t.status == lifecycle.REQUESTED for t in others):
             raise Conflict("该案件已有待接收的转交", "this case already has a transfer awaiting an answer")
         now = self.clock.now()
@@ -166,6 +166,8 @@ class TransferRules(ReferralCore):
         case = await self.repo.get_case(case_id)
         if case is None or case.county not in counties:
             raise NotFound("案件", "case")
-        referrals = await self.referrals.get_many(await self.repo.referral_ids_for_case(case_id))
-        transfers = await self.transfers.get_many(await self.repo.transfer_ids_for_case(case_id))
+        referral_ids = await self.repo.referral_ids_for_cases([case_id])
+        transfer_ids = await self.repo.transfer_ids_for_cases([case_id])
+        referrals = await self.referrals.get_many(referral_ids.get(case_id, []))
+        transfers = await self.transfers.get_many(transfer_ids.get(case_id, []))
         return referrals, sorted(transfers, key=lambda t: t.requested_at)
