@@ -174,6 +174,31 @@ async def test_a_batch_claims_together_and_redoes_only_the_lost_claims(
     assert len(events) == 15
 
 
+async def test_states_the_caller_read_are_not_read_again_and_a_stale_one_is_redone_on_the_head(
+    db: AsyncDatabase[dict[str, Any]], publisher: EventPublisher, settings: RuntimeSettings, topic: str
+) -> None:
+    store = await store_of(db, publisher, settings)
+    await asyncio.gather(*(store.apply(f"k{i}", increment(topic, "seed")) for i in range(3)))
+    known = await store.get_many(["k0", "k1", "k2"])
+    await store.apply("k1", increment(topic, "meanwhile"))  # k1's known state is now stale
+    reads: list[str] = []
+    real_get = store.get
+
+    async def counted_get(id: str) -> dict[str, Any] | None:
+        reads.append(id)
+        return await real_get(id)
+
+    store.get = counted_get  # type: ignore[method-assign]
+    outcomes = await store.apply_many(
+        {f"k{i}": increment(topic, f"b{i}") for i in range(3)}, known={**known, "k9": None}
+    )
+    assert all(o.fresh for o in outcomes.values())
+    assert reads == ["k1"]  # only the stale one, after its lost claim
+    store.get = real_get  # type: ignore[method-assign]
+    k1 = await store.get("k1")
+    assert k1 is not None and k1["n"] == 3 and sorted(k1["applied"]) == ["b1", "meanwhile", "seed"]
+
+
 async def test_a_noop_on_a_lagging_snapshot_is_confirmed_on_the_head(
     db: AsyncDatabase[dict[str, Any]], publisher: EventPublisher, settings: RuntimeSettings, topic: str
 ) -> None:

@@ -190,14 +190,23 @@ class Revisions:
         raise Contention(f"{self.collection} {id} kept changing")
 
     async def apply_many(
-        self, decisions: Mapping[str, Decide], *, verify_noop: bool = False
+        self,
+        decisions: Mapping[str, Decide],
+        *,
+        verify_noop: bool = False,
+        known: Mapping[str, Document | None] | None = None,
     ) -> dict[str, Outcome]:
         """`apply` for many aggregates at once (distinct ids): one claim command, one
-        round of publications and one settle for the batch; lost claims redone one by one."""
-        if len(decisions) == 1:
+        round of publications and one settle for the batch; lost claims redone one by one.
+
+        `known` holds states the caller has just read (None: known not to exist), which are
+        not read again. A stale one costs nothing but a lost claim, decided again on the head."""
+        known = {id: state for id, state in (known or {}).items() if id in decisions}
+        if len(decisions) == 1 and not known:
             ((only, decide),) = decisions.items()
             return {only: await self.apply(only, decide, verify_noop=verify_noop)}
-        states = await self.get_many(list(decisions))
+        read = await self.get_many([id for id in decisions if id not in known])
+        states = {**{id: state for id, state in known.items() if state is not None}, **read}
         outcomes: dict[str, Outcome] = {}
         claims: list[_Claim] = []
         retry: list[str] = []
