@@ -389,6 +389,7 @@ class AssignmentService:
                 for case_id, plan in planned.items()
             },
             verify_noop=True,
+            known={case_id: states.get(case_id) for case_id in planned},
         )
         await self.settle_many(outcomes=list(recorded.values()))
         reserving: dict[str, Document] = {}
@@ -401,7 +402,9 @@ class AssignmentService:
                 alone.append(t)  # overtaken (applied elsewhere, or closed): finished alone
             else:
                 reserving[case_id] = pending  # ours, or a concurrent writer's of the same decision
-        held = await self._reserve_many(reserving, at=now)
+        held = await self._reserve_many(
+            reserving, at=now, known=await reads.ledgers(p["mediator_id"] for p in reserving.values())
+        )
         concluding = {c: p for c, p in reserving.items() if c in held}
         alone.extend(by_case[c] for c in reserving if c not in held)  # full on the ledger's head
         concluded = await self.repo.case_store.apply_many(
@@ -410,7 +413,8 @@ class AssignmentService:
                     case_id=case_id, decision_id=plan["decision_id"], token=plan["token"], record=_record
                 )
                 for case_id, plan in concluding.items()
-            }
+            },
+            known={case_id: recorded[case_id].after for case_id in concluding},
         )
         await self.settle_many(outcomes=list(concluded.values()))
         lost: list[tuple[str, str]] = []
@@ -427,9 +431,15 @@ class AssignmentService:
         await self.release(refs=lost, revoke_grant=True)
         await asyncio.gather(*(self._decide(t) for t in alone))
 
-    async def _reserve_many(self, plans: Mapping[str, Document], *, at: datetime) -> set[str]:
-        """Take the plans' places, each mediator's in one revision of their ledger; the
-        cases whose place is held."""
+    async def _reserve_many(
+        self,
+        plans: Mapping[str, Document],
+        *,
+        at: datetime,
+        known: Mapping[str, Document | None] | None = None,
+    ) -> set[str]:
+        """Take the plans' places, each mediator's in one revision of their ledger (from
+        the ledgers the search read, if given); the cases whose place is held."""
         by_mediator: dict[str, list[Document]] = defaultdict(list)
         for case_id, plan in plans.items():
             by_mediator[plan["mediator_id"]].append(
@@ -445,6 +455,7 @@ class AssignmentService:
                 for m, places in by_mediator.items()
             },
             verify_noop=True,  # a refusal on a lagging ledger is confirmed on its head
+            known=known,
         )
         return {
             case_id
