@@ -16,9 +16,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.support.access import as_service
+from devkit.access import as_service
+from devkit.namespace import drop_namespace
 from tests.support.data import auth
-from tests.support.namespace import drop_namespace
 from tiaojie.contracts.common import Role
 from tiaojie.registry.app import create_app
 from tiaojie.registry.assignment import AssignmentService
