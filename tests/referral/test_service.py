@@ -459,3 +459,26 @@ async def test_concurrent_answers_from_two_replicas_apply_once(make_referral: Fa
     final = await first.service.get_referral(doc.id)
     assert final is not None and final.version == 2 and final.status in ("accepted", "declined")
     await eventually(lambda: True)
+
+
+async def test_events_naming_no_referral_find_the_referrals_of_their_cases_in_one_read(
+    make_referral: Factory, unique: str
+) -> None:
+    parts = await make_referral(ManualClock(T0))
+    agency = await court(parts, f"court-{unique}")
+    referrals = []
+    for n in range(2):
+        doc, _ = await parts.service.receive(
+            agency=agency, data=referral_data(f"N{n}-{unique}"), event_id=None
+        )
+        await parts.service.accept_referral(referral_id=doc.id, by="desk-1", counties=[COUNTY])
+        referrals.append(doc.id)
+    cases = [f"case-{unique}-{n}" for n in range(2)]
+    await parts.service.on_case_events(
+        events=[registered(c, r) for c, r in zip(cases, referrals, strict=True)]
+    )
+    # A later batch of both cases whose events name no referral: one lookup finds them.
+    await parts.service.on_case_events(events=[assignment_recorded(c) for c in cases])
+    for case_id, referral_id in zip(cases, referrals, strict=True):
+        after = await parts.service.get_referral(referral_id)
+        assert after is not None and (after.status, after.case_id) == ("in_mediation", case_id)
