@@ -48,6 +48,14 @@ class StatsHarness:
             await self.producer.send(self.settings.topic(topic), event.to_bytes(), key=key.encode())
         await self.producer.flush()
 
+    async def recount_marked(self, case_ids: list[str]) -> bool:
+        """True once each of these new cases (one revision each) has its recount mark: the
+        service marks a batch's days after writing the batch's projections, so a case can
+        be seen before the analytics would count it."""
+        ids = [f"{c}#1" for c in case_ids]
+        marks = self.service.repo.db["recounts"]
+        return await marks.count_documents({"_id": {"$in": ids}}) == len(ids)
+
     @property
     def service(self) -> Any:
         return self.app.state.stats

@@ -195,6 +195,7 @@ async def test_live_hotspot_is_raised_once_then_cleared_and_forecasts_are_served
         day += timedelta(days=1)
     await stats.publish(events)
     await eventually(lambda: _all_received(stats, settings, county, len(events)), timeout=120)
+    await eventually(lambda: stats.recount_marked([key for _topic, key, _data in events]), timeout=60)
     admin = auth(settings, Role.ADMIN, [county])
     ran = await stats.client.post(
         "/api/v1/analytics/run",

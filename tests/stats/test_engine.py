@@ -147,7 +147,11 @@ async def test_repeat_cases_handled_at_once_give_one_alert_listing_all(own: Own,
         return found or None
 
     events = await eventually(announced, timeout=30)
-    assert [e.type for e in events] == ["tiaojie.stats.RiskAlertRaised"]
+    # Raised once: the raise is revision 1 of the alert, which one writer claims. A writer
+    # that lost the claim publishes the winner's events itself when the winner has not
+    # settled within the engine's patience (a busy broker), under the same stable id, which
+    # consumers drop: what counts is one announcement, whatever its copies.
+    assert {(e.id, e.type) for e in events} == {(events[0].id, "tiaojie.stats.RiskAlertRaised")}
 
 
 async def test_one_of_racing_replicas_takes_the_analytics_lease(own: Own, stats: StatsHarness) -> None:
@@ -217,3 +221,53 @@ async def test_an_alert_written_before_the_engine_is_continued(own: Own) -> None
     assert sorted(cleared) == [False, False, False, False, True]
     doc = await repo.get_alert(alert_id)
     assert doc is not None and doc["status"] == "cleared" and doc["version"] == 1
+
+
+async def test_racing_batches_project_as_one_serial_stream_would(own: Own) -> None:
+    county = "371384"
+    events = [item for item in history(prefix="bb-", county=county) if item[0] == topics.CASES]
+    stream = [data for _topic, _key, data in events]
+    # The consumer hands a topic over in batches in offset order; a rebalance can hand the
+    # same batches to a second replica while the first still works on them, and a failed
+    # batch comes back one message at a time.
+    batches = [stream[n : n + 7] for n in range(0, len(stream), 7)]
+
+    async def feed(chunks: list[list[Any]]) -> None:
+        for chunk in chunks:
+            await own.service.case_events(events=chunk)
+
+    await asyncio.gather(feed(batches), feed(batches), feed([[data] for data in stream]), feed([stream]))
+    cases, _ = project(events)
+    for case_id, expected in cases.items():
+        assert facts(await own.repo.case_store.get(case_id)) == facts(expected), case_id
+    assert own.metric("tiaojie_cases_received_total", county=county) == len(cases)
+    assert own.metric("tiaojie_case_stage_seconds_count", county=county, stage="assign") == 3
+
+
+async def test_a_projection_stored_with_the_registrys_proposal_is_corrected(own: Own) -> None:
+    from tiaojie.contracts.intake import CaseAssignmentRecorded
+
+    case_id = f"legacy-{uuid.uuid4().hex[:6]}"
+    county = "371385"
+    registration = registered(case_id, county, "org-1", [], 0)
+    proposed_at, recorded_at = T0 + timedelta(minutes=1), T0 + timedelta(days=1)
+    # As the earlier rule stored it after the registry's MediatorAssigned: its time, no mark.
+    await own.service.case_events(events=[registration])
+    stored = await own.repo.case_store.get(case_id)
+    assert stored is not None
+    await own.repo.cases.replace_one(
+        {"_id": case_id},
+        {**stored, "assigned_at": proposed_at, "mediator_id": "med-proposed", "assignment_failed": False},
+    )
+    assignment = CaseAssignmentRecorded(
+        case_id=case_id,
+        county=county,
+        status=CaseStatus.ASSIGNED,
+        at=recorded_at,
+        mediator_id="med-assigned",
+    )
+    await own.service.case_events(events=[assignment])
+    await own.service.case_events(events=[registration, assignment])  # redelivered: nothing new
+    doc = await own.repo.case_store.get(case_id)
+    assert doc is not None and doc["rev"] == 2
+    assert doc["assigned_at"] == recorded_at and doc["mediator_id"] == "med-assigned"

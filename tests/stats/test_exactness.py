@@ -67,6 +67,7 @@ async def test_scripted_history_redelivery_and_rebuild(
     marker = history(prefix="y-", county="371397")[:1]  # a later event: when seen, all before were
     await stats.publish(marker)
     await eventually(lambda: _received(stats, settings, "371397"), timeout=60)
+    await eventually(lambda: stats.recount_marked([marker[0][1]]), timeout=60)
     assert matches(await summary(stats, settings, county))
     assert metric(stats, "tiaojie_cases_received_total", county=county) == received
     assert metric(stats, "tiaojie_case_stage_seconds_count", county=county, stage="resolve") == resolve_count

@@ -382,10 +382,18 @@ class StatsService:
         return doc, event
 
     def _case_alert_clears(self, case: Document) -> list[tuple[str, Document, Any]]:
-        """The changes that clear the alerts of a case no longer open to them."""
+        """The changes that clear the alerts a closed case can have: a grave-risk alert
+        only once its risk was grave (the level only rises, in the revision that raises
+        the alert), a repeat alert only with enough party keys (the later case of a group
+        shares them); no alert of a case without either is looked for."""
         at = case.get("status_at") or self.clock.now()
+        kinds = []
+        if case.get("risk_level") == RiskLevel.GRAVE:
+            kinds.append(AlertKind.GRAVE_RISK)
+        if len(case.get("party_keys") or []) >= self.settings.repeat_min_shared_parties:
+            kinds.append(AlertKind.REPEAT_DISPUTE)
         out = []
-        for kind in (AlertKind.GRAVE_RISK, AlertKind.REPEAT_DISPUTE):
+        for kind in kinds:
             alert_id = f"{kind}:{case['_id']}"
             event = new_event(
                 RiskAlertCleared(
