@@ -192,8 +192,7 @@ class Projections(ReferralCore):
         await self.repo.directory.project(event)
 
     async def on_case_events(self, *, events: Sequence[CaseInput]) -> None:
-        """Intake's case events of a batch (in offset order): project the cases, and close
-        the loop for the referrals and transfers they affect."""
+        """Intake's case events of a batch, in offset order: the cases projected, the loop closed."""
         by_case: dict[str, list[CaseInput]] = {}
         for data in events:
             by_case.setdefault(data.case_id, []).append(data)
