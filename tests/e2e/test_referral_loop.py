@@ -21,10 +21,10 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from tests.support.access import credentials_of
+from devkit.access import credentials_of
+from devkit.mesh import Mesh
 from tests.support.data import COUNTY, TOWNSHIP, auth, load_registry, small_registry
 from tests.support.kafka import eventually, produce
-from tests.support.mesh import Mesh
 from tiaojie.contracts.common import Role
 from tiaojie.infra import synthetic
 from tiaojie.runtime.kafka import client_kwargs

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support.access import as_service
+from devkit.access import as_service
+from devkit.namespace import drop_namespace
 from tests.support.data import COUNTY, TOWNSHIP
-from tests.support.namespace import drop_namespace
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import AgencyKind, CaseStatus, Category, Channel
 from tiaojie.contracts.envelope import CloudEvent, decode_event

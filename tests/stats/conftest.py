@@ -13,9 +13,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
+from devkit.access import as_service
+from devkit.namespace import drop_namespace
 from tests.stats.history import NOW
-from tests.support.access import as_service
-from tests.support.namespace import drop_namespace
 from tiaojie.contracts import topics
 from tiaojie.contracts.envelope import EventData, derived_id, new_event
 from tiaojie.runtime.clock import ManualClock

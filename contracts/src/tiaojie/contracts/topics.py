@@ -52,8 +52,8 @@ INBOUND_OWNED_BY: dict[str, tuple[str, ...]] = {
 # service reads nothing it does not list here.
 CONSUMED_BY: dict[str, tuple[str, ...]] = {
     "intake": (SUBMISSIONS, ORGANISATIONS, ASSIGNMENTS, REFERRALS),
-    "registry": (CASES, REFERRALS),
-    "referral": (ORGANISATIONS, CASES, ASSIGNMENTS),
+    "registry": (CASES,),
+    "referral": (ORGANISATIONS, CASES),
     "stats": (CASES, ASSIGNMENTS, REFERRALS, ORGANISATIONS, MEDIATORS),
     # Its own topic too: every replica's search index follows it.
     "library": (LIBRARY_NOMINATIONS, CASES, LIBRARY),

@@ -13,6 +13,7 @@ changes, rejection notices) and the timer sweep's cursor.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 from pymongo import ASCENDING, IndexModel
@@ -49,6 +50,11 @@ INDEXES = {
     "rejections": [IndexModel([(OUTBOX_PENDING, ASCENDING)])],
 }
 _CURSOR = "timers"
+
+
+# From this many cases a batch's referral and transfer lookups are one scan each instead
+# of indexed lookups per case.
+SCAN_FROM = 16
 
 
 class ReferralRepository:
@@ -141,15 +147,22 @@ class ReferralRepository:
         return await self.referrals.docs.find({"agency_id": agency_id}).limit(limit).to_list()
 
     async def referral_ids_for_cases(self, case_ids: list[str]) -> dict[str, list[str]]:
-        """Referrals by case (linked at registration, or named by the agency). One case: two
-        equality lookups (indexed); a batch's cases: one `$in` query (FerretDB scans the
-        referrals for it) instead of two lookups per case."""
+        """Referrals by case (linked at registration, or named by the agency). A few cases:
+        two indexed equality lookups each, concurrently; many: one `$in` query, which
+        FerretDB answers by scanning the referrals, worth it only when a large batch
+        shares it (the scan grows with the collection, the lookups do not)."""
         if not case_ids:
             return {}
         fields = {"case_id": 1, "linked_case_id": 1}
-        if len(case_ids) == 1:
-            docs = await self.referrals.docs.find({"case_id": case_ids[0]}, fields).to_list()
-            docs += await self.referrals.docs.find({"linked_case_id": case_ids[0]}, fields).to_list()
+        if len(case_ids) < SCAN_FROM:
+            found_lists = await asyncio.gather(
+                *(
+                    self.referrals.docs.find({key: case_id}, fields).to_list()
+                    for case_id in case_ids
+                    for key in ("case_id", "linked_case_id")
+                )
+            )
+            docs = [doc for docs in found_lists for doc in docs]
         else:
             wanted = {"$in": case_ids}
             query = {"$or": [{"case_id": wanted}, {"linked_case_id": wanted}]}
@@ -162,12 +175,18 @@ class ReferralRepository:
         return {case_id: sorted(ids) for case_id, ids in found.items()}
 
     async def transfer_ids_for_cases(self, case_ids: list[str]) -> dict[str, list[str]]:
-        """Transfers by case, in one read (an equality lookup for one case)."""
+        """Transfers by case: indexed lookups for a few cases, one scan for many (as above)."""
         if not case_ids:
             return {}
-        wanted = case_ids[0] if len(case_ids) == 1 else {"$in": case_ids}
+        if len(case_ids) < SCAN_FROM:
+            found_lists = await asyncio.gather(
+                *(self.transfers.docs.find({"case_id": c}, {"case_id": 1}).to_list() for c in case_ids)
+            )
+            docs = [doc for docs in found_lists for doc in docs]
+        else:
+            docs = await self.transfers.docs.find({"case_id": {"$in": case_ids}}, {"case_id": 1}).to_list()
         found: dict[str, list[str]] = {}
-        for doc in await self.transfers.docs.find({"case_id": wanted}, {"case_id": 1}).to_list():
+        for doc in docs:
             found.setdefault(doc["case_id"], []).append(doc["_id"])
         return found
 
