@@ -27,6 +27,7 @@ any sub-sequence of a batch that keeps each key's order, which idempotent handle
 # annotations at call time, and a string annotation it cannot resolve fails every message.
 
 import asyncio
+import hashlib
 import traceback
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
@@ -35,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aiokafka import ConsumerRecord
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from prometheus_client import CollectorRegistry, Counter
@@ -54,6 +55,11 @@ from tiaojie.runtime.settings import RuntimeSettings
 log = get_logger(__name__)
 
 Handler = Callable[[CloudEvent, Any], Awaitable[None]]
+
+
+# The most of an original a dead-letter copy keeps: well under the producer's and the
+# broker's 1 MiB, so that the copy and its headers always fit.
+DLQ_VALUE_LIMIT = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -518,15 +524,27 @@ class ReliableConsumer:
             "x-tiaojie-failed-at": datetime.now(UTC).isoformat(),
         }
         key = record.key.decode(errors="replace") if record.key else None
+        original = record.value or b""
+        keep = DLQ_VALUE_LIMIT
         attempt = 0
         while True:
+            value = original[:keep]
+            if len(value) < len(original):
+                # The copy must fit the broker's limit with its headers, or the partition
+                # would never commit again: the original's place and digest say what it was.
+                headers |= {
+                    "x-tiaojie-truncated": "true",
+                    "x-tiaojie-original-bytes": str(len(original)),
+                    "x-tiaojie-original-sha256": hashlib.sha256(original).hexdigest(),
+                }
             try:
-                await self._publisher.publish_raw(
-                    dlq(record.topic), record.value or b"", key=key, headers=headers
-                )
+                await self._publisher.publish_raw(dlq(record.topic), value, key=key, headers=headers)
                 break
             except asyncio.CancelledError:
                 raise
+            except MessageSizeTooLargeError:
+                keep = min(keep, len(value)) // 2  # a broker with a lower limit: keep less
+                log.warning("dead-letter copy too large, truncating", kept_bytes=keep)
             except Exception as exc:
                 attempt += 1
                 log.warning("dead-letter publish failed, retrying", error=_describe(exc))

@@ -50,7 +50,7 @@ class ServiceHost:
         self.service = settings.service_name
         self.registry = new_registry()
         self.broker = make_broker(settings, service=self.service, registry=self.registry)
-        self.publisher = EventPublisher(self.broker, settings)
+        self.publisher = EventPublisher(self.broker, settings, registry=self.registry)
         self.mongo = make_client(settings, app_name=f"tiaojie-{self.service}", registry=self.registry)
         self.db = self.mongo[settings.database(settings.database_name)]
         self.consumer = ReliableConsumer(

@@ -16,7 +16,7 @@ from faststream import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from tiaojie.contracts.envelope import CONTENT_TYPE, CloudEvent
 from tiaojie.contracts.topics import dlq
@@ -184,10 +184,27 @@ async def create_physical_topics(
 class EventPublisher:
     """Publishes CloudEvents keyed by their subject, waiting for acks=all."""
 
-    def __init__(self, broker: KafkaBroker, settings: RuntimeSettings) -> None:
+    def __init__(
+        self, broker: KafkaBroker, settings: RuntimeSettings, *, registry: CollectorRegistry | None = None
+    ) -> None:
         self._broker = broker
         self._settings = settings
         self._declared: set[str] = set()
+        self.skipped = (
+            Counter(
+                "tiaojie_outbox_skipped",
+                "Revisions a sweep could not publish and left for the next sweep, by collection",
+                ["collection"],
+                registry=registry,
+            )
+            if registry is not None
+            else None
+        )
+
+    def count_skipped(self, collection: str) -> None:
+        """A sweep left a revision it could not publish (alerted on: it is retried each sweep)."""
+        if self.skipped is not None:
+            self.skipped.labels(collection).inc()
 
     def declare(self, topic: str, *, title: str, description: str, schema: Any = None) -> None:
         """Declare a publisher so the AsyncAPI document lists what this service produces."""

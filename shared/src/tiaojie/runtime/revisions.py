@@ -367,14 +367,36 @@ class Revisions:
         """Roll forward and publish what crashed writers left behind; returns revisions settled."""
         grace = older_than if older_than is not None else timedelta(seconds=self._grace())
         revisions = await self.unsettled(older_than=grace)
+        stuck: set[str] = set()
+        settled = 0
         for revision in revisions:  # in version order per aggregate (sorted by _id)
-            if revision.get("state") is not None:
-                await self._write_snapshot(revision["state"])
-            await self._publish([revision.get(OUTBOX) or {}])
-            await self._settle([(revision["of"], int(revision["version"]))])
-        if revisions:
-            log.info("revisions rolled forward", collection=self.collection, count=len(revisions))
-        return len(revisions)
+            of = str(revision["of"])
+            if of in stuck:
+                continue  # its later revisions wait: an aggregate's events stay in order
+            try:
+                if revision.get("state") is not None:
+                    await self._write_snapshot(revision["state"])
+                await self._publish([revision.get(OUTBOX) or {}])
+                await self._settle([(of, int(revision["version"]))])
+                settled += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # One revision that cannot be published (a refused topic, an event over the
+                # broker's limit) must not hold back every other aggregate's: skipped,
+                # counted, and tried again at the next sweep.
+                stuck.add(of)
+                log.warning(
+                    "revision skipped by the sweep",
+                    collection=self.collection,
+                    revision=revision["_id"],
+                    error=type(exc).__name__,
+                )
+                if self.publisher is not None:
+                    self.publisher.count_skipped(self.collection)
+        if settled:
+            log.info("revisions rolled forward", collection=self.collection, count=settled)
+        return settled
 
     def _grace(self) -> float:
         return self.settings.outbox_grace if self.settings is not None else 5.0
