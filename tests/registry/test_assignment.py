@@ -262,7 +262,6 @@ async def test_a_suspension_takes_effect_for_its_period_only(world: World) -> No
             prohibition="gifts", sanction="suspension", starts_on="2026-03-02", ends_on="2026-04-01"
         ),
         by="bureau",
-        counties=None,
     )
     during = await assign(world, "c-during")
     assert during["mediator_id"] == "m-centre"

@@ -1,7 +1,10 @@
 """Registry's HTTP routes: thin adapters from requests to the rules.
 
-Reads are scoped to the caller's counties (an administrator sees all): a record of
-another county answers 404 exactly like a missing one.
+Every route is scoped by the caller's reach (access.py): its counties (an administrator's
+too) and, for a token naming an organisation, that organisation and those under it. A
+record outside it answers 404 exactly like a missing one; a change it may not make to a
+record it sees, 403. tests/security/test_registry_scope.py calls every route of this
+router as a stranger.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from tiaojie.contracts.common import Role
+from tiaojie.registry import access as rules
+from tiaojie.registry.access import Access
 from tiaojie.registry.assignment import AssignmentService
 from tiaojie.registry.compliance import report_csv
 from tiaojie.registry.eligibility import REASONS, effective_status, ineligibility, suspended_until
@@ -60,17 +65,14 @@ Staff = Annotated[
 ]
 
 
-def scope(principal: Principal) -> list[str] | None:
-    """The counties a caller may see; None for an administrator (all)."""
-    return None if principal.role == Role.ADMIN else list(principal.counties)
-
-
-def _in_scope(principal: Principal, county: str) -> None:
-    allowed = scope(principal)
-    if allowed is not None and county not in allowed:
-        raise Invalid(
-            [FieldError("county", "county_out_of_scope", "无权管理该县区", "county outside your scope")]
-        )
+async def reach(principal: Principal, service: RegistryService) -> Access:
+    """What the caller sees and may change: its token's counties, whatever its role, and
+    its organisation (with those under it) when the token names one."""
+    return await service.access_for(
+        counties=principal.counties,
+        organisation_id=principal.organisation_id,
+        mediator_id=(principal.mediator_id or "") if principal.role == Role.MEDIATOR else None,
+    )
 
 
 # -- views -------------------------------------------------------------------------------
@@ -210,23 +212,23 @@ class CaseAssignmentOut(BaseModel):
 async def file_organisation(
     data: OrganisationIn, principal: Admin, service: Service, response: Response
 ) -> OrganisationDoc:
-    _in_scope(principal, data.county)
-    filed = await service.file_organisation(data=data, by=principal.subject)
+    filed = await service.file_organisation(
+        data=data, by=principal.subject, access=await reach(principal, service)
+    )
     response.status_code = 201 if filed.outcome == "created" else 200
     return filed.record
 
 
 @router.get("/organisations", response_model=list[OrganisationDoc], summary="Organisations of a county")
 async def list_organisations(county: str, principal: Staff, service: Service) -> list[OrganisationDoc]:
-    allowed = scope(principal)
-    if allowed is not None and county not in allowed:
+    if not (await reach(principal, service)).sees_county(county):
         return []
     return await service.repo.organisations_in(county)
 
 
 @router.get("/organisations/{organisation_id}", response_model=OrganisationOut, summary="An organisation")
 async def get_organisation(organisation_id: str, principal: Staff, service: Service) -> OrganisationOut:
-    org = await service.organisation(organisation_id, counties=scope(principal))
+    org = await service.organisation(organisation_id, access=await reach(principal, service))
     out = OrganisationOut.model_validate(org.model_dump())
     if org.kind in COMMITTEES:
         members = len(await service.repo.member_ids(org.id))
@@ -248,7 +250,7 @@ async def get_organisation(organisation_id: str, principal: Staff, service: Serv
     summary="Who changed what, when",
 )
 async def organisation_history(organisation_id: str, principal: Centre, service: Service) -> list[Any]:
-    org = await service.organisation(organisation_id, counties=scope(principal))
+    org = await service.organisation(organisation_id, access=await reach(principal, service))
     return await service.history(entity="organisation", entity_id=org.id)
 
 
@@ -259,8 +261,9 @@ async def organisation_history(organisation_id: str, principal: Centre, service:
 async def register_mediator(
     data: MediatorIn, principal: Admin, service: Service, assignments: Assignments, response: Response
 ) -> MediatorOut:
-    _in_scope(principal, data.county)
-    filed = await service.register_mediator(data=data, by=principal.subject)
+    filed = await service.register_mediator(
+        data=data, by=principal.subject, access=await reach(principal, service)
+    )
     response.status_code = 201 if filed.outcome == "created" else 200
     return await mediator_out(service, assignments, filed.record)
 
@@ -273,7 +276,7 @@ async def list_mediators(
     county: str | None = None,
     organisation_id: str | None = None,
 ) -> list[MediatorOut]:
-    allowed = scope(principal)
+    access = await reach(principal, service)
     if organisation_id:
         found = await service.repo.mediators_of(organisation_id)
     elif county:
@@ -282,7 +285,7 @@ async def list_mediators(
         raise Invalid(
             [FieldError("county", "missing", "请指定县区或调解组织", "give a county or an organisation")]
         )
-    visible = [m for m in found if allowed is None or m.county in allowed]
+    visible = [m for m in found if access.sees_mediator(m)]
     return [await mediator_out(service, assignments, m) for m in visible]
 
 
@@ -292,7 +295,7 @@ async def list_mediators(
 async def get_mediator(
     mediator_id: str, principal: Staff, service: Service, assignments: Assignments
 ) -> MediatorOut:
-    m = await service.mediator(mediator_id, counties=scope(principal))
+    m = await service.mediator(mediator_id, access=await reach(principal, service))
     return await mediator_out(service, assignments, m)
 
 
@@ -300,7 +303,7 @@ async def get_mediator(
     "/mediators/{mediator_id}/history", response_model=list[HistoryOut], summary="Who changed what, when"
 )
 async def mediator_history(mediator_id: str, principal: Centre, service: Service) -> list[Any]:
-    m = await service.mediator(mediator_id, counties=scope(principal))
+    m = await service.mediator(mediator_id, access=await reach(principal, service))
     return await service.history(entity="mediator", entity_id=m.id)
 
 
@@ -311,7 +314,7 @@ async def set_status(
     mediator_id: str, change: StatusIn, principal: Admin, service: Service, assignments: Assignments
 ) -> MediatorOut:
     filed = await service.set_status(
-        mediator_id=mediator_id, change=change, by=principal.subject, counties=scope(principal)
+        mediator_id=mediator_id, change=change, by=principal.subject, access=await reach(principal, service)
     )
     return await mediator_out(service, assignments, filed.record)
 
@@ -326,7 +329,7 @@ async def add_training(
     mediator_id: str, record: TrainingIn, principal: Admin, service: Service, assignments: Assignments
 ) -> MediatorOut:
     filed = await service.add_training(
-        mediator_id=mediator_id, record=record, by=principal.subject, counties=scope(principal)
+        mediator_id=mediator_id, record=record, by=principal.subject, access=await reach(principal, service)
     )
     return await mediator_out(service, assignments, filed.record)
 
@@ -341,7 +344,7 @@ async def add_discipline(
     mediator_id: str, record: DisciplineIn, principal: Admin, service: Service, assignments: Assignments
 ) -> MediatorOut:
     filed = await service.add_discipline(
-        mediator_id=mediator_id, record=record, by=principal.subject, counties=scope(principal)
+        mediator_id=mediator_id, record=record, by=principal.subject, access=await reach(principal, service)
     )
     return await mediator_out(service, assignments, filed.record)
 
@@ -360,6 +363,7 @@ async def import_roster(
     request: Request,
     principal: Admin,
     importer: Importer,
+    service: Service,
     dry_run: Annotated[bool, Query(description="check every row and import nothing")] = True,
     format: Annotated[str | None, Query(pattern="^(xlsx|csv)$")] = None,
 ) -> JSONResponse:
@@ -371,7 +375,7 @@ async def import_roster(
         fmt=format,
         dry_run=dry_run,
         by=f"import:{principal.subject}",
-        counties=scope(principal),
+        access=await reach(principal, service),
     )
     status = 200 if report.clean or dry_run else 422
     return JSONResponse(report.model_dump(mode="json"), status_code=status)
@@ -385,8 +389,12 @@ async def import_roster(
     response_model=CaseAssignmentOut,
     summary="Who holds a case and every decision, with its explanation",
 )
-async def case_assignment(case_id: str, principal: Staff, assignments: Assignments) -> CaseAssignmentOut:
-    case, decisions = await assignments.case_assignment(case_id=case_id, counties=scope(principal))
+async def case_assignment(
+    case_id: str, principal: Staff, service: Service, assignments: Assignments
+) -> CaseAssignmentOut:
+    access = await reach(principal, service)
+    rules.require_case(access, await service.repo.get_case(case_id))
+    case, decisions = await assignments.case_assignment(case_id=case_id, counties=sorted(access.counties))
     return CaseAssignmentOut(
         case_id=case.id,
         county=case.county,
@@ -408,15 +416,19 @@ async def reassign(
     case_id: str,
     body: ReassignIn,
     principal: Centre,
+    service: Service,
     assignments: Assignments,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
 ) -> DecisionDoc:
+    access = await reach(principal, service)
+    case = rules.require_case(access, await service.repo.get_case(case_id))
+    rules.reassignment(access, case=case, mediator=await service.repo.get_mediator(body.mediator_id))
     return await assignments.reassign(
         case_id=case_id,
         mediator_id=body.mediator_id,
         reason=body.reason,
         by=principal.subject,
-        counties=scope(principal),
+        counties=sorted(access.counties),
         override_capacity=body.override_capacity,
         idempotency_key=idempotency_key,
     )
@@ -436,14 +448,14 @@ async def compliance(
     county: str | None = None,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> Response:
-    allowed = scope(principal)
+    access = await reach(principal, service)
     if county is None:
-        if allowed is None or len(allowed) != 1:
+        if len(access.counties) != 1:
             raise Invalid([FieldError("county", "missing", "请指定县区", "give a county")])
-        county = allowed[0]
-    if allowed is not None and county not in allowed:
+        [county] = access.counties
+    if not access.sees_county(county):
         raise NotFound("县区", "county")
-    report = await service.compliance(county=county)
+    report = await service.compliance(county=county, access=access)
     if format == "csv":
         return Response(
             report_csv(report).encode("utf-8"),

@@ -1,20 +1,25 @@
 """Roster rows checked against the registry, as the API would check each filing: ids
 resolved by natural key (organisation: its code, else name + division code; mediator: the
 keyed hash of the ID number), parents and organisations named by code or by name, rows
-repeating one another, the caller's counties, and the committees' sizes after the import
-(warned, not refused). Nothing is written here."""
+repeating one another, the caller's reach (a row naming a record the caller does not see is
+refused as not found, one it may not change as forbidden: access.py), and the committees'
+sizes after the import (warned, not refused). Nothing is written here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable
 from typing import Any
 
 from pydantic import ValidationError
 
+from tiaojie.registry.access import Access
 from tiaojie.registry.import_files import ImportReport, ParsedRow, new_issue
 from tiaojie.registry.models import COMMITTEES, MediatorIn, OrganisationDoc, OrganisationIn
 from tiaojie.registry.service import Protected, RegistryService, natural_organisation_id
-from tiaojie.runtime.errors import FieldError, field_errors
+from tiaojie.runtime.errors import FieldError, Forbidden, Invalid, NotFound, field_errors
+
+_NOT_FOUND = FieldError("id", "not_found", "该编码对应的记录不存在", "no record with this id")
+_FORBIDDEN = FieldError("id", "forbidden", "无权变更该记录", "you may not change this record")
 
 
 class RowChecks:
@@ -24,9 +29,7 @@ class RowChecks:
         self.service = service
 
     # organisations ------------------------------------------------------------------------
-    async def organisations(
-        self, *, parsed: list[ParsedRow], counties: Sequence[str] | None
-    ) -> list[OrganisationIn]:
+    async def organisations(self, *, parsed: list[ParsedRow], access: Access | None) -> list[OrganisationIn]:
         """The rows' organisations with their ids; each row's problems go to the row."""
         # Ids first, so that a parent can be named by code or by name (in this file or stored).
         ids: dict[int, str] = {}
@@ -60,12 +63,11 @@ class RowChecks:
             data = self._model(item, OrganisationIn)
             if data is None:
                 continue
-            if counties is not None and data.county not in counties:
-                item.issue(
-                    FieldError("county", "county_out_of_scope", "无权管理该县区", "county outside your scope")
-                )
-                continue
             org_id = ids.get(item.row) or await self.service.resolve_organisation_id(data)
+            if not await self._authorised(
+                item, self.service.authorise_organisation(data=data, organisation_id=org_id, access=access)
+            ):
+                continue
             if org_id in seen:
                 item.issue(
                     FieldError(
@@ -81,7 +83,7 @@ class RowChecks:
         batch = {org_id: data.parent_id for _, data, org_id in models}
         for item, data, org_id in models:
             for error in await self.service.check_organisation(
-                data=data, organisation_id=org_id, batch=batch
+                data=data, organisation_id=org_id, batch=batch, access=access
             ):
                 item.issue(error)
         # Filed together: a parent in the same file needs no order (every row is checked).
@@ -98,7 +100,7 @@ class RowChecks:
 
     # mediators ------------------------------------------------------------------------------
     async def mediators(
-        self, *, parsed: list[ParsedRow], counties: Sequence[str] | None, report: ImportReport
+        self, *, parsed: list[ParsedRow], access: Access | None, report: ImportReport
     ) -> list[tuple[MediatorIn, Protected]]:
         """The rows' mediators with their ids and protected personal data; each row's
         problems go to the row, the committees' sizes to the report's warnings."""
@@ -129,11 +131,6 @@ class RowChecks:
             data = self._model(item, MediatorIn)
             if data is None:
                 continue
-            if counties is not None and data.county not in counties:
-                item.issue(
-                    FieldError("county", "county_out_of_scope", "无权管理该县区", "county outside your scope")
-                )
-                continue
             protected, errors = self.service.protect(data)
             for error in errors:
                 item.issue(error)
@@ -152,8 +149,12 @@ class RowChecks:
                 continue
             seen[key] = item.row
             mediator_id = await self.service.resolve_mediator_id(data, key)
+            if not await self._authorised(
+                item, self.service.authorise_mediator(data=data, mediator_id=mediator_id, access=access)
+            ):
+                continue
             for error in await self.service.check_mediator(
-                data=data, mediator_id=mediator_id, id_number_key=key
+                data=data, mediator_id=mediator_id, id_number_key=key, access=access
             ):
                 item.issue(error)
             if item.issues:
@@ -187,6 +188,22 @@ class RowChecks:
                 )
 
     # shared ------------------------------------------------------------------------------------
+    @staticmethod
+    async def _authorised(item: ParsedRow, check: Awaitable[None]) -> bool:
+        """The row's record as it is and as it will be (access.py), as a row issue."""
+        try:
+            await check
+        except NotFound:
+            item.issue(_NOT_FOUND)
+        except Forbidden:
+            item.issue(_FORBIDDEN)
+        except Invalid as exc:
+            for error in exc.errors:
+                item.issue(error)
+        else:
+            return True
+        return False
+
     def _model(self, item: ParsedRow, model: type[Any]) -> Any:
         if item.issues:
             return None

@@ -1,13 +1,22 @@
 """Roster files: reading a workbook or a CSV into rows, matching its header to the
 columns, parsing each row's cells, and the report an import answers with (every issue
 with its row as the spreadsheet shows it, its column header, and the reason in Chinese
-and English)."""
+and English).
+
+A workbook is hostile input: a few kilobytes can declare a sheet of 1,048,576 × 16,384
+cells (which a reader pads out cell by cell) or inflate to gigabytes. So the archive's
+declared sizes and the sheet's declared dimension are checked before any cell is read,
+the sheet is read in openpyxl's read-only (streaming) mode and never wider than the limit
+whatever it declares, and its XML is parsed by defusedxml (openpyxl uses it when it is
+installed: no entity expansion, no external entities). The importer runs this in a
+worker thread, off the event loop."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +28,10 @@ from tiaojie.registry.import_cells import CellError, Column, text
 from tiaojie.runtime.errors import FieldError
 
 HEADER_ROW = 1
+# A roster has 20 columns; room for a bureau's own notes, never a sheet's 16,384.
+MAX_COLUMNS = 64
+# What the workbook's parts may inflate to, together (a 20,000-row roster is some 20 MiB).
+MAX_UNCOMPRESSED_BYTES = 64 * 1024 * 1024
 
 
 class ImportIssue(BaseModel):
@@ -48,7 +61,45 @@ class ImportReport(BaseModel):
 
 
 class ImportTooLarge(Exception):
-    pass
+    """A file beyond a limit, refused before its cells are read; says which limit, in
+    Chinese and English."""
+
+    def __init__(self, code: str, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.code, self.zh, self.en = code, zh, en
+
+
+def too_many_rows(max_rows: int) -> ImportTooLarge:
+    return ImportTooLarge(
+        "too_many_rows", f"行数超过上限（最多{max_rows}行）", f"more than {max_rows} rows (the limit)"
+    )
+
+
+def too_many_columns(max_columns: int) -> ImportTooLarge:
+    return ImportTooLarge(
+        "too_many_columns",
+        f"列数超过上限（最多{max_columns}列）",
+        f"more than {max_columns} columns (the limit)",
+    )
+
+
+def check_archive(content: bytes) -> None:
+    """Refuse a workbook whose parts declare more than the limit uncompressed (a zip bomb),
+    from the archive's directory alone."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, ValueError) as exc:
+        raise CellError(
+            "not_xlsx", "无法读取该 Excel 文件", "the file is not a readable .xlsx workbook"
+        ) from exc
+    if declared > MAX_UNCOMPRESSED_BYTES:
+        limit = MAX_UNCOMPRESSED_BYTES // (1024 * 1024)
+        raise ImportTooLarge(
+            "workbook_too_large",
+            f"工作簿解压后超过上限（最多{limit} MiB）",
+            f"the workbook inflates to more than {limit} MiB (the limit)",
+        )
 
 
 def sniff_format(content: bytes, declared: str | None) -> str:
@@ -57,10 +108,12 @@ def sniff_format(content: bytes, declared: str | None) -> str:
     return "xlsx" if content[:2] == b"PK" else "csv"
 
 
-def read_rows(content: bytes, fmt: str, *, max_rows: int) -> list[list[Any]]:
-    """All rows of the first sheet (or the CSV), header first, trailing blanks dropped."""
+def read_rows(content: bytes, fmt: str, *, max_rows: int, max_columns: int = MAX_COLUMNS) -> list[list[Any]]:
+    """All rows of the first sheet (or the CSV), header first, trailing blanks dropped;
+    ImportTooLarge beyond a limit (blocking: run it in a worker thread)."""
     rows: list[list[Any]] = []
     if fmt == "xlsx":
+        check_archive(content)
         try:
             book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many types for a damaged file
@@ -69,10 +122,16 @@ def read_rows(content: bytes, fmt: str, *, max_rows: int) -> list[list[Any]]:
             ) from exc
         try:
             sheet = book.worksheets[0]
-            for values in sheet.iter_rows(values_only=True):
+            # The declared dimension (<dimension ref="A1:XFD1048576"/>), read without a cell.
+            if (sheet.max_row or 0) > max_rows + 1:
+                raise too_many_rows(max_rows)
+            if (sheet.max_column or 0) > max_columns:
+                raise too_many_columns(max_columns)
+            # Never wider than the limit, whatever the sheet declares or its cells say.
+            for values in sheet.iter_rows(max_col=max_columns, values_only=True):
                 rows.append(list(values))
                 if len(rows) > max_rows + 1:
-                    raise ImportTooLarge
+                    raise too_many_rows(max_rows)
         finally:
             book.close()
     else:
@@ -87,9 +146,11 @@ def read_rows(content: bytes, fmt: str, *, max_rows: int) -> list[list[Any]]:
                 "encoding", "CSV 文件编码无法识别（应为 UTF-8 或 GBK）", "CSV must be UTF-8 or GBK"
             )
         for values in csv.reader(io.StringIO(decoded)):
+            if len(values) > max_columns:
+                raise too_many_columns(max_columns)
             rows.append(list(values))
             if len(rows) > max_rows + 1:
-                raise ImportTooLarge
+                raise too_many_rows(max_rows)
     while rows and all(text(v) is None for v in rows[-1]):
         rows.pop()
     return rows

@@ -4,14 +4,17 @@ A dry run reports every row's problems (row number as the spreadsheet shows it, 
 header, reason in Chinese and English); a real import checks the same way and writes
 nothing unless every row is clean. Rows are matched to what is stored by natural keys,
 so importing the same roster again updates in place and never duplicates. The file is
-read by import_files.py (its cells by import_cells.py), its rows checked by
-import_checks.py, and the clean rows filed here, many per claim command of the engine.
+read by import_files.py (its cells by import_cells.py) in a worker thread, refused whole
+(422 naming the limit) when it is beyond a limit, its rows checked by import_checks.py
+against the caller's reach, and the clean rows filed here, many per claim command of the
+engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
 
+from tiaojie.registry.access import Access
 from tiaojie.registry.import_cells import MEDIATOR_COLUMNS, ORGANISATION_COLUMNS, CellError
 from tiaojie.registry.import_checks import RowChecks
 from tiaojie.registry.import_files import (
@@ -25,6 +28,7 @@ from tiaojie.registry.import_files import (
     sniff_format,
 )
 from tiaojie.registry.service import RegistryService
+from tiaojie.runtime.errors import FieldError, Invalid
 
 
 class RosterImporter:
@@ -43,23 +47,19 @@ class RosterImporter:
         fmt: str | None,
         dry_run: bool,
         by: str,
-        counties: Sequence[str] | None,
+        access: Access | None,
     ) -> ImportReport:
         """Check a roster file and, unless a dry run or any row has errors, file it."""
         fmt = sniff_format(content, fmt)
         report = ImportReport(kind=kind, format=fmt, dry_run=dry_run)
         try:
-            rows = read_rows(content, fmt, max_rows=self.max_rows)
+            # Parsing a workbook is CPU-bound: a worker thread keeps the event loop answering.
+            rows = await asyncio.to_thread(read_rows, content, fmt, max_rows=self.max_rows)
         except CellError as exc:
             report.errors.append(new_issue(0, "-", exc.code, exc.zh, exc.en))
             return report
-        except ImportTooLarge:
-            report.errors.append(
-                new_issue(
-                    0, "-", "too_many_rows", f"行数超过上限{self.max_rows}", f"more than {self.max_rows} rows"
-                )
-            )
-            return report
+        except ImportTooLarge as exc:
+            raise Invalid([FieldError("file", exc.code, exc.zh, exc.en)]) from None
         if not rows:
             report.errors.append(new_issue(HEADER_ROW, "-", "empty", "文件为空", "the file is empty"))
             return report
@@ -69,9 +69,9 @@ class RosterImporter:
         parsed = parse_rows(rows[1:], mapping, rows[0])
         report.rows = len(parsed)
         if kind == "organisations":
-            organisations = await self.checks.organisations(parsed=parsed, counties=counties)
+            organisations = await self.checks.organisations(parsed=parsed, access=access)
         else:
-            mediators = await self.checks.mediators(parsed=parsed, counties=counties, report=report)
+            mediators = await self.checks.mediators(parsed=parsed, access=access, report=report)
         for item in parsed:
             report.errors.extend(item.issues)
         report.errors.sort(key=lambda i: (i.row, i.column))
@@ -86,7 +86,8 @@ class RosterImporter:
             ]
         else:
             outcomes = [
-                f.outcome for f in await self.service.register_mediators(registrations=mediators, by=by)
+                f.outcome
+                for f in await self.service.register_mediators(registrations=mediators, by=by, access=access)
             ]
         for outcome in outcomes:
             setattr(report, outcome, getattr(report, outcome) + 1)

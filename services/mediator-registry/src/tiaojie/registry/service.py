@@ -22,6 +22,8 @@ from tiaojie.contracts import topics
 from tiaojie.contracts.common import MediatorStatus
 from tiaojie.contracts.envelope import CloudEvent, derived_id, new_event
 from tiaojie.contracts.registry import MediatorUpdated, OrganisationUpdated
+from tiaojie.registry import access as rules
+from tiaojie.registry.access import Access
 from tiaojie.registry.compliance import ReportSettings, build_report
 from tiaojie.registry.eligibility import effective_status, suspended_until
 from tiaojie.registry.metrics import RegistryMetrics
@@ -117,6 +119,19 @@ class RegistryService:
         self.dirty_counties: set[str] = set()
         self._last_full_refresh = -1e9
 
+    # -- who may do what -------------------------------------------------------------------
+    async def access_for(
+        self, *, counties: Sequence[str], organisation_id: str | None = None, mediator_id: str | None = None
+    ) -> Access:
+        """A caller's reach: its counties and, for a token naming an organisation, that
+        organisation and those under it; `mediator_id` for a mediator's token ("" for none)."""
+        allowed = frozenset(counties)
+        domain = None
+        if organisation_id is not None:
+            organisations = [o for c in sorted(allowed) for o in await self.repo.organisations_in(c)]
+            domain = rules.domain_of(organisation_id, organisations)
+        return Access(counties=allowed, domain=domain, mediator_id=mediator_id)
+
     # -- organisations -----------------------------------------------------------------
     async def resolve_organisation_id(self, data: OrganisationIn) -> str:
         """The given id, else the organisation of the same name at the same division."""
@@ -127,14 +142,30 @@ class RegistryService:
                 return existing.id
         return natural_organisation_id(data.division_code, data.name)
 
+    async def authorise_organisation(
+        self, *, data: OrganisationIn, organisation_id: str, access: Access | None
+    ) -> None:
+        """The filing against the organisation as it is and as it will be (404, 403, or 422
+        for a new one in another county)."""
+        current = await self.repo.get_organisation(organisation_id)
+        rules.organisation_change(access, current=current, county=data.county, parent_id=data.parent_id)
+
     async def check_organisation(
-        self, *, data: OrganisationIn, organisation_id: str, batch: Mapping[str, str | None] | None = None
+        self,
+        *,
+        data: OrganisationIn,
+        organisation_id: str,
+        batch: Mapping[str, str | None] | None = None,
+        access: Access | None = None,
     ) -> list[FieldError]:
-        """Every rule of a filing; `batch` maps ids filed together to their parents."""
+        """Every rule of a filing; `batch` maps ids filed together to their parents; a
+        parent the caller may not name is answered as a missing one."""
         errors = organisation_errors(data, divisions=self.divisions, today=self.clock.now().date())
         batch = batch or {}
         if data.parent_id and data.parent_id != organisation_id:
-            if data.parent_id not in batch and await self.repo.get_organisation(data.parent_id) is None:
+            parent = None if data.parent_id in batch else await self.repo.get_organisation(data.parent_id)
+            current = await self.repo.get_organisation(organisation_id) if parent is not None else None
+            if data.parent_id not in batch and not rules.parent_link(access, parent=parent, current=current):
                 errors.append(
                     FieldError("parent_id", "unknown_parent", "上级组织不存在", "no such parent organisation")
                 )
@@ -163,10 +194,13 @@ class RegistryService:
                 current = org.parent_id if org else None
         return True  # deeper than any real hierarchy: treat as a loop
 
-    async def file_organisation(self, *, data: OrganisationIn, by: str) -> Filed[OrganisationDoc]:
+    async def file_organisation(
+        self, *, data: OrganisationIn, by: str, access: Access | None = None
+    ) -> Filed[OrganisationDoc]:
         """File (备案) or update an organisation; unchanged filings change nothing."""
         organisation_id = await self.resolve_organisation_id(data)
-        errors = await self.check_organisation(data=data, organisation_id=organisation_id)
+        await self.authorise_organisation(data=data, organisation_id=organisation_id, access=access)
+        errors = await self.check_organisation(data=data, organisation_id=organisation_id, access=access)
         if errors:
             raise Invalid(errors)
         [filed] = await self.file_organisations(
@@ -204,11 +238,8 @@ class RegistryService:
             hidden=frozenset(),
         )
 
-    async def organisation(self, organisation_id: str, *, counties: Sequence[str] | None) -> OrganisationDoc:
-        found = await self.repo.get_organisation(organisation_id, counties=counties)
-        if found is None:
-            raise NotFound("调解组织", "organisation")
-        return found
+    async def organisation(self, organisation_id: str, *, access: Access | None) -> OrganisationDoc:
+        return rules.require_organisation(access, await self.repo.get_organisation(organisation_id))
 
     # -- mediators -----------------------------------------------------------------------
     def protect(self, data: MediatorIn) -> tuple[Protected | None, list[FieldError]]:
@@ -261,25 +292,19 @@ class RegistryService:
         data: MediatorIn,
         mediator_id: str,
         id_number_key: str | None,
-        known_organisations: Mapping[str, OrganisationDoc] | None = None,
+        access: Access | None = None,
     ) -> list[FieldError]:
-        """Rules beyond personal data: grades, certificates, memberships, unique identity."""
+        """Rules beyond personal data: grades, certificates, memberships (organisations of
+        the mediator's county that the caller sees), unique identity."""
         errors = mediator_errors(data, today=self.clock.now().date())
         if not self.divisions.is_county(data.county):
             errors.append(
                 FieldError("county", "unknown_county", "县级行政区划代码不存在", "no such county code")
             )
-        known = known_organisations or {}
-        for i, org_id in enumerate(data.organisation_ids):
-            if org_id not in known and await self.repo.get_organisation(org_id) is None:
-                errors.append(
-                    FieldError(
-                        f"organisation_ids.{i}",
-                        "unknown_organisation",
-                        "调解组织不存在",
-                        "no such organisation",
-                    )
-                )
+        known = {o: await self.repo.get_organisation(o) for o in dict.fromkeys(data.organisation_ids)}
+        errors += rules.organisation_links(
+            access, county=data.county, organisation_ids=data.organisation_ids, known=known
+        )
         if id_number_key:
             holder = await self.repo.mediator_by_key(id_number_key)
             if holder is not None and holder.id != mediator_id:
@@ -293,14 +318,29 @@ class RegistryService:
                 )
         return errors
 
-    async def register_mediator(self, *, data: MediatorIn, by: str) -> Filed[MediatorDoc]:
+    async def authorise_mediator(self, *, data: MediatorIn, mediator_id: str, access: Access | None) -> None:
+        """The registration against the mediator as it is and as it will be (404, 403, or
+        422 for a new one in another county)."""
+        rules.mediator_change(
+            access,
+            current=await self.repo.get_mediator(mediator_id),
+            county=data.county,
+            organisation_ids=data.organisation_ids,
+        )
+
+    async def register_mediator(
+        self, *, data: MediatorIn, by: str, access: Access | None = None
+    ) -> Filed[MediatorDoc]:
         """Register or update a mediator; an unchanged registration changes nothing."""
         protected, errors = self.protect(data)
         if protected is None:
             raise Invalid(errors)
         key = protected.content["id_number_key"]
         mediator_id = await self.resolve_mediator_id(data, key)
-        errors = await self.check_mediator(data=data, mediator_id=mediator_id, id_number_key=key)
+        await self.authorise_mediator(data=data, mediator_id=mediator_id, access=access)
+        errors = await self.check_mediator(
+            data=data, mediator_id=mediator_id, id_number_key=key, access=access
+        )
         if any(e.code == "id_number_taken" for e in errors) and data.id:
             raise Conflict(
                 "该身份证号码已登记为另一名调解员", "this ID number is registered to another mediator"
@@ -308,14 +348,19 @@ class RegistryService:
         if errors:
             raise Invalid(errors)
         [filed] = await self.register_mediators(
-            registrations=[(data.model_copy(update={"id": mediator_id}), protected)], by=by
+            registrations=[(data.model_copy(update={"id": mediator_id}), protected)], by=by, access=access
         )
         return filed
 
     async def register_mediators(
-        self, *, registrations: Sequence[tuple[MediatorIn, Protected]], by: str
+        self,
+        *,
+        registrations: Sequence[tuple[MediatorIn, Protected]],
+        by: str,
+        access: Access | None = None,
     ) -> list[Filed[MediatorDoc]]:
-        """Register mediators already checked and given their ids (an import), in rounds."""
+        """Register mediators already checked and given their ids (an import), in rounds;
+        each is authorised again on the head it is written over."""
         writes = {}
         for data, protected in registrations:
             content = {
@@ -327,7 +372,7 @@ class RegistryService:
             assert set(content) <= set(MEDIATOR_CONTENT_FIELDS)
             writes[data.id or ""] = self._mediator_write(
                 mediator_id=data.id or "",
-                content_of=_fixed(content),
+                content_of=_authorised(_fixed(content), _registration_check(access, data)),
                 by=by,
                 action="register",
                 secrets=protected.secrets,
@@ -341,8 +386,11 @@ class RegistryService:
         content_of: Callable[[Document | None], Document | None],
         by: str,
         action: str,
+        access: Access | None,
     ) -> Filed[MediatorDoc]:
-        write = self._mediator_write(mediator_id=mediator_id, content_of=content_of, by=by, action=action)
+        # Checked again on the head: a mediator moved meanwhile is not edited by a stranger.
+        guarded = _authorised(content_of, lambda current: rules.mediator_edit(access, current))
+        write = self._mediator_write(mediator_id=mediator_id, content_of=guarded, by=by, action=action)
         [filed] = await self._apply_mediator_writes({mediator_id: write})
         return filed
 
@@ -411,46 +459,55 @@ class RegistryService:
             secrets_of=secrets_of,
         )
 
-    async def mediator(self, mediator_id: str, *, counties: Sequence[str] | None) -> MediatorDoc:
-        found = await self.repo.get_mediator(mediator_id, counties=counties)
-        if found is None:
-            raise NotFound("调解员", "mediator")
-        return found
+    async def mediator(self, mediator_id: str, *, access: Access | None) -> MediatorDoc:
+        return rules.require_mediator(access, await self.repo.get_mediator(mediator_id))
+
+    async def _editable(self, mediator_id: str, access: Access | None) -> None:
+        rules.mediator_edit(access, await self.repo.get_mediator(mediator_id))
 
     async def set_status(
-        self, *, mediator_id: str, change: StatusIn, by: str, counties: Sequence[str] | None
+        self, *, mediator_id: str, change: StatusIn, by: str, access: Access | None = None
     ) -> Filed[MediatorDoc]:
         """Suspend, revoke or reinstate a mediator, with the reason."""
-        await self.mediator(mediator_id, counties=counties)
+        await self._editable(mediator_id, access)
         return await self._write_mediator(
             mediator_id=mediator_id,
             content_of=_fixed({"status": str(change.status), "status_reason": change.reason}),
             by=by,
             action=f"status:{change.status}",
+            access=access,
         )
 
     async def add_training(
-        self, *, mediator_id: str, record: TrainingIn, by: str, counties: Sequence[str] | None
+        self, *, mediator_id: str, record: TrainingIn, by: str, access: Access | None = None
     ) -> Filed[MediatorDoc]:
         """Record a training course a mediator attended."""
-        await self.mediator(mediator_id, counties=counties)
+        await self._editable(mediator_id, access)
         entry = {**record.model_dump(mode="json"), "id": uuid.uuid4().hex[:12], "recorded_by": by}
         return await self._write_mediator(
-            mediator_id=mediator_id, content_of=_appended("training", entry), by=by, action="training"
+            mediator_id=mediator_id,
+            content_of=_appended("training", entry),
+            by=by,
+            action="training",
+            access=access,
         )
 
     async def add_discipline(
-        self, *, mediator_id: str, record: DisciplineIn, by: str, counties: Sequence[str] | None
+        self, *, mediator_id: str, record: DisciplineIn, by: str, access: Access | None = None
     ) -> Filed[MediatorDoc]:
         """Record a breach of the five prohibitions and its sanction (a suspension or a
         dismissal takes the mediator off new cases for its period)."""
         errors = discipline_errors(record.sanction, record.starts_on, record.ends_on)
         if errors:
             raise Invalid(errors)
-        await self.mediator(mediator_id, counties=counties)
+        await self._editable(mediator_id, access)
         entry = {**record.model_dump(mode="json"), "id": uuid.uuid4().hex[:12], "recorded_by": by}
         return await self._write_mediator(
-            mediator_id=mediator_id, content_of=_appended("discipline", entry), by=by, action="discipline"
+            mediator_id=mediator_id,
+            content_of=_appended("discipline", entry),
+            by=by,
+            action="discipline",
+            access=access,
         )
 
     async def history(self, *, entity: str, entity_id: str) -> list[Document]:
@@ -459,12 +516,18 @@ class RegistryService:
         return await self.repo.history_of(entity_id, latest=await store.get(entity_id))
 
     # -- reporting ---------------------------------------------------------------------------
-    async def compliance(self, *, county: str) -> dict[str, Any]:
-        """A county's compliance report; its gaps also set the compliance gauges."""
+    async def compliance(self, *, county: str, access: Access | None = None) -> dict[str, Any]:
+        """A county's compliance report (of the caller's organisations when its token names
+        one); the whole county's gaps also set the compliance gauges."""
+        organisations = await self.repo.organisations_in(county)
+        mediators = await self.repo.mediators_in(county)
+        if access is not None and access.domain is not None:
+            organisations = [o for o in organisations if access.acts_for(o.id)]
+            mediators = [m for m in mediators if access.sees_mediator(m)]
         report = build_report(
             county=county,
-            organisations=await self.repo.organisations_in(county),
-            mediators=await self.repo.mediators_in(county),
+            organisations=organisations,
+            mediators=mediators,
             divisions=self.divisions,
             today=self.clock.now().date(),
             settings=ReportSettings(
@@ -473,8 +536,9 @@ class RegistryService:
                 committee_max=self.settings.committee_max_members,
             ),
         )
-        for norm, gap in report["gaps"].items():
-            self.metrics.compliance_gap.labels(county, norm).set(gap)
+        if access is None or access.domain is None:
+            for norm, gap in report["gaps"].items():
+                self.metrics.compliance_gap.labels(county, norm).set(gap)
         return report
 
     async def refresh_gauges(self, counties: Iterable[str] | None = None) -> None:
@@ -595,6 +659,28 @@ class Write:
 def _fixed(content: Document) -> Callable[[Document | None], Document | None]:
     """Content that does not depend on the current document."""
     return lambda current: content
+
+
+def _registration_check(access: Access | None, data: MediatorIn) -> Callable[[MediatorDoc | None], None]:
+    def check(current: MediatorDoc | None) -> None:
+        rules.mediator_change(
+            access, current=current, county=data.county, organisation_ids=data.organisation_ids
+        )
+
+    return check
+
+
+def _authorised(
+    content_of: Callable[[Document | None], Document | None],
+    check: Callable[[MediatorDoc | None], object],
+) -> Callable[[Document | None], Document | None]:
+    """Content decided only after the caller is authorised on the document it replaces."""
+
+    def content(current: Document | None) -> Document | None:
+        check(MediatorDoc.model_validate(current) if current is not None else None)
+        return content_of(current)
+
+    return content
 
 
 def _appended(field: str, entry: Document) -> Callable[[Document | None], Document | None]:
