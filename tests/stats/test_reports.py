@@ -16,6 +16,7 @@ from tests.support.kafka import eventually
 from tiaojie.contracts import topics
 from tiaojie.contracts.common import DivisionLevel, OrganisationKind, Role
 from tiaojie.contracts.registry import MediatorUpdated, OrganisationUpdated
+from tiaojie.runtime.calendar import local_day
 from tiaojie.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.integration
@@ -111,8 +112,10 @@ async def test_monthly_report_and_gauges(stats: StatsHarness, settings: RuntimeS
         "/api/v1/reports/monthly", params={"month": "2026-03", "county": "371302"}, headers=headers
     )
     assert other.status_code == 404
-    bad = await stats.client.get("/api/v1/reports/monthly", params={"month": "2026-13"}, headers=headers)
-    assert bad.status_code == 422
+    # Months outside the calendar Python can count, as schemathesis sent them (0000-01 was a 500).
+    for month in ("2026-13", "0000-01", "9999-12"):
+        bad = await stats.client.get("/api/v1/reports/monthly", params={"month": month}, headers=headers)
+        assert bad.status_code == 422, month
 
     await stats.service.refresh_gauges()
     metrics = stats.service.metrics
@@ -121,3 +124,19 @@ async def test_monthly_report_and_gauges(stats: StatsHarness, settings: RuntimeS
     assert metrics.cases_overdue.labels(COUNTY, "acceptance")._value.get() == 1
     assert metrics.cases_overdue.labels(COUNTY, "mediation")._value.get() == 1
     assert metrics.referrals_overdue.labels(COUNTY, "internal")._value.get() == 1
+
+
+async def test_an_analytics_run_covers_only_days_that_are_over_and_at_most_a_year(
+    stats: StatsHarness, settings: RuntimeSettings
+) -> None:
+    # schemathesis held a worker for minutes with a run through 9999-12-31.
+    admin = auth(settings, Role.ADMIN, [COUNTY])
+    today = local_day(stats.clock.now())
+    for params, field in (
+        ({"through": "9999-12-31"}, "through"),
+        ({"through": today.isoformat()}, "through"),
+        ({"since": "2020-01-01", "through": "2022-01-01"}, "since"),
+    ):
+        refused = await stats.client.post("/api/v1/analytics/run", params=params, headers=admin)
+        assert refused.status_code == 422, params
+        assert [e["field"] for e in refused.json()["errors"]] == [field]

@@ -131,7 +131,9 @@ async def forecast(
 async def monthly_report(
     principal: Viewer,
     request: Request,
-    month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")],
+    month: Annotated[
+        str, Query(pattern=r"^(19|20)\d{2}-(0[1-9]|1[0-2])$", description="YYYY-MM, years 1900–2099")
+    ],
     county: County = None,
     format: Annotated[Literal["html", "xlsx"], Query()] = "html",
 ) -> Response:
@@ -146,6 +148,11 @@ async def monthly_report(
     return HTMLResponse(render_html(report))
 
 
+# One run evaluates at most this many days (a year and a day): a longer backfill is several
+# runs, so that no request holds a worker for hours.
+MAX_RUN_DAYS = 367
+
+
 @router.post("/analytics/run", summary="Run the daily analytics now (administrators)")
 async def run_analytics(
     principal: Admin,
@@ -156,7 +163,26 @@ async def run_analytics(
     ] = None,
 ) -> dict[str, Any]:
     analytics = get_analytics(request)
-    through = through or date.fromordinal(local_day(analytics.clock.now()).toordinal() - 1)
+    yesterday = date.fromordinal(local_day(analytics.clock.now()).toordinal() - 1)
+    through = through or yesterday
     check_period(since, through)
+    errors = []
+    if through > yesterday:
+        errors.append(
+            FieldError(
+                "through", "day_not_over", "只能分析已结束的日期", "only days that are over can be evaluated"
+            )
+        )
+    if since is not None and (through - since).days >= MAX_RUN_DAYS:
+        errors.append(
+            FieldError(
+                "since",
+                "period_too_long",
+                f"一次最多分析{MAX_RUN_DAYS}天",
+                f"at most {MAX_RUN_DAYS} days per run",
+            )
+        )
+    if errors:
+        raise Invalid(errors)
     result = await analytics.run(through=through, since=since)
     return {"ran": result is not None, **(result.as_dict() if result else {})}
