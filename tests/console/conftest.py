@@ -29,9 +29,10 @@ class Console:
     service: ConsoleService
     settings: ConsoleSettings
 
-    def client(self) -> httpx.AsyncClient:
-        """A browser of its own: its own cookie jar, over HTTPS (Secure cookies are sent)."""
-        transport = httpx.ASGITransport(app=self.app)  # type: ignore[arg-type]
+    def client(self, address: str = "127.0.0.1") -> httpx.AsyncClient:
+        """A browser of its own at this address: its own cookie jar, over HTTPS (Secure
+        cookies are sent)."""
+        transport = httpx.ASGITransport(app=self.app, client=(address, 50000))  # type: ignore[arg-type]
         return httpx.AsyncClient(transport=transport, base_url="https://console.test", follow_redirects=False)
 
 
@@ -56,8 +57,16 @@ async def console(settings: RuntimeSettings, divisions_dir: object) -> AsyncIter
     async with app.router.lifespan_context(app):
         await service.repo.db.drop_collection("accounts")
         await service.repo.db.drop_collection("sessions")
+        await service.repo.db.drop_collection("sign_in_attempts")
         await service.repo.create_indexes()
         yield Console(app=app, clock=clock, service=service, settings=console_settings)
+
+
+@pytest.fixture
+def address(unique: str) -> str:
+    """A client address of its own for each test (throttling must not leak between tests)."""
+    number = int(unique, 16)
+    return f"10.{number >> 16 & 255}.{number >> 8 & 255}.{number & 255}"
 
 
 @pytest.fixture

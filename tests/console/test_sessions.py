@@ -9,6 +9,8 @@ import pytest
 
 from tests.console.conftest import IDLE, MAX, PASSWORD, Console, csrf_of, sign_in
 from tiaojie.console.security import token_digest
+from tiaojie.console.service import AccountSpec, ConsoleService, PasswordRefused, SignInRefused
+from tiaojie.contracts.common import Role
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +44,100 @@ async def test_wrong_password_and_unknown_user_get_one_answer(console: Console, 
     assert "__Host-tj_session" not in (wrong.headers.get("set-cookie") or "")
 
 
-async def test_repeated_failures_lock_the_account_for_a_while(console: Console, account: str) -> None:
-    async with console.client() as browser:
+async def test_repeated_failures_lock_the_account_for_a_while_from_that_address(
+    console: Console, account: str, address: str
+) -> None:
+    async with console.client(address) as browser:
         for _ in range(console.settings.max_failed_sign_ins):
             assert (await sign_in(browser, account, "guess")).status_code == 401
         locked = await sign_in(browser, account, PASSWORD)
-        assert locked.status_code == 401 and "锁定" in locked.text
+        assert locked.status_code == 429 and "锁定" in locked.text
+        assert int(locked.headers["retry-after"]) == console.settings.lockout_seconds
         console.clock.advance(timedelta(seconds=console.settings.lockout_seconds + 1))
         assert (await sign_in(browser, account, PASSWORD)).status_code == 303
+
+
+async def test_an_unknown_username_is_locked_like_a_real_one(console: Console, address: str) -> None:
+    async with console.client(address) as browser:
+        for _ in range(console.settings.max_failed_sign_ins):
+            assert (await sign_in(browser, "nobody-here", "guess")).status_code == 401
+        locked = await sign_in(browser, "nobody-here", "guess")
+    assert locked.status_code == 429 and "锁定" in locked.text
+
+
+async def test_a_success_clears_the_failures_of_that_address(
+    console: Console, account: str, address: str
+) -> None:
+    async with console.client(address) as browser:
+        for _ in range(console.settings.max_failed_sign_ins - 1):
+            await sign_in(browser, account, "guess")
+        assert (await sign_in(browser, account, PASSWORD)).status_code == 303
+    async with console.client(address) as browser:
+        for _ in range(console.settings.max_failed_sign_ins - 1):
+            assert (await sign_in(browser, account, "guess")).status_code == 401
+        assert (await sign_in(browser, account, PASSWORD)).status_code == 303
+
+
+async def test_an_account_guessed_from_many_addresses_slows_down_those_addresses(
+    console: Console, account: str, unique: str
+) -> None:
+    limit = console.settings.max_failed_sign_ins
+    addresses = [f"10.250.{int(unique[:2], 16)}.{i}" for i in range(limit)]
+    for address in addresses:  # one guess each: no address is locked
+        async with console.client(address) as browser:
+            assert (await sign_in(browser, account, "guess")).status_code == 401
+    async with console.client(addresses[0]) as browser:
+        delayed = await sign_in(browser, account, "guess")
+        assert delayed.status_code == 429 and delayed.headers["retry-after"] == "1"
+        console.clock.advance(timedelta(seconds=1))
+        assert (await sign_in(browser, account, "guess")).status_code == 401
+        delayed = await sign_in(browser, account, PASSWORD)  # 6 failures: 2 s now
+        assert delayed.status_code == 429 and delayed.headers["retry-after"] == "2"
+    async with console.client(f"10.251.{int(unique[:2], 16)}.1") as clean:
+        assert (await sign_in(clean, account, PASSWORD)).status_code == 303
+
+
+async def test_a_disabled_account_cannot_sign_in(console: Console, account: str, address: str) -> None:
+    assert await console.service.disable_account(username=account)
+    async with console.client(address) as browser:
+        refused = await sign_in(browser, account)
+    assert refused.status_code == 401 and "用户名或密码错误" in refused.text
+
+
+async def test_changing_an_account_ends_its_sessions(console: Console, account: str, address: str) -> None:
+    async with console.client(address) as first, console.client(address) as second:
+        await sign_in(first, account)
+        await sign_in(second, account)
+        assert await console.service.change_access(
+            username=account, role=Role.DESK, counties=["371311"], organisation_id="org-371311-centre"
+        )
+        for browser in (first, second):
+            ended = await browser.get("/account")
+            assert ended.status_code == 303 and ended.headers["location"].endswith("&expired=1")
+        await sign_in(first, account)
+        page = await first.get("/account")
+        assert page.status_code == 200 and "罗庄区" in page.text
+        assert await console.service.set_password(username=account, password="another long password")
+        assert (await first.get("/account")).status_code == 303
+        assert (await sign_in(first, account, "another long password")).status_code == 303
+
+
+async def test_production_refuses_the_demo_password(console: Console, unique: str) -> None:
+    production = console.service.settings.model_copy(update={"environment": "production"})
+    service = ConsoleService(
+        repository=console.service.repo,
+        settings=production,
+        clock=console.clock,
+        metrics=console.service.metrics,
+    )
+    spec = AccountSpec(f"desk-{unique}", "测试受理窗口", Role.DESK, ("371302",))
+    with pytest.raises(PasswordRefused):
+        await service.create_account(spec=spec, password=production.demo_password)
+    # An account that has it from a development past cannot sign in with it.
+    assert await console.service.create_account(spec=spec, password=production.demo_password)
+    with pytest.raises(SignInRefused) as refused:
+        await service.sign_in(username=spec.username, password=production.demo_password, address="10.9.9.9")
+    assert refused.value.reason == "default_password"
 
 
 async def test_a_form_without_its_csrf_token_is_refused(console: Console, account: str) -> None:

@@ -1,4 +1,5 @@
-"""Documents the console stores: accounts and sessions (it owns no case data)."""
+"""Documents the console stores: accounts, sessions and failed sign-ins (it owns no case
+data)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ class Account(_Stored):
     organisation_id: str | None = None
     active: bool = True
     demo: bool = False
-    failed_sign_ins: int = 0
-    locked_until: datetime | None = None
+    # Replaced whenever the account is disabled or its role, counties, organisation or
+    # password change: a session opened under another stamp is ended at its next request.
+    security_stamp: str = ""
     created_at: datetime
 
 
@@ -42,6 +44,18 @@ class SessionDoc(_Stored):
     counties: list[str] = Field(default_factory=list)
     mediator_id: str | None = None
     organisation_id: str | None = None
+    security_stamp: str = ""  # the account's when the session was opened
     created_at: datetime
     last_seen: datetime
     expires_at: datetime  # absolute limit; idle expiry is last_seen + idle seconds
+
+
+class SignInAttempt(_Stored):
+    """One sign-in attempt, written before the password is checked (so concurrent attempts
+    count each other) and kept only if it failed. Keyed by the username as typed, whether
+    or not it exists, so a lock-out says nothing about which accounts exist."""
+
+    id: str = Field(alias="_id")
+    username: str
+    address: str  # the client's address (an IPv6 /64); never logged
+    at: datetime

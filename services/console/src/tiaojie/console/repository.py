@@ -1,14 +1,15 @@
-"""The only module touching the console's collections: accounts and sessions."""
+"""The only module touching the console's collections: accounts, sessions and failed
+sign-ins."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pymongo import IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from tiaojie.console.models import Account, SessionDoc
+from tiaojie.console.models import Account, SessionDoc, SignInAttempt
 from tiaojie.runtime.mongo import ensure_indexes, insert_once
 
 Document = dict[str, Any]
@@ -19,10 +20,18 @@ class ConsoleRepository:
         self.db = db
         self.accounts = db["accounts"]
         self.sessions = db["sessions"]
+        self.attempts = db["sign_in_attempts"]
 
     async def create_indexes(self) -> None:
-        # Sign-out everywhere looks sessions up by user (equality on an indexed field).
-        await ensure_indexes(self.db, {"sessions": [IndexModel("username")]})
+        # Sign-out everywhere looks sessions up by user, throttling counts attempts by
+        # account and by address (equality on an indexed field).
+        await ensure_indexes(
+            self.db,
+            {
+                "sessions": [IndexModel("username")],
+                "sign_in_attempts": [IndexModel("username"), IndexModel("address")],
+            },
+        )
 
     # -- accounts -----------------------------------------------------------------------
     async def get_account(self, username: str) -> Account | None:
@@ -35,16 +44,47 @@ class ConsoleRepository:
     async def insert_account(self, account: Account) -> bool:
         return await insert_once(self.accounts, account.model_dump(by_alias=True))
 
-    async def update_account(self, username: str, fields: Document) -> None:
-        await self.accounts.update_one({"_id": username}, {"$set": fields})
+    async def update_account(self, username: str, fields: Document) -> bool:
+        """Set fields of an account; False if there is none."""
+        return (await self.accounts.update_one({"_id": username}, {"$set": fields})).matched_count > 0
 
-    async def count_failed_sign_in(self, username: str) -> int:
-        doc = await self.accounts.find_one_and_update(
-            {"_id": username},
-            {"$inc": {"failed_sign_ins": 1}},
-            return_document=ReturnDocument.AFTER,  # FerretDB 1.24 has no projection here
-        )
-        return int(doc["failed_sign_ins"]) if doc else 0
+    # -- sign-in attempts ---------------------------------------------------------------
+    async def insert_attempt(self, attempt: SignInAttempt) -> None:
+        await self.attempts.insert_one(attempt.model_dump(by_alias=True))
+
+    async def delete_attempt(self, attempt_id: str) -> None:
+        await self.attempts.delete_one({"_id": attempt_id})
+
+    async def forget_attempts(self, *, username: str, address: str) -> None:
+        """A success from an address clears that address's failures for the account."""
+        await self.attempts.delete_many({"username": username, "address": address})
+
+    async def attempts_since(
+        self, *, since: datetime, exclude: str, username: str | None = None, address: str | None = None
+    ) -> tuple[int, datetime | None]:
+        """How many attempts match (other than `exclude`) since then, and the latest."""
+        query: Document = {"at": {"$gte": since}, "_id": {"$ne": exclude}}
+        if username is not None:
+            query["username"] = username
+        if address is not None:
+            query["address"] = address
+        count = await self.attempts.count_documents(query)
+        if not count:
+            return 0, None
+        latest = await self.attempts.find_one(query, sort=[("at", DESCENDING)])
+        return count, (latest["at"] if latest else None)
+
+    async def nth_oldest_attempt(
+        self, *, address: str, since: datetime, exclude: str, skip: int
+    ) -> datetime | None:
+        """The time of an address's attempt at this position from the oldest (Retry-After)."""
+        query: Document = {"address": address, "at": {"$gte": since}, "_id": {"$ne": exclude}}
+        async for doc in self.attempts.find(query).sort("at", ASCENDING).skip(skip).limit(1):
+            return doc["at"]
+        return None
+
+    async def delete_attempts_before(self, before: datetime) -> int:
+        return (await self.attempts.delete_many({"at": {"$lt": before}})).deleted_count
 
     # -- sessions -----------------------------------------------------------------------
     async def insert_session(self, session: SessionDoc) -> None:

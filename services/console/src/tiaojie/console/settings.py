@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyNetwork, model_validator
 
 from tiaojie.runtime.settings import ServiceSettings
 
@@ -37,9 +37,21 @@ class ConsoleSettings(ServiceSettings):
     session_max_seconds: int = Field(default=12 * 3600, ge=1)
     # Secure cookies are only sent over HTTPS (browsers treat http://localhost as secure).
     cookie_secure: bool = True
-    # Sign-in attempts per account before a lock-out of lockout_seconds.
+    # Sign-in throttling (README "Sign-in"). A failure counts for this long:
+    sign_in_window_seconds: int = Field(default=15 * 60, ge=1)
+    # Failures of one account from one address before that address (only) is locked out
+    # of that account for lockout_seconds.
     max_failed_sign_ins: int = Field(default=5, ge=1)
     lockout_seconds: int = Field(default=15 * 60, ge=1)
+    # Failures from one address, whatever the accounts, before it gets 429 until they age out.
+    address_max_failed_sign_ins: int = Field(default=20, ge=1)
+    # Once an account has max_failed_sign_ins failures from anywhere, an address that has
+    # failed it too waits 1, 2, 4 ... seconds (at most this) after the account's last failure;
+    # an address that has not failed it is never delayed.
+    account_delay_max_seconds: int = Field(default=60, ge=1)
+    # Reverse proxies whose X-Forwarded-For is believed (JSON list of networks, e.g.
+    # TIAOJIE_TRUSTED_PROXIES='["10.0.0.0/8"]'); none by default: the peer's address counts.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
 
     # Demo accounts (development only: refused in production).
     demo_accounts: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from datetime import timedelta
@@ -12,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from tiaojie.console import forms
 from tiaojie.console.models import SessionDoc
+from tiaojie.console.security import client_address
 from tiaojie.console.service import SignInRefused
 from tiaojie.console.upstream import Caller, UpstreamError
 from tiaojie.console.web import HOME, STAFF, current_session, redirect, render, require, safe_next, web_of
@@ -145,6 +147,27 @@ async def login_form(request: Request, next: str | None = None, expired: int = 0
     return await render(request, "login.html", next=safe_next(next) or "", notice=notice)
 
 
+# What a refused sign-in is told, and with which status.
+_REFUSALS: dict[str, tuple[int, str]] = {
+    "refused": (401, "用户名或密码错误。"),
+    "throttled": (429, "此网络地址登录失败次数过多，请于{wait}后再试。"),
+    "locked": (429, "该账号在此网络地址登录失败次数过多，已暂时锁定，请于{wait}后再试。"),
+    "delayed": (429, "该账号近期登录失败次数较多，请于{wait}后再试。"),
+    "default_password": (403, "该账号仍在使用默认密码，生产环境不允许登录，请联系管理员重设密码。"),
+}
+
+
+def _in_words(seconds: int) -> str:
+    return f"{seconds}秒" if seconds < 120 else f"{math.ceil(seconds / 60)}分钟"
+
+
+def client_address_of(request: Request) -> str:
+    """The browser's address; X-Forwarded-For only from a trusted proxy (settings)."""
+    settings = web_of(request).settings
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.get("x-forwarded-for"), settings.trusted_proxies)
+
+
 @router.post("/login", response_class=HTMLResponse)
 async def login(
     request: Request,
@@ -154,15 +177,26 @@ async def login(
 ) -> Response:
     web = web_of(request)
     try:
-        opened = await web.service.sign_in(username=username.strip(), password=password)
-    except SignInRefused as refused:
-        message = "登录失败次数过多，账号已暂时锁定，请稍后再试。" if refused.locked else "用户名或密码错误。"
-        return await render(
-            request, "login.html", status=401, next=safe_next(next) or "", failure=message, username=username
+        opened = await web.service.sign_in(
+            username=username.strip(), password=password, address=client_address_of(request)
         )
+    except SignInRefused as refused:
+        status, message = _REFUSALS[refused.reason]
+        wait = refused.retry_after or 1
+        response = await render(
+            request,
+            "login.html",
+            status=status,
+            next=safe_next(next) or "",
+            failure=message.format(wait=_in_words(wait)),
+            username=username,
+        )
+        if status == 429:
+            response.headers["Retry-After"] = str(wait)
+        return response
     target = safe_next(next) or HOME.get(opened.session.role, "/")
-    response = RedirectResponse(target, status_code=303)
-    response.set_cookie(
+    signed_in = RedirectResponse(target, status_code=303)
+    signed_in.set_cookie(
         web.session_cookie,
         opened.token,
         max_age=web.settings.session_max_seconds,
@@ -171,7 +205,7 @@ async def login(
         httponly=True,
         samesite="lax",
     )
-    return response
+    return signed_in
 
 
 @router.get("/account", response_class=HTMLResponse)
