@@ -4,6 +4,7 @@ manual clock; plus helpers to feed it organisations and build submissions."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import AsyncIterator
@@ -40,9 +41,15 @@ class Intake:
     service: IntakeService
     client: httpx.AsyncClient
     clock: ManualClock
+    app: Any = None
 
     def headers(self, role: Role, counties: list[str] | None = None, **claims: Any) -> dict[str, str]:
         return auth(self.settings, role, counties, **claims)
+
+    def client_from(self, address: str) -> httpx.AsyncClient:
+        """A client of this app whose requests come from `address` (the peer's IP)."""
+        transport = httpx.ASGITransport(app=self.app, client=(address, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://intake", timeout=30)
 
 
 def organisation(
@@ -90,9 +97,13 @@ STANDARD_ORGS = [
 ]
 
 
-@pytest.fixture(scope="package")
-async def intake(settings: RuntimeSettings) -> AsyncIterator[Intake]:
-    namespace = f"{settings.namespace}_in"
+@contextlib.asynccontextmanager
+async def running_intake(
+    settings: RuntimeSettings, *, suffix: str = "_in", **overrides: Any
+) -> AsyncIterator[Intake]:
+    """An intake app in this process, in a namespace of its own, with the standard
+    organisations projected; `overrides` are intake settings (limits, proxies)."""
+    namespace = f"{settings.namespace}{suffix}"
     scoped = settings.model_copy(update={"namespace": namespace})
     own = IntakeSettings(
         **{
@@ -100,18 +111,27 @@ async def intake(settings: RuntimeSettings) -> AsyncIterator[Intake]:
             "namespace": namespace,
             "log_json": False,
             **await as_service(scoped, "intake"),
+            **overrides,
         }
     )
     clock = ManualClock(datetime(2026, 3, 2, 1, 0, tzinfo=UTC))
     app = create_app(own, clock=clock)
     service: IntakeService = app.state.intake
-    async with app.router.lifespan_context(app):
-        for org in STANDARD_ORGS:
-            await service.project_organisation(event=org)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://intake", timeout=30) as client:
-            yield Intake(settings=own, service=service, client=client, clock=clock)
-    await drop_namespace(own)
+    try:
+        async with app.router.lifespan_context(app):
+            for org in STANDARD_ORGS:
+                await service.project_organisation(event=org)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://intake", timeout=30) as client:
+                yield Intake(settings=own, service=service, client=client, clock=clock, app=app)
+    finally:
+        await drop_namespace(own)
+
+
+@pytest.fixture(scope="package")
+async def intake(settings: RuntimeSettings) -> AsyncIterator[Intake]:
+    async with running_intake(settings) as running:
+        yield running
 
 
 def body(seed: int | str, **overrides: Any) -> dict[str, Any]:

@@ -325,3 +325,31 @@ async def test_personal_data_is_masked_unless_revealed_and_every_read_is_audited
     assert stored is not None and id_number not in json.dumps(stored, default=str, ensure_ascii=False)
     audit = await intake.service.repo.audit_of(case["id"])
     assert [a["action"] for a in audit] == ["read", "read", "reveal"]
+
+
+async def test_staff_registrations_are_not_counted_against_the_citizen_limit(intake: Intake) -> None:
+    limit = int(intake.settings.citizen_submission_limit.split("/")[0])
+    async with intake.client_from("198.51.100.50") as office:
+        for n in range(limit + 1):
+            answer = await office.post(
+                "/api/v1/disputes", json=body(f"staff-limit-{n}"), headers=intake.headers(Role.DESK)
+            )
+            assert answer.status_code == 201, answer.text
+
+
+async def test_lists_are_cut_in_the_database_and_bounded(intake: Intake, unique: str) -> None:
+    from tiaojie.intake.repository import MAX_PAGE, Scope
+
+    for n in range(3):
+        intake.clock.advance(timedelta(seconds=1))
+        assert (await post(intake, body(f"{unique}{n}"))).status_code == 201
+    scope = Scope(counties=frozenset({COUNTY}))
+    newest = await intake.service.repo.list_cases(scope, limit=2)
+    assert len(newest) == 2 and newest[0].received_at >= newest[1].received_at
+    following = await intake.service.repo.list_cases(scope, limit=2, skip=1)
+    assert following[0].id == newest[1].id
+    assert len(await intake.service.repo.list_cases(scope, limit=10 * MAX_PAGE)) <= MAX_PAGE
+    too_many = await intake.client.get(
+        "/api/v1/disputes", params={"limit": MAX_PAGE + 1}, headers=intake.headers(Role.DESK)
+    )
+    assert too_many.status_code == 422

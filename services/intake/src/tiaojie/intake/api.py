@@ -10,10 +10,11 @@ scope is a 404, like a missing one.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Annotated, Any
 
 import jwt
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from tiaojie.contracts.common import (
@@ -25,10 +26,13 @@ from tiaojie.contracts.common import (
 )
 from tiaojie.contracts.intake import DisputeSubmission
 from tiaojie.intake import casefile, lifecycle
+from tiaojie.intake.audit import ACTIONS
 from tiaojie.intake.models import CaseDoc
-from tiaojie.intake.repository import Scope
+from tiaojie.intake.repository import MAX_PAGE, Scope
 from tiaojie.intake.schemas import (
     AcceptIn,
+    AuditEntryOut,
+    AuditPageOut,
     CaseOut,
     CaseSummary,
     CategoryIn,
@@ -51,6 +55,7 @@ from tiaojie.intake.schemas import (
     case_summary,
     file_index_out,
     receipt_out,
+    receipt_track_out,
     track_out,
 )
 from tiaojie.intake.service import (
@@ -63,6 +68,7 @@ from tiaojie.intake.service import (
     case_id_for,
     normalise_tracking_code,
 )
+from tiaojie.intake.throttle import Throttle
 from tiaojie.intake.validation import CITIZEN_CHANNELS
 from tiaojie.runtime.auth import Principal, require_roles, verify_token
 from tiaojie.runtime.errors import FieldError, Invalid, NotFound
@@ -89,8 +95,6 @@ async def optional_principal(
     try:
         return verify_token(request.app.state.settings, credentials.credentials)
     except (jwt.InvalidTokenError, ValueError, KeyError):
-        from fastapi import HTTPException
-
         raise HTTPException(
             status_code=401,
             detail=error_body(
@@ -103,12 +107,52 @@ async def optional_principal(
         ) from None
 
 
+async def _throttled(request: Request, what: str) -> None:
+    """429 with Retry-After once the client's address is over its limit for `what`."""
+    throttle: Throttle = request.app.state.throttle
+    # request.client is the peer, or what a trusted proxy forwarded (ProxyHeadersMiddleware).
+    client = request.client.host if request.client else "unknown"
+    wait = await throttle.hit(what=what, client=client)
+    if wait is not None:
+        raise HTTPException(
+            status_code=429,
+            detail=error_body(
+                429,
+                "rate_limited",
+                message_zh=f"请求过于频繁，请{wait}秒后再试",
+                message_en=f"too many requests from this address; retry in {wait} s",
+                retry_after=wait,
+            ),
+            headers={"Retry-After": str(wait)},
+        )
+
+
+async def throttle_anonymous_submission(
+    request: Request, principal: Annotated[Principal | None, Depends(optional_principal)]
+) -> None:
+    """Staff and the console (which throttles its own callers) carry tokens; anyone else
+    is counted by address."""
+    if principal is None:
+        await _throttled(request, "submit")
+
+
+async def throttle_tracking(request: Request) -> None:
+    await _throttled(request, "track")
+
+
 Service = Annotated[IntakeService, Depends(get_service)]
 Reader = Annotated[
     Principal, Depends(require_roles(Role.DESK, Role.CENTER, Role.BUREAU, Role.MEDIATOR, Role.ADMIN))
 ]
 Registrar = Annotated[Principal, Depends(require_roles(Role.DESK, Role.CENTER, Role.ADMIN))]
 Handler = Annotated[Principal, Depends(require_roles(Role.MEDIATOR, Role.CENTER))]
+Auditor = Annotated[Principal, Depends(require_roles(Role.BUREAU, Role.ADMIN))]
+Purpose = Annotated[
+    str | None, Query(max_length=200, description="why the case is read (recorded in the audit log)")
+]
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "too many calls without a token from this address (see Retry-After)"}
+}
 Withdrawer = Annotated[Principal, Depends(require_roles(Role.DESK, Role.CENTER, Role.MEDIATOR))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
@@ -136,19 +180,24 @@ def _action(principal: Principal, case_id: str, action: str, key: str | None) ->
     "/disputes",
     status_code=201,
     response_model=CaseOut | ReceiptOut,
+    dependencies=[Depends(throttle_anonymous_submission)],
     summary="Register a dispute (desk, hotline, web and mobile channels)",
     description=(
         "Staff (desk, center) register any HTTP channel and get the case back. Citizens submit "
         "web or mobile applications without a token and get a receipt with their tracking "
         "code. Send an Idempotency-Key: a retried POST returns the same case (200, "
         "duplicate=true). A submission that repeats an open case of the same applicant, "
-        "respondent and category within the duplicate window is linked to it (200, linked=true)."
+        "respondent and category within the duplicate window is linked to it (200, linked=true). "
+        "A citizen's repeat is linked too, but the citizen gets a receipt of their own (201): "
+        "never another submission's tracking code. Calls without a token are limited per "
+        "client address (429 with Retry-After)."
     ),
     responses={
         200: {"description": "replay of an earlier submission, or linked to an open case"},
         401: {},
         413: {},
         422: {},
+        **RATE_LIMITED,
     },
 )
 async def submit_dispute(
@@ -177,8 +226,6 @@ async def submit_dispute(
     else:
         assert principal is not None
         if principal.role not in (Role.DESK, Role.CENTER, Role.ADMIN):
-            from fastapi import HTTPException
-
             raise HTTPException(
                 403,
                 detail=error_body(
@@ -202,22 +249,22 @@ async def submit_dispute(
         scope, by, authority = f"http:{principal.subject}", principal.subject, "desk"
     case_id = case_id_for(scope=scope, key=idempotency_key) if idempotency_key else None
     result = await service.register(
-        submission=submission, registered_by=by, case_id=case_id, http=True, category_authority=authority
+        submission=submission,
+        registered_by=by,
+        case_id=case_id,
+        http=True,
+        category_authority=authority,
+        anonymous=citizen,
     )
     if not result.created:
         response.status_code = 200
     if citizen:
+        # A citizen's own submission only: a new case, or the receipt of a linked repeat.
+        own = result.receipt or result.case
         organisation = (
-            await service.repo.get_organisation(result.case.organisation_id)
-            if result.case.organisation_id
-            else None
+            await service.repo.get_organisation(own.organisation_id) if own.organisation_id else None
         )
-        return receipt_out(
-            result.case,
-            organisation=organisation,
-            linked=result.linked,
-            duplicate=not result.created and not result.linked,
-        )
+        return receipt_out(own, organisation=organisation, duplicate=not result.created)
     return await present(
         service, result.case, duplicate=not result.created and not result.linked, linked=result.linked
     )
@@ -228,13 +275,21 @@ async def submit_dispute(
     response_model=TrackOut,
     tags=["citizens"],
     summary="Follow a case by its tracking code (no token)",
+    dependencies=[Depends(throttle_tracking)],
+    responses={404: {}, **RATE_LIMITED},
 )
 async def track(code: str, service: Service) -> TrackOut:
     # One answer for a malformed, unknown or any other code: existence never leaks.
     normalised = normalise_tracking_code(code)
     case = await service.repo.case_by_tracking_code(normalised) if normalised else None
     if case is None:
-        raise NotFound("查询码对应的案件", "case for this tracking code")
+        receipt = await service.repo.receipt_by_tracking_code(normalised) if normalised else None
+        if receipt is None:
+            raise NotFound("查询码对应的案件", "case for this tracking code")
+        organisation = (
+            await service.repo.get_organisation(receipt.organisation_id) if receipt.organisation_id else None
+        )
+        return receipt_track_out(receipt, organisation=organisation, tz=service.tz)
     organisation = await service.repo.get_organisation(case.organisation_id) if case.organisation_id else None
     return track_out(case, organisation=organisation, tz=service.tz)
 
@@ -248,7 +303,7 @@ async def list_disputes(
     service: Service,
     status: Annotated[str | None, Query(max_length=30)] = None,
     organisation_id: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     skip: Annotated[int, Query(ge=0, le=100000)] = 0,
 ) -> list[CaseSummary]:
     cases = await service.repo.list_cases(
@@ -265,17 +320,18 @@ async def get_dispute(
     reveal: Annotated[
         bool, Query(description="show personal data in clear (desk, center, mediator; audited)")
     ] = False,
+    purpose: Purpose = None,
 ) -> CaseOut:
     case = await service.repo.get_case_in(case_id, scope_of(principal))
     if case is None:
         raise NotFound("案件", "case")
     clear = reveal and principal.role in REVEAL_ROLES
-    await service.repo.audit_read(
-        case_id=case.id,
+    await service.audit(
+        case=case,
         subject=principal.subject,
         role=principal.role,
         action="reveal" if clear else "read",
-        at=service.clock.now(),
+        purpose=purpose,
     )
     return await present(service, case, reveal=clear)
 
@@ -285,10 +341,15 @@ async def get_dispute(
     response_model=FileIndexOut,
     summary="The 13-part file index: present and missing",
 )
-async def get_file(case_id: str, principal: Reader, service: Service) -> FileIndexOut:
+async def get_file(
+    case_id: str, principal: Reader, service: Service, purpose: Purpose = None
+) -> FileIndexOut:
     case = await service.repo.get_case_in(case_id, scope_of(principal))
     if case is None:
         raise NotFound("案件", "case")
+    await service.audit(
+        case=case, subject=principal.subject, role=principal.role, action="file", purpose=purpose
+    )
     return file_index_out(case, casefile.file_index(case))
 
 
@@ -480,6 +541,9 @@ async def archive(
         action_id=_action(principal, case_id, "archive", idempotency_key),
         scope=scope_of(principal),
     )
+    await service.audit(
+        case=case, subject=principal.subject, role=principal.role, action="document", purpose="归档：生成封底"
+    )
     return await present(service, case)
 
 
@@ -522,6 +586,13 @@ async def add_document(
         media_type=body.media_type,
         sha256=body.sha256,
         pages=body.pages,
+    )
+    await service.audit(
+        case=case,
+        subject=principal.subject,
+        role=principal.role,
+        action="document",
+        purpose=f"归入卷宗：{body.part}",
     )
     return await present(service, case)
 
@@ -595,9 +666,57 @@ async def nominate(
         note=body.note if body else "",
     )
     assert case.nominated_at is not None
+    await service.audit(
+        case=case,
+        subject=principal.subject,
+        role=principal.role,
+        action="document",
+        purpose="推荐典型案例：生成供案例库使用的文本",
+    )
     return NominationOut(
         case_id=case.id,
         nominated=True,
         nominated_at=case.nominated_at,
         message_zh="已推荐至典型案例库，待司法局审核发布",
+    )
+
+
+# -- the audit log (bureau, admin) ------------------------------------------------------------
+@router.get(
+    "/audit",
+    response_model=AuditPageOut,
+    tags=["audit"],
+    summary="Who read which case, revealed personal data or filed a document (bureau, admin)",
+    description=(
+        "Entries of the token's counties, oldest first; with case_id, those of the case (a case "
+        "outside the counties answers as if it had no audit). Pass next_cursor as cursor for the "
+        "next page. The log is append-only: no route changes or removes an entry."
+    ),
+)
+async def audit_log(
+    principal: Auditor,
+    service: Service,
+    case_id: Annotated[str | None, Query(max_length=100)] = None,
+    since: Annotated[datetime | None, Query(description="from this moment (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="before this moment")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> AuditPageOut:
+    page = await service.audit_page(
+        counties=frozenset(principal.counties),
+        case_id=case_id,
+        since=since,
+        until=until,
+        cursor=cursor,
+        limit=limit,
+    )
+    return AuditPageOut(
+        entries=[
+            AuditEntryOut(
+                **{k: v for k, v in e.items() if k != "_id"},
+                action_label=ACTIONS.get(e["action"], (e["action"],))[0],
+            )
+            for e in page.entries
+        ],
+        next_cursor=page.next_cursor,
     )

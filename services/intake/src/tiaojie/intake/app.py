@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from tiaojie.contracts import topics
 from tiaojie.contracts.intake import CaseEvent, CaseNominated, CaseRegistered
@@ -13,6 +14,7 @@ from tiaojie.intake.metrics import IntakeMetrics
 from tiaojie.intake.repository import IntakeRepository
 from tiaojie.intake.service import IntakeService
 from tiaojie.intake.settings import IntakeSettings
+from tiaojie.intake.throttle import Throttle
 from tiaojie.runtime.clock import Clock, SystemClock
 from tiaojie.runtime.divisions import load_divisions
 from tiaojie.runtime.host import ServiceHost
@@ -65,10 +67,21 @@ def create_app(settings: IntakeSettings | None = None, *, clock: Clock | None = 
         await service.reconcile_forever(settings.outbox_relay_interval)
 
     host.background(reconcile)
+
+    async def prune_audit() -> None:
+        await service.prune_audit_forever(settings.audit_prune_interval)
+
+    host.background(prune_audit)
     app = host.http_app(
         [router],
         title="Tiaojie intake 案件受理",
         description="Channels in, validation, routing, case numbers, the case lifecycle and file.",
     )
     app.state.intake = service
+    app.state.throttle = Throttle(
+        limits={"submit": settings.citizen_submission_limit, "track": settings.tracking_limit}
+    )
+    # The client's address for the limits: X-Forwarded-For counts only from a trusted proxy
+    # (none by default); uvicorn's own proxy handling is turned off in __main__.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app

@@ -174,6 +174,26 @@ class DuplicateLink(_Stored):
     channel: Channel
     at: datetime
     by: str
+    # False for a repeat from a channel without login: nobody has checked that it came
+    # from the applicant, so it is shown to the desk but counts as no visit.
+    verified: bool = True
+    tracking_code: str | None = None  # the anonymous submitter's own receipt
+
+
+class SubmissionReceipt(_Stored):
+    """An anonymous submission linked to an open case: its own tracking code and the
+    little it says about itself, so that the submitter follows only what they sent."""
+
+    id: str = Field(alias="_id")  # the submission id
+    case_id: str  # the case it was linked to: staff only, never shown to the submitter
+    tracking_code: str
+    channel: Channel
+    county: str
+    category: Category
+    organisation_id: str | None = None
+    received_at: datetime
+    acceptance_due: datetime
+    request_hash: str
 
 
 class CaseDoc(_Stored):

@@ -32,6 +32,7 @@ from tiaojie.intake.models import (
     HistoryEntry,
     RiskSignalDoc,
     StoredParty,
+    SubmissionReceipt,
 )
 from tiaojie.intake.risk import RiskInput, rate
 from tiaojie.intake.transitions import SOURCE, SYSTEM, Change, Events, IntakeCore, case_event
@@ -73,6 +74,9 @@ class Registration:
     case: CaseDoc
     created: bool
     linked: bool = False  # linked to an open case as a duplicate
+    # An anonymous submission linked to `case`: what its submitter is told about (only
+    # this), never `case` itself.
+    receipt: SubmissionReceipt | None = None
 
 
 def case_id_for(*, scope: str, key: str) -> str:
@@ -116,6 +120,7 @@ class Registering(IntakeCore):
         referral_id: str | None = None,
         referral_due: datetime | None = None,
         referral_kind: str | None = None,
+        anonymous: bool = False,
     ) -> Registration:
         """Register a dispute: validate, protect, link a duplicate or store a new case with
         its CaseRegistered (and RiskRaised when grave) event."""
@@ -130,6 +135,7 @@ class Registering(IntakeCore):
             referral_id=referral_id,
             referral_due=referral_due,
             referral_kind=referral_kind,
+            anonymous=anonymous,
         )
         if isinstance(prepared, Registration):
             return prepared
@@ -201,9 +207,11 @@ class Registering(IntakeCore):
         referral_due: datetime | None = None,
         referral_kind: str | None = None,
         organisations: dict[str, Awaitable[list[Organisation]]] | None = None,
+        anonymous: bool = False,
     ) -> Prepared | Registration:
         """Everything up to the write: a new case with its events, or the registration a
-        replay or a duplicate comes to."""
+        replay or a duplicate comes to. An anonymous repeat is routed and rated like a new
+        case, so that its receipt looks like one, and then linked."""
         channel = channel or submission.channel
         errors = validate_submission(
             submission, divisions=self.divisions, today=self.today(), http=http, channel=channel
@@ -217,6 +225,10 @@ class Registering(IntakeCore):
         existing = await self.repo.get_case(case_id)
         if existing is not None:
             return await self._replayed(existing, digest)
+        if anonymous:
+            receipt = await self.repo.receipt_of(case_id)
+            if receipt is not None:
+                return await self._replayed_receipt(receipt, digest)
         linked_to = await self.repo.link_of(case_id)
         if linked_to is not None:
             linked = await self.repo.get_case(linked_to)
@@ -234,7 +246,7 @@ class Registering(IntakeCore):
         fingerprints = self._fingerprints(parties, category)
         seen: dict[str, Document | None] = {}
         duplicate = await self._open_duplicate(fingerprints, now, seen=seen)
-        if duplicate is not None:
+        if duplicate is not None and not anonymous:
             return await self._link_duplicate(
                 duplicate,
                 submission_id=case_id,
@@ -280,6 +292,20 @@ class Registering(IntakeCore):
                 in_county=in_county,
             )
             route_id = route.organisation.id if route.organisation else None
+        if duplicate is not None:
+            receipt = SubmissionReceipt(
+                id=case_id,
+                case_id=duplicate.id,
+                tracking_code=new_tracking_code(),
+                channel=channel,
+                county=submission.county,
+                category=category,
+                organisation_id=route_id,
+                received_at=now,
+                acceptance_due=now + timedelta(days=self.settings.acceptance_days),
+                request_hash=digest,
+            )
+            return await self._link_anonymous(receipt, by=registered_by)
         case = CaseDoc(
             id=case_id,
             tracking_code=new_tracking_code(),
@@ -478,6 +504,58 @@ class Registering(IntakeCore):
             visits = await self.repo.visits_of(key)
             most = max(most, sum(1 for cid, at in visits.items() if cid != excluding and at >= since))
         return most
+
+    async def _replayed_receipt(self, receipt: SubmissionReceipt, digest: str) -> Registration:
+        """A retried anonymous submission: the same receipt, its link finished if a crash
+        stopped it."""
+        if receipt.request_hash != digest:
+            raise Invalid(
+                [
+                    FieldError(
+                        "Idempotency-Key",
+                        "idempotency_key_reused",
+                        "该幂等键已用于另一份不同的申请",
+                        "this Idempotency-Key was used for a different submission",
+                    )
+                ]
+            )
+        registration = await self._link_anonymous(receipt, by="citizen")
+        return Registration(case=registration.case, created=False, linked=True, receipt=receipt)
+
+    async def _link_anonymous(self, receipt: SubmissionReceipt, *, by: str) -> Registration:
+        """Link an anonymous repeat to the case it repeats, for the desk only.
+
+        Nobody has checked who sent it (anyone may type someone's ID number into the web
+        form), so the submitter gets a receipt of their own and the repeat counts as no
+        visit of the applicant: the desk sees it on the case, unverified, and contacts the
+        submitter. The receipt is stored first, so that a retry finds it and finishes."""
+        await self.repo.put_receipt(receipt)
+
+        def build(current: CaseDoc, at: datetime) -> Change:
+            # Recorded even if the case closed meanwhile: the desk decides, and the
+            # submitter must not learn the other case's state from the answer.
+            link = DuplicateLink(
+                submission_id=receipt.id,
+                channel=receipt.channel,
+                at=at,
+                by=by,
+                verified=False,
+                tracking_code=receipt.tracking_code,
+            )
+            return Change(
+                status=current.status,
+                note=f"未经核实的重复申请已并入本案（{receipt.channel}），请联系申请人核实",
+                push={"duplicate_links": link.model_dump(mode="python")},
+                events=[(DuplicateLinked, {"channel": receipt.channel})],
+            )
+
+        applied = await self._apply(
+            receipt.case_id, action="link_duplicate", action_id=f"link:{receipt.id}", by=by, build=build
+        )
+        await self.repo.put_link(receipt.id, case_id=receipt.case_id, at=receipt.received_at)
+        if applied.fresh:
+            self.metrics.duplicates_linked.inc()
+        return Registration(case=applied.case, created=True, linked=True, receipt=receipt)
 
     async def _link_duplicate(
         self,

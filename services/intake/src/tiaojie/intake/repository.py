@@ -14,16 +14,17 @@ is claimed by inserting its revision into `case_revisions`, with its events (the
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from tiaojie.contracts.registry import OrganisationUpdated
-from tiaojie.intake.models import CaseDoc
+from tiaojie.intake.models import CaseDoc, SubmissionReceipt
 from tiaojie.runtime.directory import Directory, Organisation
 from tiaojie.runtime.kafka import EventPublisher
 from tiaojie.runtime.mongo import (
@@ -35,11 +36,15 @@ from tiaojie.runtime.mongo import (
 from tiaojie.runtime.revisions import Revisions
 from tiaojie.runtime.settings import RuntimeSettings
 
+MAX_PAGE = 200  # the largest page of a list, whatever a caller asks for
+
 INDEXES = {
     "cases": [
         IndexModel([("tracking_code", ASCENDING)], unique=True),
         IndexModel([("county", ASCENDING)]),
         IndexModel([("county", ASCENDING), ("status", ASCENDING)]),
+        # Lists: newest first within the caller's counties, sorted and cut in the database.
+        IndexModel([("county", ASCENDING), ("received_at", DESCENDING)]),
         IndexModel([("mediator_id", ASCENDING)]),
         IndexModel([("organisation_id", ASCENDING)]),
         IndexModel([("accept_pending", ASCENDING)]),
@@ -47,7 +52,13 @@ INDEXES = {
     # One document per issued case number: _id "<organisation>:<year>:<n>"; the unique
     # case_id makes a case get at most one number, the _id at most one case per number.
     "case_numbers": [IndexModel([("case_id", ASCENDING)], unique=True)],
-    "audit": [IndexModel([("case_id", ASCENDING)])],
+    # Append-only; queried by case or by county, in time order; pruned by `at`.
+    "audit": [
+        IndexModel([("case_id", ASCENDING), ("at", ASCENDING)]),
+        IndexModel([("county", ASCENDING), ("at", ASCENDING)]),
+        IndexModel([("at", ASCENDING)]),
+    ],
+    "submission_receipts": [IndexModel([("tracking_code", ASCENDING)], unique=True)],
     "party_visits": [IndexModel([("party_key", ASCENDING)])],
 }
 
@@ -86,6 +97,7 @@ class IntakeRepository:
         self.visits = db["party_visits"]
         self.links = db["submission_links"]
         self.audit = db["audit"]
+        self.receipts = db["submission_receipts"]
 
     async def create_indexes(self) -> None:
         # One index per command: FerretDB 1.24 fails when several that exist are re-created
@@ -123,22 +135,22 @@ class IntakeRepository:
         limit: int = 50,
         skip: int = 0,
     ) -> list[CaseDoc]:
-        """Cases the scope admits, newest first; one equality query per county."""
-        found: list[Document] = []
-        projection = {"history": 0, "outbox": 0, "applied": 0}
+        """Cases the scope admits, newest first: filtered, sorted and cut in the database,
+        never more than MAX_PAGE of them."""
+        query: Document = {"county": {"$in": sorted(scope.counties)}}
         if scope.mediator_id is not None:
-            filters: list[Document] = [{"mediator_id": scope.mediator_id}]
-        else:
-            filters = [
-                {"county": c, **({"status": status} if status else {})} for c in sorted(scope.counties)
-            ]
-        for query in filters:
-            if organisation_id:
-                query["organisation_id"] = organisation_id
-            found += await self.cases.find(query, projection).to_list()
-        docs = [d for d in found if scope.admits(d) and (status is None or d.get("status") == status)]
-        docs.sort(key=lambda d: d["received_at"], reverse=True)
-        return [CaseDoc.model_validate(d) for d in docs[skip : skip + limit]]
+            query["mediator_id"] = scope.mediator_id
+        if status:
+            query["status"] = status
+        if organisation_id:
+            query["organisation_id"] = organisation_id
+        cursor = (
+            self.cases.find(query, {"history": 0, "outbox": 0, "applied": 0})
+            .sort([("received_at", DESCENDING), ("_id", DESCENDING)])
+            .skip(max(skip, 0))
+            .limit(max(1, min(limit, MAX_PAGE)))
+        )
+        return [CaseDoc.model_validate(d) for d in await cursor.to_list() if scope.admits(d)]
 
     async def pending_acceptances(self, limit: int = 100) -> list[str]:
         docs = await self.cases.find({"accept_pending": True}, {"_id": 1}).to_list(limit)
@@ -212,6 +224,17 @@ class IntakeRepository:
         docs = await self.visits.find({"party_key": party_key}, {"case_id": 1, "at": 1}).to_list()
         return {d["case_id"]: d["at"] for d in docs}
 
+    async def put_receipt(self, receipt: SubmissionReceipt) -> None:
+        await insert_once(self.receipts, receipt.model_dump(mode="python", by_alias=True))
+
+    async def receipt_of(self, submission_id: str) -> SubmissionReceipt | None:
+        doc = await self.receipts.find_one({"_id": submission_id})
+        return SubmissionReceipt.model_validate(doc) if doc else None
+
+    async def receipt_by_tracking_code(self, code: str) -> SubmissionReceipt | None:
+        doc = await self.receipts.find_one({"tracking_code": code})
+        return SubmissionReceipt.model_validate(doc) if doc else None
+
     async def link_of(self, submission_id: str) -> str | None:
         doc = await self.links.find_one({"_id": submission_id})
         return str(doc["case_id"]) if doc else None
@@ -220,14 +243,54 @@ class IntakeRepository:
         await upsert_one(self.links, {"_id": submission_id}, {"$setOnInsert": {"case_id": case_id, "at": at}})
 
     # -- audit --------------------------------------------------------------------------
-    async def audit_read(self, *, case_id: str, subject: str, role: str, action: str, at: datetime) -> None:
-        """Every read of a case by a person is attributable (DESIGN.md §7)."""
-        await self.audit.insert_one(
-            {"case_id": case_id, "subject": subject, "role": role, "action": action, "at": at}
-        )
+    async def record_audit(self, entry: Document) -> None:
+        """Append one entry (who, role, when, which case, what, purpose): the log is only
+        ever inserted into here, and removed from only by the retention prune."""
+        await self.audit.insert_one({"_id": str(uuid.uuid4()), **entry})
 
     async def audit_of(self, case_id: str) -> list[Document]:
-        return await self.audit.find({"case_id": case_id}, {"_id": 0}).to_list()
+        return await self.audit.find({"case_id": case_id}, {"_id": 0}).sort("at", ASCENDING).to_list()
+
+    async def audit_page(
+        self,
+        *,
+        counties: frozenset[str],
+        case_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Document]:
+        """Entries of the counties (a case: of the case, if its county is among them), in
+        time order from just after the cursor `after` (its time and id)."""
+        query: Document = {}
+        if case_id is not None:
+            case = await self.cases.find_one({"_id": case_id}, {"county": 1})
+            # Reads made while the case was in another county stay with that county;
+            # the case's own county sees them all.
+            if case is not None and case.get("county") in counties:
+                query["case_id"] = case_id
+            else:
+                query = {"case_id": case_id, "county": {"$in": sorted(counties)}}
+        else:
+            query["county"] = {"$in": sorted(counties)}
+        window: Document = {}
+        if since is not None:
+            window["$gte"] = since
+        if until is not None:
+            window["$lt"] = until
+        if window:
+            query["at"] = window
+        if after is not None:
+            at, entry_id = after
+            query = {"$and": [query, {"$or": [{"at": {"$gt": at}}, {"at": at, "_id": {"$gt": entry_id}}]}]}
+        cursor = self.audit.find(query).sort([("at", ASCENDING), ("_id", ASCENDING)]).limit(limit)
+        return await cursor.to_list()
+
+    async def prune_audit(self, *, before: datetime) -> int:
+        """Remove entries older than the retention period (FerretDB 1.24 has no TTL index)."""
+        result = await self.audit.delete_many({"at": {"$lt": before}})
+        return int(result.deleted_count)
 
     # -- organisations projection -----------------------------------------------------
     async def project_organisation(self, event: OrganisationUpdated) -> bool:
@@ -240,4 +303,4 @@ class IntakeRepository:
         return await self.directory.get(organisation_id)
 
 
-__all__ = ["INDEXES", "IntakeRepository", "Scope", "Sequence"]
+__all__ = ["INDEXES", "MAX_PAGE", "IntakeRepository", "Scope", "Sequence"]

@@ -23,7 +23,7 @@ from tiaojie.contracts.common import (
     RiskLevel,
 )
 from tiaojie.intake.casefile import PartStatus
-from tiaojie.intake.models import CaseDoc, StoredParty
+from tiaojie.intake.models import CaseDoc, StoredParty, SubmissionReceipt
 from tiaojie.runtime.directory import Organisation
 from tiaojie.runtime.divisions import Divisions
 from tiaojie.runtime.pii import Protector, mask_id_number, mask_name, mask_phone
@@ -219,6 +219,11 @@ class CaseOut(BaseModel):
     transfers: list[dict[str, Any]]
     referral_id: str | None
     linked_submissions: int
+    duplicate_links: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="repeats linked to this case; verified=false: from a channel without login, "
+        "not checked with the applicant and counted as no visit",
+    )
     history: list[dict[str, Any]]
     version: int
     duplicate: bool = Field(default=False, description="true when this answer replays an earlier submission")
@@ -253,9 +258,28 @@ class ReceiptOut(BaseModel):
     status_label: str
     organisation_name: str | None
     next_deadline: DeadlineOut | None
-    linked: bool = False
+    linked: bool = Field(
+        default=False,
+        description="always false for citizens: whether another case exists is nobody's business",
+    )
     duplicate: bool = False
     message_zh: str
+
+
+class AuditEntryOut(BaseModel):
+    case_id: str
+    county: str | None = None  # entries from before the county was recorded have none
+    subject: str = Field(description="the account that acted")
+    role: str
+    action: str = Field(description="read | reveal | file | document")
+    action_label: str
+    purpose: str = ""
+    at: datetime
+
+
+class AuditPageOut(BaseModel):
+    entries: list[AuditEntryOut]
+    next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last")
 
 
 class TrackOut(BaseModel):
@@ -422,6 +446,7 @@ def case_out(
         transfers=[t.model_dump(mode="json") for t in case.transfers],
         referral_id=case.referral_id,
         linked_submissions=len(case.duplicate_links),
+        duplicate_links=[link.model_dump(mode="json") for link in case.duplicate_links],
         history=[
             h.model_dump(mode="json") | {"status_label": CASE_STATUS_LABELS[h.status]} for h in case.history
         ],
@@ -451,22 +476,48 @@ def case_summary(case: CaseDoc) -> CaseSummary:
     )
 
 
+# One message for every citizen's receipt, new case or repeat alike: the answer must not
+# tell a stranger whether someone else already has a case with these parties.
+CITIZEN_RECEIPT_MESSAGE = "申请已收到，工作人员将与您联系核实，请妥善保存查询码，凭查询码查询办理进度"
+
+
 def receipt_out(
-    case: CaseDoc, *, organisation: Organisation | None, linked: bool, duplicate: bool
+    case: CaseDoc | SubmissionReceipt, *, organisation: Organisation | None, duplicate: bool
 ) -> ReceiptOut:
-    if linked:
-        message = "该纠纷与您已提交、尚在办理中的申请相同，已并入原申请办理，请凭查询码查询进度"
+    """A citizen's receipt of their own submission: a new case, or a repeat linked to one."""
+    deadline: DeadlineOut | None
+    if isinstance(case, SubmissionReceipt):
+        status, deadline = CaseStatus.RECEIVED, _acceptance_deadline(case.acceptance_due)
     else:
-        message = "申请已收到，请妥善保存查询码，凭查询码查询办理进度"
+        status, deadline = case.status, next_deadline(case)
     return ReceiptOut(
         tracking_code=case.tracking_code,
-        status=case.status,
-        status_label=CASE_STATUS_LABELS[case.status],
+        status=status,
+        status_label=CASE_STATUS_LABELS[status],
         organisation_name=organisation.name if organisation else None,
-        next_deadline=next_deadline(case),
-        linked=linked,
+        next_deadline=deadline,
         duplicate=duplicate,
-        message_zh=message,
+        message_zh=CITIZEN_RECEIPT_MESSAGE,
+    )
+
+
+def _acceptance_deadline(due: datetime) -> DeadlineOut:
+    return DeadlineOut(kind="acceptance", label="受理期限", due=due)
+
+
+def receipt_track_out(receipt: SubmissionReceipt, *, organisation: Organisation | None, tz: Any) -> TrackOut:
+    """The tracking view of an anonymous repeat: its own submission, nothing of the case
+    it was linked to (the desk contacts the submitter)."""
+    return TrackOut(
+        tracking_code=receipt.tracking_code,
+        case_number=None,
+        status=CaseStatus.RECEIVED,
+        status_label=CASE_STATUS_LABELS[CaseStatus.RECEIVED],
+        category_label=CATEGORY_LABELS[receipt.category],
+        organisation_name=organisation.name if organisation else None,
+        received_on=receipt.received_at.astimezone(tz).date(),
+        next_deadline=_acceptance_deadline(receipt.acceptance_due),
+        milestones=[{"on": receipt.received_at.astimezone(tz).date().isoformat(), "label": "申请已登记"}],
     )
 
 

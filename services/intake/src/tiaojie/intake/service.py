@@ -14,6 +14,7 @@ from __future__ import annotations
 from tiaojie.contracts.common import CASE_STATUS_LABELS
 from tiaojie.intake.acceptance import format_case_number
 from tiaojie.intake.actions import AGREEMENT_FORMS, FAILURE_ROUTES, FOLLOW_UP_METHODS, REJECTION_REASONS
+from tiaojie.intake.audit import Auditing
 from tiaojie.intake.classifier import Classifier
 from tiaojie.intake.mediation import Mediating
 from tiaojie.intake.metrics import IntakeMetrics
@@ -37,7 +38,7 @@ from tiaojie.runtime.mongo import sweep_forever
 from tiaojie.runtime.pii import Protector
 
 
-class IntakeService(Reacting, Mediating):
+class IntakeService(Reacting, Mediating, Auditing):
     """The intake rules; no Kafka or HTTP in here (events leave through the outbox)."""
 
     def __init__(
