@@ -59,6 +59,7 @@ from devkit.access import deployment as provisioned  # noqa: E402
 from devkit.access import register_admin  # noqa: E402
 from devkit.mesh import Mesh  # noqa: E402
 from devkit.namespace import drop_namespace  # noqa: E402
+from devkit.tokens import token as dev_token  # noqa: E402
 from tiaojie.contracts import topics  # noqa: E402
 from tiaojie.contracts.common import Channel, Role  # noqa: E402
 from tiaojie.contracts.envelope import CloudEvent, new_event  # noqa: E402
@@ -67,7 +68,6 @@ from tiaojie.infra import synthetic  # noqa: E402
 from tiaojie.infra.demo import LINYI_COUNTIES, _post_all, demo_registry  # noqa: E402
 from tiaojie.infra.servers import FERRETDB_DEBUG_PORT  # noqa: E402
 from tiaojie.infra.stack import SERVICES, Infra  # noqa: E402
-from tiaojie.runtime.auth import issue_token  # noqa: E402
 from tiaojie.runtime.divisions import load_divisions  # noqa: E402
 from tiaojie.runtime.kafka import client_kwargs, create_physical_topics  # noqa: E402
 from tiaojie.runtime.settings import RuntimeSettings  # noqa: E402
@@ -425,7 +425,9 @@ async def mesh_http(
     n: int,
     concurrency: int = 32,
 ) -> float:
-    token = issue_token(settings, subject="bench-desk", role=Role.DESK, counties=list(LINYI_COUNTIES))
+    token = dev_token(
+        settings, subject="bench-desk", role=Role.DESK, counties=list(LINYI_COUNTIES), audience="intake"
+    )
     case_ids: set[str] = set()
     bodies = [disputes.body(Channel.DESK) for _ in range(n)]
     limit = asyncio.Semaphore(concurrency)
@@ -571,7 +573,9 @@ async def run(args: argparse.Namespace) -> None:
     orgs, mediators = demo_registry(load_divisions(str(settings.divisions_path)))
     for m in mediators:
         m["capacity"] = 500  # the most allowed: the benchmark measures throughput, not limits
-    token = issue_token(settings, subject="bench", role=Role.ADMIN, counties=list(LINYI_COUNTIES))
+    token = dev_token(
+        settings, subject="bench", role=Role.ADMIN, counties=list(LINYI_COUNTIES), audience="registry"
+    )
     await _post_all(mesh.url("registry"), token, orgs, mediators)
     await asyncio.sleep(3)  # let intake project the organisations before routing
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from devkit.tokens import process_env
 from tiaojie.infra.stack import SERVICES, ServiceSpec
 from tiaojie.runtime.access import Deployment
 from tiaojie.runtime.settings import RuntimeSettings
@@ -104,11 +105,13 @@ class Mesh:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def env(self, service: str) -> dict[str, str]:
-        """A service process's environment: its own broker principal (none for the console)."""
+        """A service process's environment: its own broker principal (none for the console)
+        and its token keys (a service only the issuer's public keys)."""
         s = self.settings
         kafka = self.deployment.environment(service) if service in self.deployment.services else {}
         return {
             **kafka,
+            **process_env(s, service),
             "TIAOJIE_MONGO_URL": s.mongo_url,
             "TIAOJIE_NAMESPACE": s.namespace,
             "TIAOJIE_DIVISIONS_DIR": str(s.divisions_path),

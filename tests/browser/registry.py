@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
+from devkit.tokens import token as dev_token
 from tiaojie.contracts.common import Role
 from tiaojie.infra.demo import demo_registry
-from tiaojie.runtime.auth import issue_token
 from tiaojie.runtime.divisions import load_divisions
 from tiaojie.runtime.settings import RuntimeSettings
 
@@ -37,7 +37,9 @@ def registry_subset(settings: RuntimeSettings) -> tuple[list[dict[str, Any]], li
 
 async def load_registry_subset(registry_url: str, settings: RuntimeSettings) -> None:
     orgs, mediators = registry_subset(settings)
-    token = issue_token(settings, subject="browser-tests", role=Role.ADMIN, counties=list(COUNTIES))
+    token = dev_token(
+        settings, subject="browser-tests", role=Role.ADMIN, counties=list(COUNTIES), audience="registry"
+    )
     async with httpx.AsyncClient(
         base_url=registry_url, headers={"Authorization": f"Bearer {token}"}, timeout=60
     ) as client:
@@ -56,9 +58,16 @@ async def load_registry_subset(registry_url: str, settings: RuntimeSettings) -> 
 
 def refer_from_a_court(referral_url: str, settings: RuntimeSettings, *, agency_ref: str) -> str:
     """兰山区人民法院 registers and refers a pre-filing dispute (委派) over HTTP; returns its id."""
-    admin = issue_token(settings, subject="browser-tests", role=Role.ADMIN, counties=list(COUNTIES))
-    court = issue_token(
-        settings, subject="court-lanshan", role=Role.AGENCY, counties=[COUNTIES[0]], agency_id="court-lanshan"
+    admin = dev_token(
+        settings, subject="browser-tests", role=Role.ADMIN, counties=list(COUNTIES), audience="referral"
+    )
+    court = dev_token(
+        settings,
+        subject="court-lanshan",
+        role=Role.AGENCY,
+        counties=[COUNTIES[0]],
+        agency_id="court-lanshan",
+        audience="referral",
     )
     with httpx.Client(base_url=referral_url, timeout=60) as client:
         agency = {"id": "court-lanshan", "kind": "court", "county": COUNTIES[0], "name": "兰山区人民法院"}

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jwt
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from tiaojie.contracts.common import Role
 from tiaojie.infra import procs
 from tiaojie.infra.cli import app, parse_replicas
-from tiaojie.runtime.auth import verify_token
+from tiaojie.runtime.auth import SERVICE_AUDIENCES, verify_token
 from tiaojie.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.unit
@@ -22,8 +23,19 @@ pytestmark = pytest.mark.unit
 def test_token_command_prints_a_verifiable_token() -> None:
     result = CliRunner().invoke(app, ["token", "--role", "desk", "--county", "371302", "--county", "371311"])
     assert result.exit_code == 0, result.output
-    principal = verify_token(RuntimeSettings(), result.output.strip())
-    assert principal.role == Role.DESK and principal.counties == ["371302", "371311"]
+    for service in SERVICE_AUDIENCES:  # no --audience: every service (development only)
+        principal = verify_token(RuntimeSettings(), result.output.strip(), audience=service)
+        assert principal.role == Role.DESK and principal.counties == ["371302", "371311"]
+
+
+def test_token_command_names_the_audience_it_is_given() -> None:
+    result = CliRunner().invoke(app, ["token", "--role", "desk", "--county", "371302", "--audience", "stats"])
+    assert result.exit_code == 0, result.output
+    assert verify_token(RuntimeSettings(), result.output.strip(), audience="stats").role == Role.DESK
+    with pytest.raises(jwt.InvalidAudienceError):
+        verify_token(RuntimeSettings(), result.output.strip(), audience="intake")
+    unknown = CliRunner().invoke(app, ["token", "--role", "desk", "--audience", "console"])
+    assert unknown.exit_code != 0
 
 
 def test_token_command_refuses_an_unknown_role() -> None:

@@ -22,7 +22,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 def test_secrets_are_generated_once_and_kept(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
     written = write_deployment_secrets(folder)
-    assert "jwt_secret" in written and "tls/" in written
+    assert {"jwt_signing_key", "jwt_jwks", "csrf_key", "tls/"} <= set(written)
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
     assert write_deployment_secrets(folder) == []
     assert before == {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import httpx
 import jwt
@@ -11,14 +11,28 @@ from fastapi import Depends, FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
 from tiaojie.contracts.common import Role
-from tiaojie.runtime.auth import Principal, issue_token, require_roles, verify_token
+from tiaojie.runtime.auth import (
+    Principal,
+    TokenSigner,
+    issue_token,
+    new_signing_key,
+    require_roles,
+    signer_for,
+    verify_token,
+)
 from tiaojie.runtime.errors import IllegalTransition
 from tiaojie.runtime.http import BodySizeLimit, install_error_handlers
 from tiaojie.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.unit
 
-SETTINGS = RuntimeSettings()
+
+class DeskSettings(RuntimeSettings):
+    audience: ClassVar[str | None] = "intake"
+
+
+SETTINGS = DeskSettings()
+SIGNER = signer_for(SETTINGS)
 
 
 class Body(BaseModel):
@@ -55,12 +69,15 @@ async def call(method: str, path: str, **kwargs: object) -> httpx.Response:
 
 def bearer(role: Role, **kw: object) -> dict[str, str]:
     return {
-        "Authorization": "Bearer " + issue_token(SETTINGS, subject="u1", role=role, counties=["371302"], **kw)
-    }  # type: ignore[arg-type]
+        "Authorization": "Bearer "
+        + issue_token(SIGNER, subject="u1", role=role, counties=["371302"], audience="intake", **kw)  # type: ignore[arg-type]
+    }
 
 
 def test_token_round_trip() -> None:
-    token = issue_token(SETTINGS, subject="u1", role=Role.MEDIATOR, counties=["371302"], mediator_id="m1")
+    token = issue_token(
+        SIGNER, subject="u1", role=Role.MEDIATOR, counties=["371302"], audience="intake", mediator_id="m1"
+    )
     principal = verify_token(SETTINGS, token)
     assert (
         principal.role == Role.MEDIATOR and principal.counties == ["371302"] and principal.mediator_id == "m1"
@@ -68,13 +85,15 @@ def test_token_round_trip() -> None:
 
 
 def test_token_signed_with_another_key_is_refused() -> None:
-    other = RuntimeSettings(jwt_secret="x" * 40)  # type: ignore[arg-type]
+    other = TokenSigner(new_signing_key(), issuer=SETTINGS.jwt_issuer)
     with pytest.raises(jwt.InvalidTokenError):
-        verify_token(SETTINGS, issue_token(other, subject="u", role=Role.ADMIN, counties=[]))
+        verify_token(
+            SETTINGS, issue_token(other, subject="u", role=Role.ADMIN, counties=[], audience="intake")
+        )
 
 
 def test_production_refuses_development_secrets() -> None:
-    with pytest.raises(ValueError, match="TIAOJIE_JWT_SECRET"):
+    with pytest.raises(ValueError, match="TIAOJIE_JWT_JWKS"):
         RuntimeSettings(environment="production")
 
 

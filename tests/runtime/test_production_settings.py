@@ -4,16 +4,21 @@ password, referral without its provisioning principal, console demo accounts."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tiaojie.console.settings import ConsoleSettings
 from tiaojie.referral.settings import ReferralSettings
+from tiaojie.runtime.auth import jwks_of, new_signing_key
 from tiaojie.runtime.settings import RuntimeSettings
 
 pytestmark = pytest.mark.unit
 
+ISSUER_KEY = new_signing_key()
+DEV_KEY = new_signing_key("tiaojie-dev-")
 KEYS = {
-    "jwt_secret": "j" * 40,
+    "jwt_jwks": jwks_of(ISSUER_KEY),
     "pii_key": "cHJvZHVjdGlvbi1waWkta2V5LTMyLWJ5dGVzLWxvbmc=",
     "match_key": "m" * 40,
 }
@@ -42,7 +47,9 @@ def test_a_complete_production_configuration_is_accepted() -> None:
         ({"kafka_username": None}, "TIAOJIE_KAFKA_USERNAME"),
         ({"kafka_password": None}, "TIAOJIE_KAFKA_PASSWORD"),
         ({"mongo_url": "mongodb://mongo:27017/"}, "TIAOJIE_MONGO_URL"),
-        ({"jwt_secret": "tiaojie-development-jwt-secret-not-for-production"}, "TIAOJIE_JWT_SECRET"),
+        ({"jwt_jwks": None}, "TIAOJIE_JWT_JWKS"),
+        ({"jwt_jwks": jwks_of(DEV_KEY)}, "development token key"),
+        ({"jwt_jwks": jwks_of(ISSUER_KEY, DEV_KEY)}, "development token key"),
     ],
 )
 def test_production_refuses_what_development_leaves_open(change: dict[str, object], named: str) -> None:
@@ -60,7 +67,35 @@ def test_referral_in_production_needs_its_provisioning_principal() -> None:
 
 
 def test_the_console_refuses_demo_accounts_but_needs_no_broker() -> None:
-    console = {**KEYS, "mongo_url": SAFE["mongo_url"]}
+    console = {
+        **KEYS,
+        "jwt_signing_key": json.dumps(ISSUER_KEY),
+        "csrf_key": "c" * 40,
+        "mongo_url": SAFE["mongo_url"],
+    }
     with pytest.raises(ValueError, match="demo accounts"):
         production(ConsoleSettings, **console)
     assert production(ConsoleSettings, **console, demo_accounts=False)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"jwt_signing_key": None}, "TIAOJIE_JWT_SIGNING_KEY"),
+        ({"jwt_signing_key": json.dumps(DEV_KEY)}, "development token key"),
+        ({"csrf_key": None}, "TIAOJIE_CSRF_KEY"),
+    ],
+)
+def test_the_console_in_production_needs_its_own_issuer_and_csrf_keys(
+    change: dict[str, object], named: str
+) -> None:
+    console = {
+        **KEYS,
+        "jwt_signing_key": json.dumps(ISSUER_KEY),
+        "csrf_key": "c" * 40,
+        "mongo_url": SAFE["mongo_url"],
+        "demo_accounts": False,
+    }
+    fields = {k: v for k, v in {**console, **change}.items() if v is not None}
+    with pytest.raises(ValueError, match=named):
+        production(ConsoleSettings, **fields)

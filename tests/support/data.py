@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 
+from devkit.tokens import token as dev_token
 from tiaojie.contracts.common import Role
 from tiaojie.infra import synthetic
-from tiaojie.runtime.auth import issue_token
 from tiaojie.runtime.settings import RuntimeSettings
 
 COUNTY = "371302"  # 兰山区
@@ -18,7 +18,8 @@ OTHER_COUNTY = "371311"  # 罗庄区
 
 
 def token(settings: RuntimeSettings, role: Role, counties: list[str] | None = None, **claims: Any) -> str:
-    return issue_token(settings, subject=f"test-{role}", role=role, counties=counties or [COUNTY], **claims)
+    """A development token of this role (for every service unless `audience=` names one)."""
+    return dev_token(settings, subject=f"test-{role}", role=role, counties=counties or [COUNTY], **claims)
 
 
 def auth(

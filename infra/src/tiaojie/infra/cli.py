@@ -12,6 +12,7 @@ from rich.table import Table
 
 from tiaojie.contracts.common import Role
 from tiaojie.infra import procs
+from tiaojie.infra.paths import Layout
 from tiaojie.infra.servers import InfraError
 from tiaojie.infra.stack import (
     SERVICES,
@@ -25,7 +26,7 @@ from tiaojie.infra.stack import (
     stop_services,
     wait_ready,
 )
-from tiaojie.runtime.auth import issue_token
+from tiaojie.runtime.auth import SERVICE_AUDIENCES, NoSigningKey, issue_token, signer_for
 from tiaojie.runtime.settings import RuntimeSettings
 
 app = typer.Typer(help="Tiaojie (调解) local mesh: Kafka, FerretDB and the services.", no_args_is_help=True)
@@ -165,24 +166,44 @@ def _state(ok: bool) -> str:
 def token(
     role: Annotated[Role, typer.Option(help="citizen, desk, mediator, center, bureau, agency, admin")],
     county: Annotated[list[str], typer.Option(help="county code (repeatable)")] = [],  # noqa: B006
+    audience: Annotated[
+        str | None,
+        typer.Option(help=f"the service it is for ({', '.join(SERVICE_AUDIENCES)}); every one if left out"),
+    ] = None,
     subject: Annotated[str, typer.Option(help="user id")] = "dev-user",
     mediator_id: Annotated[str | None, typer.Option(help="for role mediator")] = None,
+    organisation_id: Annotated[str | None, typer.Option(help="for a desk, centre or mediator")] = None,
     agency_id: Annotated[str | None, typer.Option(help="for role agency")] = None,
     ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 8 * 3600,
 ) -> None:
-    """Print a signed development token."""
-    settings = RuntimeSettings()
-    typer.echo(
-        issue_token(
-            settings,
-            subject=subject,
-            role=role,
-            counties=county,
-            ttl_seconds=ttl,
-            mediator_id=mediator_id,
-            agency_id=agency_id,
+    """Print a signed token: the development key's, or TIAOJIE_JWT_SIGNING_KEY's (the issuer's)."""
+    try:
+        settings = RuntimeSettings(data_dir=Layout.default().data)
+    except RuntimeError:  # not in a checkout: the settings' own data folder
+        settings = RuntimeSettings()
+    if audience is None and settings.environment == "production":
+        raise typer.BadParameter(
+            "production tokens name their service: give --audience", param_hint="--audience"
         )
-    )
+    try:
+        signer = signer_for(settings)
+        typer.echo(
+            issue_token(
+                signer,
+                subject=subject,
+                role=role,
+                counties=county,
+                audience=audience or SERVICE_AUDIENCES,
+                ttl_seconds=ttl,
+                mediator_id=mediator_id,
+                organisation_id=organisation_id,
+                agency_id=agency_id,
+            )
+        )
+    except NoSigningKey as exc:
+        raise typer.BadParameter(f"{exc} (set TIAOJIE_JWT_SIGNING_KEY)") from None
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--audience") from None
 
 
 @app.command()
@@ -346,6 +367,26 @@ def deploy_secrets(
 
     written = write_deployment_secrets(Path(out), kafka_host=kafka_host)
     console.print(f"{out}: {', '.join(written) or 'complete, nothing to add'}")
+
+
+@deploy_app.command("rotate-token-key")
+def deploy_rotate_token_key(
+    step: Annotated[
+        str, typer.Argument(help="add (a new key to jwt_jwks), switch (the console to it), retire")
+    ],
+    out: Annotated[str, typer.Option(help="the folder docker-compose.yml reads secrets from")] = "secrets",
+) -> None:
+    """One step of replacing the token issuer's key (README: "Running in production")."""
+    from pathlib import Path
+
+    from tiaojie.infra.deploy import rotate_token_key
+
+    if step not in ("add", "switch", "retire"):
+        raise typer.BadParameter("add, switch or retire", param_hint="STEP")
+    try:
+        console.print(rotate_token_key(Path(out), step))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="STEP") from None
 
 
 def _entry_point(group: str, name: str) -> Any:

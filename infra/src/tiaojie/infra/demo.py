@@ -11,6 +11,7 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from tiaojie.contracts.envelope import new_event
 from tiaojie.contracts.intake import DisputeSubmission, DisputeSubmitted
 from tiaojie.infra import synthetic
 from tiaojie.infra.stack import SERVICES, Infra
-from tiaojie.runtime.auth import issue_token
+from tiaojie.runtime.auth import issue_token, signer_for
 from tiaojie.runtime.divisions import Divisions
 from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
 
@@ -155,17 +156,34 @@ def demo_registry(
     return orgs, mediators
 
 
+def _token(
+    settings: RuntimeSettings, *, subject: str, role: Role, counties: Sequence[str], audience: str
+) -> str:
+    """An operator's token for one service, signed by the issuer's key these settings hold
+    (the development key in development)."""
+    return issue_token(
+        signer_for(settings),
+        subject=subject,
+        role=role,
+        counties=counties,
+        audience=audience,
+        ttl_seconds=3600,
+    )
+
+
 def load_demo(
     infra: Infra, *, registry_url: str | None = None, settings: RuntimeSettings | None = None
 ) -> str:
     """File the demo organisations and mediators through the registry's HTTP API."""
     from tiaojie.runtime.divisions import load_divisions
 
-    settings = settings or infra.settings()
+    settings = settings or infra.settings(data_dir=infra.layout.data)
     divisions = load_divisions(str(settings.divisions_path))
     orgs, mediators = demo_registry(divisions)
     url = registry_url or f"http://127.0.0.1:{next(s.port for s in SERVICES if s.name == 'registry')}"
-    token = issue_token(settings, subject="demo-loader", role=Role.ADMIN, counties=list(LINYI_COUNTIES))
+    token = _token(
+        settings, subject="demo-loader", role=Role.ADMIN, counties=LINYI_COUNTIES, audience="registry"
+    )
     asyncio.run(_post_all(url, token, orgs, mediators))
     return f"{len(orgs)} organisations, {len(mediators)} mediators in {len(LINYI_COUNTIES)} counties"
 
@@ -209,7 +227,7 @@ def stream_disputes(
 ) -> int:
     """Submit synthetic disputes at a steady rate over Kafka (submissions topic, as a
     registered system) or HTTP (as a desk)."""
-    settings = settings or infra.settings()
+    settings = settings or infra.settings(data_dir=infra.layout.data)
     from tiaojie.runtime.divisions import load_divisions
 
     divisions = load_divisions(str(settings.divisions_path))
@@ -244,7 +262,9 @@ DEMO_SYSTEM = "demo-grid"
 async def system_credential(settings: RuntimeSettings, referral_url: str) -> RuntimeSettings:
     """The demo's grid system, registered at referral like any system that submits
     disputes (a new password each run: the old one is never shown again)."""
-    token = issue_token(settings, subject="demo-loader", role=Role.ADMIN, counties=[LINYI_COUNTIES[0]])
+    token = _token(
+        settings, subject="demo-loader", role=Role.ADMIN, counties=[LINYI_COUNTIES[0]], audience="referral"
+    )
     headers = {"Authorization": f"Bearer {token}"}
     body = {
         "id": DEMO_SYSTEM,
@@ -300,7 +320,7 @@ async def _stream(
             await broker.stop()
         return sent
     url = intake_url or "http://127.0.0.1:8001"
-    token = issue_token(settings, subject="demo-desk", role=Role.DESK, counties=list(LINYI_COUNTIES))
+    token = _token(settings, subject="demo-desk", role=Role.DESK, counties=LINYI_COUNTIES, audience="intake")
     async with httpx.AsyncClient(
         base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
     ) as client:

@@ -13,10 +13,27 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_JWT_SECRET = "tiaojie-development-jwt-secret-not-for-production"  # noqa: S105 - dev only
+# Key ids of the development token key (generated under the data folder): refused in production.
+DEV_TOKEN_KID_PREFIX = "tiaojie-dev-"  # noqa: S105 - a key id's prefix, not a secret
+# Token algorithms a verifier may be told to accept: asymmetric only, so that no key a
+# service holds can sign (HS256 with any published or configured value is refused).
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"EdDSA", "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+)
 # 32 bytes, base64: development only; production must set TIAOJIE_PII_KEY and TIAOJIE_MATCH_KEY.
 DEV_PII_KEY = "ZGV2ZWxvcG1lbnQtcGlpLWtleS0zMi1ieXRlcy0hISE="
 DEV_MATCH_KEY = "development-match-key-not-for-production"
+
+
+def json_or_file(value: str) -> dict[str, Any]:
+    """A JSON object given inline, or the path of a file holding one (keys, key sets)."""
+    text = value.strip()
+    if not text.startswith("{"):
+        text = Path(text).read_text()
+    loaded = json.loads(text)
+    if not isinstance(loaded, dict):
+        raise ValueError("expected a JSON object")
+    return loaded
 
 
 def default_cache_dir() -> Path:
@@ -115,8 +132,20 @@ class RuntimeSettings(BaseSettings):
     kafka_password: SecretStr | None = None
     kafka_ca_file: Path | None = None
 
-    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    # Tokens (README: "Running in production"). The issuer's name (`iss`), and its public
+    # keys: a JWKS given inline or as a file path, or the URL it is fetched from (the
+    # console's /.well-known/jwks.json, or an OIDC provider's jwks_uri). Only the issuer
+    # (the console, the operator's `tiaojie token`) holds TIAOJIE_JWT_SIGNING_KEY, a
+    # private JWK (inline or a path). With none of them set, development uses the key
+    # generated under data_dir; production refuses that.
     jwt_issuer: str = "tiaojie"
+    jwt_jwks: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_jwks_cache_seconds: int = Field(default=300, ge=1)
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["EdDSA"], min_length=1)
+    jwt_signing_key: SecretStr | None = None
+    # The audience (`aud`) this process accepts tokens for: each service names itself.
+    audience: ClassVar[str | None] = None
     pii_key: SecretStr = SecretStr(DEV_PII_KEY)
     match_key: SecretStr = SecretStr(DEV_MATCH_KEY)
 
@@ -147,10 +176,32 @@ class RuntimeSettings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
     @model_validator(mode="after")
+    def _asymmetric_tokens_only(self) -> RuntimeSettings:
+        refused = set(self.jwt_algorithms) - ASYMMETRIC_ALGORITHMS
+        if refused:
+            raise ValueError(f"TIAOJIE_JWT_ALGORITHMS: {sorted(refused)} refused (asymmetric only)")
+        return self
+
+    def token_key_ids(self) -> list[str]:
+        """Key ids of the token keys configured (public set and signing key)."""
+        kids = [str(k.get("kid")) for k in json_or_file(self.jwt_jwks)["keys"]] if self.jwt_jwks else []
+        if self.jwt_signing_key is not None:
+            kids.append(str(json_or_file(self.jwt_signing_key.get_secret_value()).get("kid")))
+        return kids
+
+    @property
+    def development_token_key_path(self) -> Path:
+        """Where development keeps its token key (private: the development issuer's)."""
+        return self.data_dir / "keys" / "development-token-key.json"
+
+    @model_validator(mode="after")
     def _no_development_secrets_in_production(self) -> RuntimeSettings:
         if self.environment == "production":
+            if not (self.jwt_jwks or self.jwt_jwks_url):
+                raise ValueError("production requires TIAOJIE_JWT_JWKS or TIAOJIE_JWT_JWKS_URL")
+            if any(kid.startswith(DEV_TOKEN_KID_PREFIX) for kid in self.token_key_ids()):
+                raise ValueError("production refuses the development token key (TIAOJIE_JWT_*)")
             dev = {
-                "TIAOJIE_JWT_SECRET": (self.jwt_secret, DEV_JWT_SECRET),
                 "TIAOJIE_PII_KEY": (self.pii_key, DEV_PII_KEY),
                 "TIAOJIE_MATCH_KEY": (self.match_key, DEV_MATCH_KEY),
             }

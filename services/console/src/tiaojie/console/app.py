@@ -36,6 +36,7 @@ from tiaojie.console.web import (
     render,
     security_headers,
 )
+from tiaojie.runtime.auth import published_jwks
 from tiaojie.runtime.clock import Clock, SystemClock
 from tiaojie.runtime.divisions import load_divisions
 from tiaojie.runtime.http import BodySizeLimit
@@ -46,7 +47,7 @@ from tiaojie.runtime.mongo import make_client, ping
 
 log = get_logger(__name__)
 SWEEP_SECONDS = 600.0
-_NOT_PAGES = ("/static/", "/assets/", "/healthz", "/readyz", "/metrics")
+_NOT_PAGES = ("/static/", "/assets/", "/healthz", "/readyz", "/metrics", "/.well-known/")
 
 
 def create_app(
@@ -62,12 +63,14 @@ def create_app(
     service = ConsoleService(
         repository=repository, settings=settings, clock=clock or SystemClock(), metrics=metrics
     )
+    upstream = Upstream(settings, metrics)
+    jwks = published_jwks(settings)
     web = Web(
         settings=settings,
         service=service,
-        upstream=Upstream(settings, metrics),
+        upstream=upstream,
         divisions=load_divisions(str(settings.divisions_path)),
-        signer=CsrfSigner(settings.jwt_secret.get_secret_value()),
+        signer=CsrfSigner(settings.csrf_key.get_secret_value()),
         metrics=metrics,
         env=make_env(),
     )
@@ -144,6 +147,10 @@ def create_app(
         database = await ping(mongo)
         body = {"status": "ready" if database else "not_ready", "database": database}
         return JSONResponse(body, 200 if database else 503)
+
+    @app.get("/.well-known/jwks.json", include_in_schema=False)
+    async def jwks_document() -> JSONResponse:
+        return JSONResponse(jwks, headers={"Cache-Control": "public, max-age=300"})
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_page() -> Response:

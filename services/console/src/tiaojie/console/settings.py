@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, IPvAnyNetwork, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, model_validator
 
 from tiaojie.runtime.settings import ServiceSettings
+
+DEV_CSRF_KEY = "development-console-csrf-key-not-for-production"
 
 
 class ConsoleSettings(ServiceSettings):
@@ -26,8 +28,11 @@ class ConsoleSettings(ServiceSettings):
     stats_url: str = "http://127.0.0.1:8004"
     library_url: str = "http://127.0.0.1:8005"
     upstream_timeout: float = Field(default=15.0, gt=0)
-    # Tokens the console signs for a call on a user's behalf live only this long.
-    upstream_token_seconds: int = Field(default=120, ge=10, le=3600)
+    # Tokens the console signs for a call on a user's behalf (one per call, for the one
+    # service called) live only this long.
+    upstream_token_seconds: int = Field(default=120, ge=10, le=600)
+    # The key of the CSRF tokens' HMAC: a secret of its own, nothing to do with tokens.
+    csrf_key: SecretStr = SecretStr(DEV_CSRF_KEY)
 
     # The city the deployment serves (GB/T 2260): its counties fill the location picker.
     city: str = Field(default="3713", pattern=r"^\d{4}$")
@@ -64,6 +69,11 @@ class ConsoleSettings(ServiceSettings):
     def _no_demo_accounts_in_production(self) -> ConsoleSettings:
         if self.environment == "production" and self.demo_accounts:
             raise ValueError("production refuses demo accounts: set TIAOJIE_DEMO_ACCOUNTS=false")
+        if self.environment == "production" and self.csrf_key.get_secret_value() == DEV_CSRF_KEY:
+            raise ValueError("production requires TIAOJIE_CSRF_KEY")
+        if self.environment == "production" and self.jwt_signing_key is None:
+            # The console is the issuer: it signs the tokens of everyone it signs in.
+            raise ValueError("production requires TIAOJIE_JWT_SIGNING_KEY on the console")
         return self
 
     @property

@@ -1,8 +1,9 @@
 """Calls to the services' HTTP APIs on a person's behalf.
 
-Each call carries a token signed just for it (a couple of minutes long) with the
-person's role and counties, so every service scopes the answer exactly as it would for
-any other caller; the console never widens what a person may see.
+Each call carries a token signed just for it (a couple of minutes long), for the one
+service called (its audience: no other service accepts it), with the person's role and
+counties, so every service scopes the answer exactly as it would for any other caller;
+the console never widens what a person may see.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import httpx
 from tiaojie.console.metrics import ConsoleMetrics
 from tiaojie.console.settings import ConsoleSettings
 from tiaojie.contracts.common import Role
-from tiaojie.runtime.auth import issue_token
+from tiaojie.runtime.auth import TokenSigner, issue_token, signer_for
 from tiaojie.runtime.logging import get_logger
 
 log = get_logger(__name__)
@@ -66,8 +67,11 @@ _FALLBACK = {
 
 
 class Upstream:
-    def __init__(self, settings: ConsoleSettings, metrics: ConsoleMetrics) -> None:
+    def __init__(
+        self, settings: ConsoleSettings, metrics: ConsoleMetrics, signer: TokenSigner | None = None
+    ) -> None:
         self.settings = settings
+        self.signer = signer or signer_for(settings)
         self.metrics = metrics
         self.bases = {
             "intake": settings.intake_url,
@@ -81,12 +85,14 @@ class Upstream:
     async def close(self) -> None:
         await self.client.aclose()
 
-    def token(self, caller: Caller) -> str:
+    def token(self, caller: Caller, service: str) -> str:
+        """A short-lived token of the caller for one service."""
         return issue_token(
-            self.settings,
+            self.signer,
             subject=caller.subject,
             role=caller.role,
             counties=list(caller.counties),
+            audience=service,
             ttl_seconds=self.settings.upstream_token_seconds,
             mediator_id=caller.mediator_id,
             organisation_id=caller.organisation_id,
@@ -109,7 +115,7 @@ class Upstream:
         """One call; a refusal or failure becomes UpstreamError with the service's reasons."""
         sent = dict(headers or {})
         if caller is not None:
-            sent["Authorization"] = f"Bearer {self.token(caller)}"
+            sent["Authorization"] = f"Bearer {self.token(caller, service)}"
         clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
         started = time.perf_counter()
         try:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from tiaojie.runtime.settings import ServiceSettings
 
 
 class RegistrySettings(ServiceSettings):
+    # Tokens must name this service (`aud`); not a setting, so no test or deployment can widen it.
+    audience: ClassVar[str | None] = "registry"
     service_name: str = "registry"
     port: int = 8003
     database_name: str = "tiaojie_registry"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, SecretStr, model_validator
 
 from tiaojie.runtime.settings import KafkaCredentials, KafkaProtocol, ServiceSettings
 
 
 class ReferralSettings(ServiceSettings):
+    # Tokens must name this service (`aud`); not a setting, so no test or deployment can widen it.
+    audience: ClassVar[str | None] = "referral"
     service_name: str = "referral"
     port: int = 8002
     database_name: str = "tiaojie_referral"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from tiaojie.runtime.settings import ServiceSettings
 
 
 class StatsSettings(ServiceSettings):
+    # Tokens must name this service (`aud`); not a setting, so no test or deployment can widen it.
+    audience: ClassVar[str | None] = "stats"
     service_name: str = "stats"
     port: int = 8004
     database_name: str = "tiaojie_stats"
