@@ -269,12 +269,36 @@ def _scope_row(scope: str, code: str, name: str, block: dict[str, Any]) -> list[
     return [flat.get(key, "") for _, key in _SCOPE_COLUMNS]
 
 
+# A cell a spreadsheet program would read as a formula (CSV injection): = + - @, and tab or
+# carriage return before one of them.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """A cell as a spreadsheet shows it and never runs: text that would start a formula
+    gets a leading single quote (the OWASP rule); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+class _SafeWriter:
+    """csv.writer whose every text cell is neutralised (names are filed by people)."""
+
+    def __init__(self, out: io.StringIO) -> None:
+        self._writer = csv.writer(out)
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([safe_cell(v) for v in row])
+
+
 def report_csv(report: dict[str, Any]) -> str:
     """The report as CSV in three sections (figures, norms, expiring certificates), with
-    bilingual headers; a byte-order mark lets spreadsheet programs read it as UTF-8."""
+    bilingual headers; a byte-order mark lets spreadsheet programs read it as UTF-8; no
+    cell can start a formula."""
     out = io.StringIO()
     out.write("\ufeff")
-    w = csv.writer(out)
+    w = _SafeWriter(out)
     w.writerow([f"{report['county_name']}人民调解组织队伍合规报告", report["county"], report["as_of"]])
     w.writerow([f"{zh} ({en})" for zh, en in _SCOPE_COLUMNS])
     w.writerow(_scope_row("全县 county", report["county"], report["county_name"], report["summary"]))

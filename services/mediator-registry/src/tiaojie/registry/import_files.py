@@ -123,10 +123,10 @@ def read_rows(content: bytes, fmt: str, *, max_rows: int, max_columns: int = MAX
         try:
             sheet = book.worksheets[0]
             # The declared dimension (<dimension ref="A1:XFD1048576"/>), read without a cell.
-            if (sheet.max_row or 0) > max_rows + 1:
-                raise too_many_rows(max_rows)
             if (sheet.max_column or 0) > max_columns:
                 raise too_many_columns(max_columns)
+            if (sheet.max_row or 0) > max_rows + 1:
+                raise too_many_rows(max_rows)
             # Never wider than the limit, whatever the sheet declares or its cells say.
             for values in sheet.iter_rows(max_col=max_columns, values_only=True):
                 rows.append(list(values))
