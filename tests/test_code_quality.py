@@ -38,3 +38,13 @@ def test_import_contracts_hold() -> None:
         [str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_no_service_module_outgrows_one_idea() -> None:
+    # A module over 800 lines has outgrown one idea: split it by idea (issue 14).
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in sorted(ROOT.glob("services/*/src/**/*.py"))
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 800
+    }
+    assert not long, long
