@@ -136,7 +136,21 @@ async def test_an_analytics_run_covers_only_days_that_are_over_and_at_most_a_yea
         ({"through": "9999-12-31"}, "through"),
         ({"through": today.isoformat()}, "through"),
         ({"since": "2020-01-01", "through": "2022-01-01"}, "since"),
+        ({"since": "0001-01-01"}, "since"),
     ):
         refused = await stats.client.post("/api/v1/analytics/run", params=params, headers=admin)
         assert refused.status_code == 422, params
         assert [e["field"] for e in refused.json()["errors"]] == [field]
+
+
+async def test_figures_are_asked_for_at_most_ten_years_at_a_time(
+    stats: StatsHarness, settings: RuntimeSettings
+) -> None:
+    # schemathesis: /summary from 0001-01-01 read 24,000 months and never answered.
+    bureau = auth(settings, Role.BUREAU, [COUNTY])
+    refused = await stats.client.get("/api/v1/summary", params={"from": "0001-01-01"}, headers=bureau)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["code"] == "period_too_long"
+    fine = await stats.client.get(
+        "/api/v1/summary", params={"from": "2017-01-01", "to": "2026-12-31"}, headers=bureau
+    )
+    assert fine.status_code == 200

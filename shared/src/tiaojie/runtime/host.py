@@ -22,7 +22,7 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from tiaojie.contracts import topics
 from tiaojie.contracts.topics import dlq
 from tiaojie.runtime.consumer import ConsumerMetrics, ReliableConsumer
-from tiaojie.runtime.http import BodySizeLimit, error_body, install_error_handlers
+from tiaojie.runtime.http import BodySizeLimit, document_errors, error_body, install_error_handlers
 from tiaojie.runtime.kafka import EventPublisher, create_physical_topics, make_broker
 from tiaojie.runtime.logging import configure_logging, get_logger
 from tiaojie.runtime.metrics import new_registry, render
@@ -136,6 +136,7 @@ class ServiceHost:
         app.include_router(self._probes(title=title, version=version))
         for router in routers:
             app.include_router(router)
+        document_errors(app)
         return app
 
     def _probes(self, *, title: str, version: str) -> APIRouter:

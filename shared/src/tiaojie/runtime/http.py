@@ -114,3 +114,98 @@ def install_error_handlers(app: FastAPI) -> None:
             "unhandled error", path=request.url.path, error=scrub(f"{type(exc).__name__}: {exc}")
         )
         return JSONResponse(error_body(500), status_code=500)
+
+
+# -- the errors in the OpenAPI document ----------------------------------------------------
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "description": "Every error: a code, the reason in Chinese and in English, and context.",
+    "required": ["code", "message_zh", "message_en"],
+    "properties": {
+        "code": {"type": "string"},
+        "message_zh": {"type": "string"},
+        "message_en": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "per field (422)",
+            "items": {
+                "type": "object",
+                "required": ["field", "code", "message_zh", "message_en"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "code": {"type": "string"},
+                    "message_zh": {"type": "string"},
+                    "message_en": {"type": "string"},
+                },
+            },
+        },
+    },
+    "additionalProperties": True,
+}
+_WHY = {
+    401: "no token, or one that is invalid, expired or not meant for this service",
+    403: "the caller's role may not do this",
+    404: "no such record, or one outside the caller's counties (indistinguishable)",
+    409: "not allowed in the record's current state, or a concurrent change",
+    413: "request body over the size limit",
+    422: "invalid input, with a reason per field",
+    429: "too many requests from this client: retry after `Retry-After` seconds",
+    503: "Kafka or the database is unreachable",
+}
+
+
+# A route that rate-limits its callers says so: `openapi_extra={THROTTLED: True}`.
+THROTTLED = "x-tiaojie-throttled"
+
+
+def document_errors(app: FastAPI) -> None:
+    """List in the app's OpenAPI document the error responses each route can give, with the
+    shared error body: 401/403/404 where a token is required, 409 for writes, 413 where a
+    body is read, 422 where anything is read, 429 where the route is THROTTLED."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Error"] = _ERROR_SCHEMA
+        for path, operations in schema.get("paths", {}).items():
+            for method, operation in operations.items():
+                if not isinstance(operation, dict):
+                    continue
+                codes = _error_codes(path, method, operation)
+                responses = operation.setdefault("responses", {})
+                for code in codes:
+                    responses[str(code)] = {
+                        "description": _WHY[code],
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    }
+        # FastAPI's own 422 body is replaced by ours (install_error_handlers).
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _error_codes(path: str, method: str, operation: dict[str, Any]) -> list[int]:
+    codes: list[int] = []
+    if operation.get("security"):
+        codes += [401, 403, 404]
+    elif "{" in path:
+        codes.append(404)
+    if method in {"post", "put", "patch", "delete"}:
+        codes.append(409)
+    if "requestBody" in operation:
+        codes.append(413)
+    if operation.get("parameters") or "requestBody" in operation:
+        codes.append(422)
+    if operation.pop(THROTTLED, False):
+        codes.append(429)
+    if path == "/readyz":
+        codes.append(503)
+    return codes
