@@ -72,7 +72,7 @@ from tiaojie.intake.throttle import Throttle
 from tiaojie.intake.validation import CITIZEN_CHANNELS
 from tiaojie.runtime.auth import Principal, require_roles, verify_token
 from tiaojie.runtime.errors import FieldError, Invalid, NotFound
-from tiaojie.runtime.http import error_body
+from tiaojie.runtime.http import THROTTLED, error_body
 
 router = APIRouter(prefix="/api/v1", tags=["disputes"])
 _optional_bearer = HTTPBearer(auto_error=False, description="Tiaojie access token (JWT); none for citizens")
@@ -181,6 +181,7 @@ def _action(principal: Principal, case_id: str, action: str, key: str | None) ->
     status_code=201,
     response_model=CaseOut | ReceiptOut,
     dependencies=[Depends(throttle_anonymous_submission)],
+    openapi_extra={THROTTLED: True},
     summary="Register a dispute (desk, hotline, web and mobile channels)",
     description=(
         "Staff (desk, center) register any HTTP channel and get the case back. Citizens submit "
@@ -276,6 +277,7 @@ async def submit_dispute(
     tags=["citizens"],
     summary="Follow a case by its tracking code (no token)",
     dependencies=[Depends(throttle_tracking)],
+    openapi_extra={THROTTLED: True},
     responses={404: {}, **RATE_LIMITED},
 )
 async def track(code: str, service: Service) -> TrackOut:
