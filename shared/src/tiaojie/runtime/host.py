@@ -185,5 +185,9 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         lifespan="on",
         loop="auto",  # uvloop, a dependency of the runtime on every platform that has it
         timeout_graceful_shutdown=int(settings.graceful_timeout),
+        # uvicorn would believe X-Forwarded-For from loopback and rewrite the client address
+        # before the app sees it; which proxies to believe is each app's setting
+        # (TIAOJIE_TRUSTED_PROXIES), so uvicorn believes none.
+        proxy_headers=False,
     )
     uvicorn.Server(config).run()
