@@ -348,3 +348,19 @@ def _fields_of(s: RuntimeSettings) -> dict[str, Any]:
             continue
         out[name] = value.get_secret_value() if hasattr(value, "get_secret_value") else value
     return out
+
+
+def test_services_started_by_tiaojie_up_hold_only_the_public_keys(tmp_path: Path) -> None:
+    """`tiaojie up` gives each service process the public key set and only the console the
+    issuer's key: a service's environment mints nothing."""
+    from tiaojie.infra.paths import Layout
+    from tiaojie.infra.stack import SERVICES as SPECS
+    from tiaojie.infra.stack import Infra, service_env
+
+    infra = Infra(Layout(root=tmp_path, data=tmp_path / "data", cache=tmp_path / "cache"))
+    for spec in SPECS:
+        env = service_env(infra, spec, 0, deployment=None)
+        jwks = json.loads(env["TIAOJIE_JWT_JWKS"])
+        assert jwks["keys"] and all("d" not in k for k in jwks["keys"]), spec.name
+        assert ("TIAOJIE_JWT_SIGNING_KEY" in env) == (spec.name == "console"), spec.name
+        assert not any("SECRET" in name for name in env), spec.name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import time
@@ -26,6 +27,7 @@ from tiaojie.runtime.access import (
     service_principal,
 )
 from tiaojie.runtime.access import SERVICES as SERVICE_PRINCIPALS
+from tiaojie.runtime.auth import development_key, jwks_of
 from tiaojie.runtime.settings import KafkaCredentials, RuntimeSettings
 
 
@@ -212,8 +214,15 @@ def service_env(
     """A service process's environment: its own broker principal (the console has none)."""
     _, mongo = infra.urls
     kafka = deployment.environment(spec.name) if deployment and spec.name in deployment.services else {}
+    # The development issuer's key: its public half for a service (which then cannot mint),
+    # the key itself for the console, the one issuer.
+    key = development_key(RuntimeSettings(data_dir=infra.layout.data))
+    tokens = {"TIAOJIE_JWT_JWKS": jwks_of(key)}
+    if spec.name == "console":
+        tokens["TIAOJIE_JWT_SIGNING_KEY"] = json.dumps(key)
     return {
         **kafka,
+        **tokens,
         "TIAOJIE_MONGO_URL": mongo,
         "TIAOJIE_PORT": str(spec.port + REPLICA_PORT_STEP * replica),
         "TIAOJIE_REPLICA": str(replica),
