@@ -28,6 +28,7 @@ from tiaojie.registry.models import (
 )
 from tiaojie.runtime.directory import county_centre
 from tiaojie.runtime.divisions import Divisions
+from tiaojie.runtime.exports import safe_cell
 
 NORMS: dict[str, int] = {"village": 1, "township": 2, "industry": 3, "county_centre": 5}
 NORM_LABELS = {
@@ -271,17 +272,6 @@ def _scope_row(scope: str, code: str, name: str, block: dict[str, Any]) -> list[
 
 # A cell a spreadsheet program would read as a formula (CSV injection): = + - @, and tab or
 # carriage return before one of them.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: Any) -> Any:
-    """A cell as a spreadsheet shows it and never runs: text that would start a formula
-    gets a leading single quote (the OWASP rule); numbers stay numbers."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
-
-
 class _SafeWriter:
     """csv.writer whose every text cell is neutralised (names are filed by people)."""
 

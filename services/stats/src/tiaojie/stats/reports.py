@@ -17,6 +17,7 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from tiaojie.contracts.common import CATEGORY_LABELS, Category, OrganisationKind
 from tiaojie.contracts.stats import ALERT_KIND_LABELS, AlertKind
 from tiaojie.runtime.divisions import Divisions
+from tiaojie.runtime.exports import safe_cell
 from tiaojie.stats import figures
 from tiaojie.stats.calendar import days_between, local_day
 from tiaojie.stats.repository import StatsRepository
@@ -246,7 +247,8 @@ def render_xlsx(report: Report) -> bytes:
             cell.fill = head_fill
             cell.alignment = Alignment(horizontal="center", wrap_text=True)
         for row in rows:
-            ws.append(row)
+            # Names come from the registry, typed by people: shown, never run as formulas.
+            ws.append([safe_cell(v) for v in row])
         for i, heading in enumerate(headings, start=1):
             ws.column_dimensions[ws.cell(row=3, column=i).column_letter].width = max(10, len(heading) * 2 + 2)
 
