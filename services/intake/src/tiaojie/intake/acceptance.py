@@ -11,6 +11,7 @@ from tiaojie.contracts import topics
 from tiaojie.contracts.common import CaseStatus
 from tiaojie.contracts.intake import CaseAccepted, CaseAssignmentRecorded
 from tiaojie.intake import lifecycle
+from tiaojie.intake.access import forbidden_outside
 from tiaojie.intake.models import CaseDoc, HistoryEntry, MediationClock
 from tiaojie.intake.repository import Scope
 from tiaojie.intake.transitions import SYSTEM, Change, Events, IntakeCore, case_event, next_state
@@ -137,6 +138,8 @@ class Accepting(IntakeCore):
                         )
                     ]
                 )
+            if scope is not None and not scope.acts_for(organisation.id):
+                raise forbidden_outside()  # the case as it will be: held outside the caller's organisations
             now = self.clock.now()
             year = now.astimezone(self.tz).year
             intent = {

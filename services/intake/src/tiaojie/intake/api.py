@@ -71,7 +71,7 @@ from tiaojie.intake.service import (
 from tiaojie.intake.throttle import Throttle
 from tiaojie.intake.validation import CITIZEN_CHANNELS
 from tiaojie.runtime.auth import Principal, require_roles, verify_token
-from tiaojie.runtime.errors import FieldError, Invalid, NotFound
+from tiaojie.runtime.errors import FieldError, Forbidden, Invalid, NotFound
 from tiaojie.runtime.http import THROTTLED, error_body
 
 router = APIRouter(prefix="/api/v1", tags=["disputes"])
@@ -157,11 +157,14 @@ Withdrawer = Annotated[Principal, Depends(require_roles(Role.DESK, Role.CENTER, 
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def scope_of(principal: Principal) -> Scope:
-    """Counties always; a mediator only their own cases (no mediator_id claim: none)."""
-    if principal.role == Role.MEDIATOR:
-        return Scope(counties=frozenset(principal.counties), mediator_id=principal.mediator_id or "\x00")
-    return Scope(counties=frozenset(principal.counties))
+async def scope_of(principal: Principal, service: IntakeService) -> Scope:
+    """Counties always; the token's organisation and those under it when it names one; a
+    mediator only their own cases (no mediator_id claim: none). See access.py."""
+    return await service.scope_for(
+        counties=principal.counties,
+        organisation_id=principal.organisation_id,
+        mediator_id=(principal.mediator_id or "\x00") if principal.role == Role.MEDIATOR else None,
+    )
 
 
 async def present(service: IntakeService, case: CaseDoc, **kwargs: Any) -> CaseOut:
@@ -309,7 +312,11 @@ async def list_disputes(
     skip: Annotated[int, Query(ge=0, le=100000)] = 0,
 ) -> list[CaseSummary]:
     cases = await service.repo.list_cases(
-        scope_of(principal), status=status, organisation_id=organisation_id, limit=limit, skip=skip
+        await scope_of(principal, service),
+        status=status,
+        organisation_id=organisation_id,
+        limit=limit,
+        skip=skip,
     )
     return [case_summary(c) for c in cases]
 
@@ -324,7 +331,7 @@ async def get_dispute(
     ] = False,
     purpose: Purpose = None,
 ) -> CaseOut:
-    case = await service.repo.get_case_in(case_id, scope_of(principal))
+    case = await service.repo.get_case_in(case_id, await scope_of(principal, service))
     if case is None:
         raise NotFound("案件", "case")
     clear = reveal and principal.role in REVEAL_ROLES
@@ -346,7 +353,7 @@ async def get_dispute(
 async def get_file(
     case_id: str, principal: Reader, service: Service, purpose: Purpose = None
 ) -> FileIndexOut:
-    case = await service.repo.get_case_in(case_id, scope_of(principal))
+    case = await service.repo.get_case_in(case_id, await scope_of(principal, service))
     if case is None:
         raise NotFound("案件", "case")
     await service.audit(
@@ -384,7 +391,7 @@ async def accept(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "accept", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         organisation_id=body.organisation_id if body else None,
     )
     return await present(service, case)
@@ -406,7 +413,7 @@ async def reject(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "reject", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         reason_code=body.reason_code,
         reason_text=body.reason_text,
     )
@@ -425,7 +432,7 @@ async def set_category(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, f"category:{body.category}", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         category=body.category,
     )
     return await present(service, case)
@@ -444,7 +451,7 @@ async def record_session(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "session", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         held_at=body.held_at,
         place=body.place,
         participants=body.participants,
@@ -465,7 +472,7 @@ async def resolve(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "resolve", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         form=body.form,
         amount=body.amount,
         performance_due=body.performance_due,
@@ -484,7 +491,7 @@ async def fail(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "fail", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         route=body.route,
         reason=body.reason,
     )
@@ -503,7 +510,7 @@ async def performance(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "performance", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         performed_on=body.performed_on,
         note=body.note,
     )
@@ -524,7 +531,7 @@ async def follow_up(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "follow_up", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         visited_on=body.visited_on,
         method=body.method,
         satisfied=body.satisfied,
@@ -541,7 +548,7 @@ async def archive(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "archive", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
     )
     await service.audit(
         case=case, subject=principal.subject, role=principal.role, action="document", purpose="归档：生成封底"
@@ -561,7 +568,7 @@ async def withdraw(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "withdraw", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         reason=body.reason if body else "",
     )
     return await present(service, case)
@@ -581,7 +588,7 @@ async def add_document(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "document", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         part=body.part,
         title=body.title,
         uri=body.uri,
@@ -607,7 +614,7 @@ async def pause_clock(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "pause", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         reason=body.reason,
     )
     return await present(service, case)
@@ -621,7 +628,7 @@ async def resume_clock(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "resume", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
     )
     return await present(service, case)
 
@@ -638,7 +645,7 @@ async def extend_clock(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "extend", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         days=body.days,
         applicant_consent=body.applicant_consent,
         respondent_consent=body.respondent_consent,
@@ -664,7 +671,7 @@ async def nominate(
         case_id=case_id,
         by=principal.subject,
         action_id=_action(principal, case_id, "nominate", idempotency_key),
-        scope=scope_of(principal),
+        scope=await scope_of(principal, service),
         note=body.note if body else "",
     )
     assert case.nominated_at is not None
@@ -704,6 +711,16 @@ async def audit_log(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> AuditPageOut:
+    scope = await scope_of(principal, service)
+    if scope.organisations is not None:
+        # The counties' log is the bureau's; a token of one organisation reads only the
+        # audit of a case it sees (audit entries name the county, not the organisation).
+        if case_id is None:
+            raise Forbidden(
+                "请指定本组织的案件查询审计记录", "name a case of your organisation to read its audit"
+            )
+        if await service.repo.get_case_in(case_id, scope) is None:
+            return AuditPageOut(entries=[], next_cursor=None)
     page = await service.audit_page(
         counties=frozenset(principal.counties),
         case_id=case_id,

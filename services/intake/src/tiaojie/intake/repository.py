@@ -1,9 +1,9 @@
 """The only module that touches intake's collections; it creates their indexes.
 
-Every read on behalf of a person goes through a scope (counties, and for a mediator
-their own cases): a case outside it is indistinguishable from a missing one. Hot
-queries are equality filters on indexed top-level fields (FerretDB pushes only those
-down), mostly on `_id`.
+Every read on behalf of a person goes through a scope (`access.Scope`: counties, the
+organisations of an organisation-scoped token, and for a mediator their own cases): a
+case outside it is indistinguishable from a missing one. Hot queries are equality
+filters on indexed top-level fields (FerretDB pushes only those down), mostly on `_id`.
 
 Writes to a case go through the runtime's storage engine (`tiaojie.runtime.revisions`):
 FerretDB 1.24 applies concurrent updates of one document non-atomically (ten concurrent
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -24,6 +23,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from tiaojie.contracts.registry import OrganisationUpdated
+from tiaojie.intake.access import Scope
 from tiaojie.intake.models import CaseDoc, SubmissionReceipt
 from tiaojie.runtime.directory import Directory, Organisation
 from tiaojie.runtime.kafka import EventPublisher
@@ -61,19 +61,6 @@ INDEXES = {
     "submission_receipts": [IndexModel([("tracking_code", ASCENDING)], unique=True)],
     "party_visits": [IndexModel([("party_key", ASCENDING)])],
 }
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Whose eyes a read is for: counties always; a mediator sees only their own cases."""
-
-    counties: frozenset[str]
-    mediator_id: str | None = None
-
-    def admits(self, doc: Document) -> bool:
-        if doc.get("county") not in self.counties:
-            return False
-        return self.mediator_id is None or doc.get("mediator_id") == self.mediator_id
 
 
 class IntakeRepository:
@@ -140,9 +127,14 @@ class IntakeRepository:
         query: Document = {"county": {"$in": sorted(scope.counties)}}
         if scope.mediator_id is not None:
             query["mediator_id"] = scope.mediator_id
+        if scope.organisations is not None:
+            # The caller's organisations, and the county's cases no organisation holds yet.
+            query["organisation_id"] = {"$in": [*sorted(scope.organisations), None]}
         if status:
             query["status"] = status
         if organisation_id:
+            if not (scope.organisations is None or organisation_id in scope.organisations):
+                return []
             query["organisation_id"] = organisation_id
         cursor = (
             self.cases.find(query, {"history": 0, "outbox": 0, "applied": 0})

@@ -11,8 +11,11 @@ generic, engine-backed change of a case). `IntakeService` is all of them togethe
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from tiaojie.contracts.common import CASE_STATUS_LABELS
 from tiaojie.intake.acceptance import format_case_number
+from tiaojie.intake.access import Scope, domain_of
 from tiaojie.intake.actions import AGREEMENT_FORMS, FAILURE_ROUTES, FOLLOW_UP_METHODS, REJECTION_REASONS
 from tiaojie.intake.audit import Auditing
 from tiaojie.intake.classifier import Classifier
@@ -67,6 +70,17 @@ class IntakeService(Reacting, Mediating, Auditing):
             very_large_amount=settings.very_large_amount,
             repeat_visits=settings.repeat_visits,
         )
+
+    async def scope_for(
+        self, *, counties: Iterable[str], organisation_id: str | None = None, mediator_id: str | None = None
+    ) -> Scope:
+        """A caller's reach: its counties, and a named organisation with those under it."""
+        allowed = frozenset(counties)
+        organisations = None
+        if organisation_id is not None:
+            known = [o for county in sorted(allowed) for o in await self.repo.organisations_in(county)]
+            organisations = domain_of(organisation_id, known)
+        return Scope(counties=allowed, mediator_id=mediator_id, organisations=organisations)
 
     async def reconcile_forever(self, interval: float) -> None:
         """Reconcile every `interval` seconds until cancelled."""
