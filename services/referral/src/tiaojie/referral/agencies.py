@@ -102,11 +102,21 @@ class AgencyRules(ReferralCore):
     """Registration, rotation and deactivation of agencies."""
 
     async def register_agency(
-        self, *, agency_id: str, kind: AgencyKind, county: str, name: str, source: str | None, by: str
+        self,
+        *,
+        agency_id: str,
+        kind: AgencyKind,
+        county: str,
+        name: str,
+        source: str | None,
+        by: str,
+        counties: list[str] | None = None,
     ) -> tuple[AgencyDoc, bool, IssuedCredential | None]:
         """Register an agency: its topics, its broker credential and ACLs, the announcement.
         The credential comes back once, to this caller; registering the same details again
-        answers the agency without one (rotate to get a new password)."""
+        answers the agency without one (rotate to get a new password). An id already taken
+        by an agency outside the caller's `counties` answers 404, as another county's record
+        does everywhere (a 409 would confirm it exists)."""
         if not self.divisions.is_county(county):
             raise Invalid(
                 [FieldError("county", "unknown_county", "县级行政区划代码不存在", "no such county code")]
@@ -137,6 +147,8 @@ class AgencyRules(ReferralCore):
             return registered, True, credential
         current = existing or await self.repo.get_agency(agency_id)
         assert current is not None  # it existed, or another registration just created it
+        if counties is not None and current.county not in counties:
+            raise NotFound("机构", "agency")
         return await self._registered_again(current, agency, now), False, None
 
     async def _registered_again(self, existing: AgencyDoc, wanted: AgencyDoc, now: datetime) -> AgencyDoc:

@@ -75,6 +75,7 @@ async def register_agency(
         name=body.name,
         source=body.source,
         by=principal.subject,
+        counties=principal.counties,
     )
     response.headers["Cache-Control"] = "no-store"
     if not created:
@@ -158,7 +159,9 @@ async def get_referral(referral_id: str, principal: Reader, service: Service) ->
         agency = await _agency_of(principal, service)
         return ReferralOut.of(await service.referral_for(referral_id, counties=None, agency_id=agency.id))
     return ReferralOut.of(
-        await service.referral_for(referral_id, counties=principal.counties, agency_id=None)
+        await service.referral_for(
+            referral_id, counties=principal.counties, agency_id=None, acting_for=principal.organisation_id
+        )
     )
 
 
@@ -180,7 +183,9 @@ async def list_referrals(
     else:
         counties = [county] if county else principal.counties
         docs = await service.referrals_to(
-            counties=[c for c in counties if c in principal.counties], status=status
+            counties=[c for c in counties if c in principal.counties],
+            status=status,
+            acting_for=principal.organisation_id,
         )
     return [ReferralOut.of(d) for d in docs]
 
@@ -199,6 +204,7 @@ async def accept_referral(
         by=principal.subject,
         counties=principal.counties,
         organisation_id=body.organisation_id if body else None,
+        acting_for=principal.organisation_id,
     )
     return ReferralOut.of(doc)
 
@@ -213,7 +219,11 @@ async def decline_referral(
     referral_id: str, body: DeclineIn, principal: Deciding, service: Service
 ) -> ReferralOut:
     doc = await service.decline_referral(
-        referral_id=referral_id, by=principal.subject, counties=principal.counties, reason=body.reason
+        referral_id=referral_id,
+        by=principal.subject,
+        counties=principal.counties,
+        reason=body.reason,
+        acting_for=principal.organisation_id,
     )
     return ReferralOut.of(doc)
 
@@ -235,6 +245,7 @@ async def extend_referral(
         days=body.days,
         by_agreement=body.by_agreement,
         reason=body.reason,
+        acting_for=principal.organisation_id,
     )
     assert isinstance(doc, ReferralDoc)
     return ReferralOut.of(doc)
@@ -273,6 +284,7 @@ async def request_transfer(
         by=principal.subject,
         counties=principal.counties,
         key=idempotency_key,
+        acting_for=principal.organisation_id,
     )
     if not created:
         response.status_code = 200
@@ -283,7 +295,11 @@ async def request_transfer(
     "/transfers/{transfer_id}", response_model=TransferOut, tags=["transfers"], summary="One transfer"
 )
 async def get_transfer(transfer_id: str, principal: Staff, service: Service) -> TransferOut:
-    return TransferOut.of(await service.transfer_for(transfer_id, counties=principal.counties))
+    return TransferOut.of(
+        await service.transfer_for(
+            transfer_id, counties=principal.counties, acting_for=principal.organisation_id
+        )
+    )
 
 
 @router.post(
@@ -295,7 +311,10 @@ async def get_transfer(transfer_id: str, principal: Staff, service: Service) -> 
 async def accept_transfer(transfer_id: str, principal: Deciding, service: Service) -> TransferOut:
     return TransferOut.of(
         await service.accept_transfer(
-            transfer_id=transfer_id, by=principal.subject, counties=principal.counties
+            transfer_id=transfer_id,
+            by=principal.subject,
+            counties=principal.counties,
+            acting_for=principal.organisation_id,
         )
     )
 
@@ -311,7 +330,11 @@ async def decline_transfer(
 ) -> TransferOut:
     return TransferOut.of(
         await service.decline_transfer(
-            transfer_id=transfer_id, by=principal.subject, counties=principal.counties, reason=body.reason
+            transfer_id=transfer_id,
+            by=principal.subject,
+            counties=principal.counties,
+            reason=body.reason,
+            acting_for=principal.organisation_id,
         )
     )
 
@@ -333,6 +356,7 @@ async def extend_transfer(
         days=body.days,
         by_agreement=body.by_agreement,
         reason=body.reason,
+        acting_for=principal.organisation_id,
     )
     assert isinstance(doc, TransferDoc)
     return TransferOut.of(doc)
@@ -342,7 +366,9 @@ async def extend_transfer(
     "/cases/{case_id}/hops", response_model=HopsOut, tags=["transfers"], summary="Every hand-over of a case"
 )
 async def case_hops(case_id: str, principal: Staff, service: Service) -> HopsOut:
-    referrals, transfers = await service.hops(case_id=case_id, counties=principal.counties)
+    referrals, transfers = await service.hops(
+        case_id=case_id, counties=principal.counties, acting_for=principal.organisation_id
+    )
     return HopsOut(
         case_id=case_id,
         referrals=[ReferralOut.of(r) for r in referrals],

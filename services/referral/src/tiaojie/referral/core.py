@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from tiaojie.referral.broker import AgencyAccess
 
 
+def within(reach: frozenset[str] | None, *organisations: str | None) -> bool:
+    """True if a caller of this reach acts for any of these organisations."""
+    return reach is None or any(o in reach for o in organisations if o)
+
+
 def kind_label(kind: AgencyKind | str | None) -> str:
     """The agency_kind label of a metric (hand-overs between mediation bodies have none)."""
     return str(kind) if kind else MEDIATION_BODY
@@ -40,6 +45,24 @@ class ReferralCore:
     clock: Clock
     metrics: ReferralMetrics
     access: AgencyAccess
+
+    async def reach(self, acting_for: str | None) -> frozenset[str] | None:
+        """The organisations an organisation-scoped caller acts for: its own and those under
+        it (None: a caller of whole counties). Computed once per request, so that the engine's
+        visibility check (synchronous, on the head as stored) can use it."""
+        if acting_for is None:
+            return None
+        own = await self.hierarchy.get(acting_for)
+        found = {acting_for}
+        if own is None:
+            return frozenset(found)
+        members = await self.hierarchy.in_county(own.county)
+        grew = True
+        while grew:
+            below = {o.id for o in members if o.parent_id in found} - found
+            grew = bool(below)
+            found |= below
+        return frozenset(found)
 
     async def get_referral(self, referral_id: str) -> ReferralDoc | None:
         """A referral by id, whoever asks (callers check the scope)."""

@@ -10,7 +10,7 @@ import orjson
 
 from tiaojie.contracts.referral import AgencyReferralSubmitted
 from tiaojie.referral import lifecycle
-from tiaojie.referral.core import ReferralCore, kind_label
+from tiaojie.referral.core import ReferralCore, kind_label, within
 from tiaojie.referral.models import AgencyDoc, ReferralDoc
 from tiaojie.referral.routing import receiving_body, submission_errors
 from tiaojie.runtime.directory import Organisation
@@ -98,16 +98,26 @@ class ReferralRules(ReferralCore):
         return raced, False
 
     async def referral_for(
-        self, referral_id: str, *, counties: list[str] | None, agency_id: str | None
+        self,
+        referral_id: str,
+        *,
+        counties: list[str] | None,
+        agency_id: str | None,
+        acting_for: str | None = None,
     ) -> ReferralDoc:
-        """A referral the caller may see: their agency's, or their counties' (else 404)."""
+        """A referral the caller may see: their agency's, or their counties' (and, for an
+        organisation-scoped caller, one with their organisation or one under it; else 404)."""
         doc = await self.get_referral(referral_id)
         if doc is None:
             raise NotFound("移交", "referral")
         if agency_id is not None:
             if doc.agency_id != agency_id:
                 raise NotFound("移交", "referral")
-        elif counties is None or doc.county not in counties:
+        elif (
+            counties is None
+            or doc.county not in counties
+            or not within(await self.reach(acting_for), doc.organisation_id)
+        ):
             raise NotFound("移交", "referral")
         return doc
 
@@ -115,22 +125,36 @@ class ReferralRules(ReferralCore):
         """An agency's own referrals."""
         return [ReferralDoc.model_validate(d) for d in await self.repo.referrals_of_agency(agency_id)]
 
-    async def referrals_to(self, *, counties: list[str], status: str | None) -> list[ReferralDoc]:
-        """Referrals to the bodies of these counties (of one status, if given)."""
+    async def referrals_to(
+        self, *, counties: list[str], status: str | None, acting_for: str | None = None
+    ) -> list[ReferralDoc]:
+        """Referrals to the bodies of these counties (of one status, if given), within an
+        organisation-scoped caller's organisation."""
+        reach = await self.reach(acting_for)
         found: list[ReferralDoc] = []
         for county in counties:
             found += [
-                ReferralDoc.model_validate(d) for d in await self.repo.referrals_in(county, status=status)
+                doc
+                for d in await self.repo.referrals_in(county, status=status)
+                if within(reach, (doc := ReferralDoc.model_validate(d)).organisation_id)
             ]
         return found
 
     async def accept_referral(
-        self, *, referral_id: str, by: str, counties: list[str], organisation_id: str | None = None
+        self,
+        *,
+        referral_id: str,
+        by: str,
+        counties: list[str],
+        organisation_id: str | None = None,
+        acting_for: str | None = None,
     ) -> ReferralDoc:
-        """The receiving body accepts the referral (intake opens the case)."""
+        """The receiving body accepts the referral (intake opens the case); the body it
+        goes to, if named, is within the caller's counties and organisation too."""
+        reach = await self.reach(acting_for)
         if organisation_id:
             org = await self.hierarchy.get(organisation_id)
-            if org is None or not org.active or org.county not in counties:
+            if org is None or not org.active or org.county not in counties or not within(reach, org.id):
                 raise Invalid(
                     [
                         FieldError(
@@ -146,22 +170,29 @@ class ReferralRules(ReferralCore):
             referral_id,
             lambda d: lifecycle.accept(d, self.rules, by=by, organisation_id=organisation_id, now=now),
             now=now,
-            visible=lambda d: d.county in counties,
+            visible=lambda d: d.county in counties and within(reach, d.organisation_id),
         )
         if applied.fresh:
             self._answered(applied.doc, "accepted")
         return applied.doc
 
     async def decline_referral(
-        self, *, referral_id: str, by: str, counties: list[str], reason: str
+        self,
+        *,
+        referral_id: str,
+        by: str,
+        counties: list[str],
+        reason: str,
+        acting_for: str | None = None,
     ) -> ReferralDoc:
         """The receiving body declines with a reason (returned to the sender)."""
+        reach = await self.reach(acting_for)
         now = self.clock.now()
         applied = await self.referrals.apply(
             referral_id,
             lambda d: lifecycle.decline(d, by=by, reason=reason, now=now),
             now=now,
-            visible=lambda d: d.county in counties,
+            visible=lambda d: d.county in counties and within(reach, d.organisation_id),
         )
         if applied.fresh:
             self._answered(applied.doc, "declined")

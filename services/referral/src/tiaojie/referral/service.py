@@ -87,6 +87,7 @@ class ReferralService(AgencyRules, ReferralRules, TransferRules, Projections, Ti
         days: int,
         by_agreement: bool,
         reason: str,
+        acting_for: str | None = None,
     ) -> Subject:
         """Extend a handling deadline (delegation and 交办 by agreement; petition once)."""
         now = self.clock.now()
@@ -97,9 +98,9 @@ class ReferralService(AgencyRules, ReferralRules, TransferRules, Projections, Ti
             )
 
         if subject_kind == "referral":
-            await self.referral_for(subject_id, counties=counties, agency_id=None)
+            await self.referral_for(subject_id, counties=counties, agency_id=None, acting_for=acting_for)
             return (await self.referrals.apply(subject_id, extended, now=now)).doc
-        await self.transfer_for(subject_id, counties=counties)
+        await self.transfer_for(subject_id, counties=counties, acting_for=acting_for)
         return (await self.transfers.apply(subject_id, extended, now=now)).doc
 
 

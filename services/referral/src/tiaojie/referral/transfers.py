@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 
 from tiaojie.referral import lifecycle
-from tiaojie.referral.core import ReferralCore
+from tiaojie.referral.core import ReferralCore, within
 from tiaojie.referral.models import CaseView, ReferralDoc, TransferDoc
 from tiaojie.referral.routing import transfer_errors
 from tiaojie.runtime.directory import Organisation
@@ -70,10 +70,14 @@ class TransferRules(ReferralCore):
         by: str,
         counties: list[str],
         key: str | None,
+        acting_for: str | None = None,
     ) -> tuple[TransferDoc, bool]:
-        """转办 / 交办 / 上报 a case to another body, validated against what we know of both."""
+        """转办 / 交办 / 上报 a case to another body, validated against what we know of both;
+        only the body holding the case (or one above it) hands it over."""
         case = await self.repo.get_case(case_id)
         if case is None or case.county not in counties:
+            raise NotFound("案件", "case")
+        if not within(await self.reach(acting_for), case.organisation_id):
             raise NotFound("案件", "case")
         if case.ended:
             raise Conflict("案件已结束，不能再转交", "the case has ended and cannot be handed over")
@@ -124,47 +128,67 @@ class TransferRules(ReferralCore):
             self.metrics.escalations.labels(doc.county, reason_code).inc()
         return doc, True
 
-    async def transfer_for(self, transfer_id: str, *, counties: list[str]) -> TransferDoc:
-        """A transfer from or to the caller's counties (else 404)."""
+    async def transfer_for(
+        self, transfer_id: str, *, counties: list[str], acting_for: str | None = None
+    ) -> TransferDoc:
+        """A transfer from or to the caller's counties, and from or to an organisation-scoped
+        caller's organisation (else 404)."""
         doc = await self.transfers.get(transfer_id)
         if doc is None or (doc.county not in counties and doc.to_county not in counties):
             raise NotFound("转交", "transfer")
+        if not within(await self.reach(acting_for), doc.from_organisation_id, doc.to_organisation_id):
+            raise NotFound("转交", "transfer")
         return doc
 
-    async def accept_transfer(self, *, transfer_id: str, by: str, counties: list[str]) -> TransferDoc:
+    async def accept_transfer(
+        self, *, transfer_id: str, by: str, counties: list[str], acting_for: str | None = None
+    ) -> TransferDoc:
         """The receiving body takes the case (intake moves it, the registry reassigns)."""
-        current = await self.transfer_for(transfer_id, counties=counties)
+        reach = await self.reach(acting_for)
+        current = await self.transfer_for(transfer_id, counties=counties, acting_for=acting_for)
         case = await self.repo.get_case(current.case_id)
         now = self.clock.now()
         applied = await self.transfers.apply(
             transfer_id,
             lambda d: lifecycle.transfer_accepted(d, self.rules, by=by, case=case, now=now),
             now=now,
-            visible=lambda d: d.to_county in counties,
+            visible=lambda d: d.to_county in counties and within(reach, d.to_organisation_id),
         )
         if applied.fresh:
             self.metrics.transfers.labels(applied.doc.county, applied.doc.kind, "accepted").inc()
         return applied.doc
 
     async def decline_transfer(
-        self, *, transfer_id: str, by: str, counties: list[str], reason: str
+        self,
+        *,
+        transfer_id: str,
+        by: str,
+        counties: list[str],
+        reason: str,
+        acting_for: str | None = None,
     ) -> TransferDoc:
         """The receiving body declines: the case stays, the sender sees why."""
+        reach = await self.reach(acting_for)
         now = self.clock.now()
         applied = await self.transfers.apply(
             transfer_id,
             lambda d: lifecycle.transfer_declined(d, by=by, reason=reason, now=now),
             now=now,
-            visible=lambda d: d.to_county in counties,
+            visible=lambda d: d.to_county in counties and within(reach, d.to_organisation_id),
         )
         if applied.fresh:
             self.metrics.transfers.labels(applied.doc.county, applied.doc.kind, "declined").inc()
         return applied.doc
 
-    async def hops(self, *, case_id: str, counties: list[str]) -> tuple[list[ReferralDoc], list[TransferDoc]]:
-        """Every hand-over of a case: where it came from, and each transfer since."""
+    async def hops(
+        self, *, case_id: str, counties: list[str], acting_for: str | None = None
+    ) -> tuple[list[ReferralDoc], list[TransferDoc]]:
+        """Every hand-over of a case of the caller's counties (and organisation, for an
+        organisation-scoped caller): where it came from, and each transfer since."""
         case = await self.repo.get_case(case_id)
         if case is None or case.county not in counties:
+            raise NotFound("案件", "case")
+        if not within(await self.reach(acting_for), case.organisation_id):
             raise NotFound("案件", "case")
         referral_ids = await self.repo.referral_ids_for_cases([case_id])
         transfer_ids = await self.repo.transfer_ids_for_cases([case_id])
