@@ -258,6 +258,11 @@ async def test_the_organisation_and_the_centre_above_it_still_act_on_the_case(
     )
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["status"] == "accepted"
+    # An organisation's auditor reads the audit of its case, never the county's whole log.
+    auditor = intake.headers(Role.BUREAU, [LANSHAN], organisation_id=COMMITTEE)
+    own = await intake.client.get("/api/v1/audit", params={"case_id": case["id"]}, headers=auditor)
+    assert own.status_code == 200 and own.json()["entries"], own.text
+    assert (await intake.client.get("/api/v1/audit", headers=auditor)).status_code == 403
     # Tokens without an organisation keep the county's reach.
     assert (await intake.client.get(url, headers=intake.headers(Role.BUREAU, [LANSHAN]))).status_code == 200
 
