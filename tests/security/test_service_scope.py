@@ -29,15 +29,11 @@ from tests.referral.conftest import (
 )
 from tests.referral.conftest import make_referral as make_referral
 from tests.referral.conftest import registered as case_registered
-from tests.stats.conftest import StatsHarness
 from tests.stats.conftest import stats as stats
-from tests.stats.test_alerts import alerts
-from tests.stats.test_alerts import registered as stats_registered
 from tests.support.data import COUNTY, OTHER_COUNTY, auth
 from tests.support.kafka import eventually
 from tiaojie.contracts import topics
-from tiaojie.contracts.common import CaseStatus, RiskLevel, Role
-from tiaojie.contracts.intake import RiskRaised
+from tiaojie.contracts.common import Role
 from tiaojie.referral.api import router as referral_router
 from tiaojie.runtime.clock import ManualClock
 from tiaojie.runtime.settings import RuntimeSettings
@@ -293,41 +289,6 @@ STATS_NO_RECORD_ID = {
     ("POST", "/api/v1/analytics/run"): "administrators run the daily analytics of every county: it "
     "names no record and no county, and answers only counts",
 }
-
-
-async def test_every_stats_route_from_another_county_answers_404_and_shows_nothing(
-    stats: StatsHarness, settings: RuntimeSettings
-) -> None:
-    assert_covered(stats.app, STATS_ATTACKS, STATS_NO_RECORD_ID)
-    case = "sc-risk-" + new_case_id()[:8]
-    raised = RiskRaised(
-        case_id=case,
-        county=STATS_COUNTY,
-        township=STATS_COUNTY + "001",
-        status=CaseStatus.RECEIVED,
-        at=T0,
-        risk_level=RiskLevel.GRAVE,
-        signals=["threat_of_violence"],
-        party_keys=[],
-    )
-    await stats.publish([stats_registered(case, STATS_COUNTY, "org-sc", []), (topics.CASES, case, raised)])
-    found = await eventually(lambda: alerts(stats, settings, STATS_COUNTY, kind="grave_risk"), timeout=60)
-    alert = found[0]["id"]
-    for role in (Role.BUREAU, Role.CENTER, Role.ADMIN):
-        stranger = auth(settings, role, [OTHER_COUNTY])
-        for _key, call in sorted(STATS_ATTACKS.items()):
-            method, url, kwargs = call(alert)
-            response = await stats.client.request(method, url, headers=stranger, **kwargs)
-            assert response.status_code == 404, f"{role} {method} {url}: {response.status_code}"
-        # Nor by naming a township of that county.
-        township = {"township": STATS_COUNTY + "001"}
-        response = await stats.client.get("/api/v1/summary", params=township, headers=stranger)
-        assert response.status_code == 404, response.text
-        # Without a county, only the caller's own: never the other county's alert.
-        own = await stats.client.get("/api/v1/alerts", headers=stranger)
-        assert alert not in {a["id"] for a in own.json()["alerts"]}
-        forecasts = await stats.client.get("/api/v1/forecast", headers=stranger)
-        assert {f["county"] for f in forecasts.json()["forecasts"]} <= {OTHER_COUNTY}
 
 
 # -- the case library ---------------------------------------------------------------------------
