@@ -14,6 +14,7 @@ import pytest
 from devkit.access import register_admin
 from tests.faults.harness import REPORT, FaultMesh, Ledger, private_mesh
 from tiaojie.infra.paths import Layout
+from tiaojie.infra.servers import InfraError
 from tiaojie.infra.stack import Infra
 from tiaojie.runtime.settings import RuntimeSettings, default_cache_dir
 
@@ -40,15 +41,25 @@ def free_ports(count: int, *, consecutive: bool = False) -> list[int]:
 @pytest.fixture(scope="session")
 def fault_infra() -> Iterator[Infra]:
     """Kafka, PostgreSQL and FerretDB started for the fault tests alone, then removed."""
-    (kafka,) = free_ports(1, consecutive=True)
-    postgres, ferretdb, debug = free_ports(3)
-    data = ROOT / ".data" / f"faults-{uuid.uuid4().hex[:8]}"
-    layout = Layout(root=ROOT, data=data, cache=default_cache_dir())
-    infra = Infra(
-        layout=layout,
-        ports={"kafka": kafka, "postgres": postgres, "ferretdb": ferretdb, "ferretdb_debug": debug},
-    )
-    infra.up()
+    for attempt in range(3):
+        (kafka,) = free_ports(1, consecutive=True)
+        postgres, ferretdb, debug = free_ports(3)
+        data = ROOT / ".data" / f"faults-{uuid.uuid4().hex[:8]}"
+        layout = Layout(root=ROOT, data=data, cache=default_cache_dir())
+        infra = Infra(
+            layout=layout,
+            ports={"kafka": kafka, "postgres": postgres, "ferretdb": ferretdb, "ferretdb_debug": debug},
+        )
+        try:
+            infra.up()
+            break
+        except InfraError as exc:
+            # A port found free can be taken by another process's client socket before the
+            # server binds it (CI saw Kafka's controller port go): new ports, once more.
+            infra.down()
+            shutil.rmtree(data, ignore_errors=True)
+            if "Address already in use" not in str(exc) or attempt == 2:
+                raise
     try:
         yield infra
     finally:
