@@ -3,8 +3,8 @@ them, unrouted cases, mediators."""
 
 from __future__ import annotations
 
-from tiaojie.intake.access import Scope, domain_of
-from tiaojie.runtime.directory import Organisation
+from tiaojie.intake.access import Scope
+from tiaojie.runtime.directory import Organisation, domain_of
 
 
 def org(org_id: str, parent: str | None = None) -> Organisation:

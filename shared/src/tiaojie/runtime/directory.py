@@ -120,6 +120,35 @@ def industry_committee(organisations: Iterable[Org], *, category: Category) -> O
     )
 
 
+# How far up a parent chain a walk goes: a cycle in the registry's data must not loop.
+MAX_DEPTH = 20
+
+
+class HasParent(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def parent_id(self) -> str | None: ...
+
+
+def domain_of(root: str, organisations: Iterable[HasParent], *, unknown_root: bool = True) -> frozenset[str]:
+    """The organisation and every organisation whose parent chain reaches it: what a token
+    naming `root` acts for. An organisation the directory does not hold reaches only
+    itself, or nothing with `unknown_root=False`."""
+    parent = {o.id: o.parent_id for o in organisations}
+    inside: set[str] = {root} if unknown_root or root in parent else set()
+    for org_id in parent:
+        current: str | None = org_id
+        for _ in range(MAX_DEPTH):
+            if current is None:
+                break
+            if current == root:
+                inside.add(org_id)
+                break
+            current = parent.get(current)
+    return frozenset(inside)
+
+
 @dataclass(frozen=True)
 class Route:
     organisation: Organisation | None

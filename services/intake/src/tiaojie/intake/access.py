@@ -16,15 +16,10 @@ The rules are pure; the service reads the directory they need."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tiaojie.runtime.directory import Organisation
 from tiaojie.runtime.errors import Forbidden
 from tiaojie.runtime.mongo import Document
-
-# Organisation chains are shallow (city, county, township, village); a deeper walk is a loop.
-MAX_DEPTH = 20
 
 
 @dataclass(frozen=True)
@@ -51,23 +46,6 @@ class Scope:
         return held_by is None or self.acts_for(held_by)
 
 
-def domain_of(root: str, organisations: Iterable[Organisation]) -> frozenset[str]:
-    """The organisation and every organisation whose parent chain reaches it (an
-    organisation unknown to the directory reaches nothing but itself)."""
-    parent = {o.id: o.parent_id for o in organisations}
-    inside: set[str] = {root}
-    for org_id in parent:
-        current: str | None = org_id
-        for _ in range(MAX_DEPTH):
-            if current is None:
-                break
-            if current == root:
-                inside.add(org_id)
-                break
-            current = parent.get(current)
-    return frozenset(inside)
-
-
 def forbidden_outside() -> Forbidden:
     return Forbidden(
         "无权将案件交由本组织以外的调解组织办理",
@@ -75,4 +53,4 @@ def forbidden_outside() -> Forbidden:
     )
 
 
-__all__ = ["MAX_DEPTH", "Scope", "domain_of", "forbidden_outside"]
+__all__ = ["Scope", "forbidden_outside"]

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from tiaojie.contracts.common import CASE_STATUS_LABELS
 from tiaojie.intake.acceptance import format_case_number
-from tiaojie.intake.access import Scope, domain_of
+from tiaojie.intake.access import Scope
 from tiaojie.intake.actions import AGREEMENT_FORMS, FAILURE_ROUTES, FOLLOW_UP_METHODS, REJECTION_REASONS
 from tiaojie.intake.audit import Auditing
 from tiaojie.intake.classifier import Classifier
@@ -34,6 +34,7 @@ from tiaojie.intake.repository import IntakeRepository
 from tiaojie.intake.risk import RiskPolicy
 from tiaojie.intake.settings import IntakeSettings
 from tiaojie.intake.transitions import CaseWriter
+from tiaojie.runtime import directory
 from tiaojie.runtime.calendar import CHINA_TZ
 from tiaojie.runtime.clock import Clock
 from tiaojie.runtime.divisions import Divisions
@@ -79,7 +80,7 @@ class IntakeService(Reacting, Mediating, Auditing):
         organisations = None
         if organisation_id is not None:
             known = [o for county in sorted(allowed) for o in await self.repo.organisations_in(county)]
-            organisations = domain_of(organisation_id, known)
+            organisations = directory.domain_of(organisation_id, known)
         return Scope(counties=allowed, mediator_id=mediator_id, organisations=organisations)
 
     async def reconcile_forever(self, interval: float) -> None:

@@ -17,7 +17,7 @@ links. The rules are pure; the service reads what they need."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tiaojie.contracts.common import DivisionLevel
@@ -27,8 +27,6 @@ from tiaojie.runtime.errors import FieldError, Forbidden, Invalid, NotFound
 # Organisations above the counties (a city centre) parent every county's centre: a county
 # may name one as its centre's parent although it is filed under another county.
 ABOVE_COUNTY = frozenset({DivisionLevel.CITY})
-# Organisation chains are shallow (city, county, township, village); a deeper walk is a loop.
-MAX_DEPTH = 20
 
 
 @dataclass(frozen=True)
@@ -62,22 +60,6 @@ class Access:
         if self.mediator_id is not None and case.mediator_id != self.mediator_id:
             return False
         return self.domain is None or self.acts_for(case.organisation_id)
-
-
-def domain_of(root: str, organisations: Iterable[OrganisationDoc]) -> frozenset[str]:
-    """The organisation and every organisation whose parent chain reaches it."""
-    parent = {o.id: o.parent_id for o in organisations}
-    inside: set[str] = {root} if root in parent else set()
-    for org_id in parent:
-        current: str | None = org_id
-        for _ in range(MAX_DEPTH):
-            if current is None:
-                break
-            if current == root:
-                inside.add(org_id)
-                break
-            current = parent.get(current)
-    return frozenset(inside)
 
 
 def out_of_scope() -> FieldError:

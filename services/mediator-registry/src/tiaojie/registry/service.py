@@ -44,6 +44,7 @@ from tiaojie.registry.validation import (
     mediator_errors,
     organisation_errors,
 )
+from tiaojie.runtime import directory
 from tiaojie.runtime.clock import Clock
 from tiaojie.runtime.divisions import Divisions
 from tiaojie.runtime.errors import Conflict, FieldError, Invalid, NotFound
@@ -129,7 +130,7 @@ class RegistryService:
         domain = None
         if organisation_id is not None:
             organisations = [o for c in sorted(allowed) for o in await self.repo.organisations_in(c)]
-            domain = rules.domain_of(organisation_id, organisations)
+            domain = directory.domain_of(organisation_id, organisations, unknown_root=False)
         return Access(counties=allowed, domain=domain, mediator_id=mediator_id)
 
     # -- organisations -----------------------------------------------------------------
