@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,6 +86,20 @@ def mesh(settings: RuntimeSettings, deployment: Deployment) -> Iterator[Mesh]:
         yield m
     finally:
         m.stop_all()
+
+
+@pytest.fixture
+async def db(settings: RuntimeSettings, unique: str) -> AsyncIterator[Any]:
+    """A database of this test alone, dropped after it."""
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
+    database = client[settings.database(f"scratch_{unique}")]
+    try:
+        yield database
+    finally:
+        await client.drop_database(database.name)
+        await client.close()
 
 
 @pytest.fixture

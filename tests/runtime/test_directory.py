@@ -4,11 +4,9 @@ that never moves back to an older version of an organisation."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tiaojie.contracts.common import Category, DivisionLevel, OrganisationKind, RiskLevel
@@ -16,7 +14,6 @@ from tiaojie.contracts.registry import OrganisationUpdated
 from tiaojie.runtime import directory
 from tiaojie.runtime.directory import Directory, Organisation
 from tiaojie.runtime.mongo import ensure_indexes
-from tiaojie.runtime.settings import RuntimeSettings
 
 COUNTY = "371302"
 TOWNSHIP = "371302001"
@@ -108,17 +105,6 @@ def updated(version: int, *, name: str = "兰山区调解中心", active: bool =
         division_code=COUNTY,
         active=active,
     )
-
-
-@pytest.fixture
-async def db(settings: RuntimeSettings, unique: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
-    database = client[settings.database(f"dir_{unique}")]
-    try:
-        yield database
-    finally:
-        await client.drop_database(database.name)
-        await client.close()
 
 
 @pytest.mark.integration

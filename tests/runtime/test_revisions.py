@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.support.kafka import read_all
@@ -25,17 +24,6 @@ pytestmark = pytest.mark.integration
 class CounterIncremented(EventData):
     event_type = "tiaojie.test.CounterIncremented"
     n: int
-
-
-@pytest.fixture
-async def db(settings: RuntimeSettings, unique: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
-    database = client[settings.database(f"rev_{unique}")]
-    try:
-        yield database
-    finally:
-        await client.drop_database(database.name)
-        await client.close()
 
 
 @pytest.fixture

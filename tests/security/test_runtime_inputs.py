@@ -5,13 +5,11 @@ revision nobody can publish must not hold back the sweep of every other aggregat
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.runtime.test_consumer import Harness, ping
@@ -66,17 +64,6 @@ class Noted(EventData):
     event_type = "tiaojie.test.Noted"
     n: int
     text: str = ""
-
-
-@pytest.fixture
-async def db(settings: RuntimeSettings, unique: str) -> AsyncIterator[AsyncDatabase[dict[str, Any]]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongo_url, tz_aware=True)
-    database = client[settings.database(f"sweep_{unique}")]
-    try:
-        yield database
-    finally:
-        await client.drop_database(database.name)
-        await client.close()
 
 
 async def test_one_revision_that_cannot_be_published_does_not_stop_the_sweep(
